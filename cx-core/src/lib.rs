@@ -1,0 +1,26 @@
+//! # cx-core
+//!
+//! The core of `cx`, an embeddable customer-experience library: the domain model
+//! ([`model`]), the storage traits every backend implements ([`store`]), and the async
+//! [`Engine`] facade over a store.
+//!
+//! Most users depend on the `cx` facade crate, which re-exports this crate and the backends.
+//!
+//! Layering goes one way: `model` → rules → pure engines → `Engine`, with the store traits
+//! beside the pure engines; the engines never do I/O.
+//!
+//! The `testkit` feature adds the backend conformance suite and the synthetic-world generator.
+#![warn(missing_docs)]
+
+pub mod clock;
+mod engine;
+mod error;
+pub mod model;
+pub mod store;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{CustomerState, Engine, EngineOptions, IngestReport};
+pub use error::{BoxError, Error, Position, Result};
+pub use store::Store;

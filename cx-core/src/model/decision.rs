@@ -1,0 +1,163 @@
+//! Decisions (what arbitration chose, for whom, when) and the outcomes recorded against them.
+
+use super::channel::Channel;
+use super::check::{self, Checked, FieldError};
+use super::ids::{Category, CustomerId, DecisionId, Name, OfferId};
+use super::time::Timestamp;
+use super::value::Attributes;
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What happened to an offer after a decision chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// It was presented to the customer.
+    Shown,
+    /// The customer took it.
+    Accepted,
+    /// The customer said no.
+    Rejected,
+    /// The customer did not react within the channel's time.
+    Ignored,
+    /// It led to the goal (a purchase, an upgrade).
+    Converted,
+}
+
+impl OutcomeKind {
+    /// All kinds.
+    pub const ALL: [OutcomeKind; 5] = [
+        OutcomeKind::Shown,
+        OutcomeKind::Accepted,
+        OutcomeKind::Rejected,
+        OutcomeKind::Ignored,
+        OutcomeKind::Converted,
+    ];
+
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Shown => "shown",
+            OutcomeKind::Accepted => "accepted",
+            OutcomeKind::Rejected => "rejected",
+            OutcomeKind::Ignored => "ignored",
+            OutcomeKind::Converted => "converted",
+        }
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An offer a decision chose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectedOffer {
+    /// The offer.
+    pub offer: OfferId,
+    /// Its category (kept so contact history can be counted by category).
+    pub category: Category,
+    /// Position in the decision, from 0.
+    pub rank: u32,
+    /// Its score.
+    pub score: f64,
+    /// The probability with which the policy selected it (1 for a greedy choice); off-policy
+    /// evaluation divides by it.
+    pub probability: f64,
+}
+
+/// One decision: for one customer, on one channel, at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// Id.
+    pub id: DecisionId,
+    /// The customer.
+    pub customer: CustomerId,
+    /// The channel the offers go out on.
+    pub channel: Channel,
+    /// The placement (a slot on a page, an app screen), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Name>,
+    /// When it was made.
+    pub at: Timestamp,
+    /// The catalogue version it was made under.
+    pub catalog_version: u64,
+    /// What was chosen, best first (empty if nothing survived and there is no fallback).
+    pub offers: Vec<SelectedOffer>,
+    /// The request context (`page`, `device`...).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub context: Attributes,
+}
+
+impl Decision {
+    /// The selected offer with id `offer`, if this decision chose it.
+    pub fn selected(&self, offer: &OfferId) -> Option<&SelectedOffer> {
+        self.offers.iter().find(|s| &s.offer == offer)
+    }
+
+    /// Checks the decision; the error names it and the field.
+    pub fn validate(&self) -> Result<()> {
+        self.check()
+            .map_err(|e| e.at(format!("decision {:?}", self.id.as_str())))
+    }
+
+    fn check(&self) -> Checked {
+        check::id("id", self.id.as_str())?;
+        check::id("customer", self.customer.as_str())?;
+        self.channel.check("channel")?;
+        if let Some(placement) = &self.placement {
+            check::label("placement", placement.as_str())?;
+        }
+        for (i, s) in self.offers.iter().enumerate() {
+            let field = format!("offers[{i}]");
+            check::id(&format!("{field}.offer"), s.offer.as_str())?;
+            check::finite(&format!("{field}.score"), s.score)?;
+            if !(s.probability > 0.0 && s.probability <= 1.0) {
+                return Err(FieldError::new(
+                    format!("{field}.probability"),
+                    format!("must be in (0, 1], got {}", s.probability),
+                ));
+            }
+        }
+        check::unique("offers", self.offers.iter().map(|s| s.offer.as_str()))?;
+        self.context.check("context")
+    }
+}
+
+/// What happened to one offer of one decision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// The decision.
+    pub decision: DecisionId,
+    /// The offer, which the decision must have chosen.
+    pub offer: OfferId,
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// One entry of a customer's contact history: an outcome with what it is counted by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ContactEvent {
+    /// The customer.
+    pub customer: CustomerId,
+    /// The decision the outcome belongs to.
+    pub decision: DecisionId,
+    /// The offer.
+    pub offer: OfferId,
+    /// The offer's category at decision time.
+    pub category: Category,
+    /// The decision's channel.
+    pub channel: Channel,
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// When.
+    pub at: Timestamp,
+}

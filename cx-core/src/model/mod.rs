@@ -1,0 +1,35 @@
+//! The domain model: plain serde types, validated when loaded.
+
+mod catalog;
+mod channel;
+pub(crate) mod check;
+mod customer;
+mod decision;
+mod ids;
+mod journey;
+mod kpi;
+mod offer;
+mod owner;
+mod rule;
+mod segment;
+mod time;
+mod touchpoint;
+mod value;
+
+pub use catalog::{Catalog, Format};
+pub use channel::Channel;
+pub use customer::{Consent, ConsentStatus, Customer, Identity, IdentityKind};
+pub use decision::{ContactEvent, Decision, Outcome, OutcomeKind, SelectedOffer};
+pub use ids::{
+    BudgetId, Category, CustomerId, DecisionId, FeatureId, JourneyId, Kind, KpiId, Name, OfferId,
+    OwnerId, Purpose, SegmentId, StageId, Text, TouchpointId,
+};
+pub use journey::{Journey, Matcher, Stage};
+pub use kpi::{CesMode, Direction, DurationStat, Kpi, Measure, Target, TouchpointFilter};
+pub use offer::{Budget, BudgetCounts, BudgetPeriod, ContactRule, ContactScope, Offer};
+pub use owner::Owner;
+pub use rule::{MAX_RULE_LEN, RuleText};
+pub use segment::{Aggregation, Feature, Segment};
+pub use time::{Span, TimeRange, Timestamp};
+pub use touchpoint::{Scale, Subject, SurveyAnswer, Touchpoint};
+pub use value::{Attributes, Value};

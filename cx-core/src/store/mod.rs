@@ -1,0 +1,29 @@
+//! Storage traits. Backends implement them; the engine uses them as `Arc<dyn Store>`.
+//!
+//! Each trait is small and documents its guarantees in a `# Contract` section. The conformance
+//! suite (`testkit`, feature `testkit`) checks every backend against those contracts.
+
+mod budgets;
+mod catalog;
+mod customers;
+mod decisions;
+mod touchpoints;
+
+pub use budgets::{BudgetGrant, BudgetKey, BudgetStore};
+pub use catalog::{CatalogMeta, CatalogStore, CatalogVersion, StoredCatalog};
+pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
+pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
+pub use touchpoints::{
+    AggregateQuery, AggregateRow, AppendReport, Bucket, ScanCursor, ScanPage, ScanQuery,
+    TouchpointQuery, TouchpointStore,
+};
+
+/// A complete backend: every storage trait.
+///
+/// A backend implements the five traits and this one, which names it. Use it as `Arc<dyn Store>`.
+pub trait Store:
+    CustomerStore + TouchpointStore + CatalogStore + DecisionStore + BudgetStore + std::fmt::Debug
+{
+    /// The backend's name (`memory`, `postgres`), for errors and reports.
+    fn backend(&self) -> &'static str;
+}
