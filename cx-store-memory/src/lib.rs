@@ -1,1 +1,1 @@
-//! placeholder
+//! In-memory store (placeholder until implemented)
