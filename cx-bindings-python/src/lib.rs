@@ -1,1 +1,17 @@
-//! placeholder
+//! Python bindings for `cx`, built with maturin and imported as `cx` (the native part is
+//! `cx._native`).
+//!
+//! This crate is the skeleton the bindings grow from: the module exposes the library version
+//! only. The engine API (`cx.Engine`, DataFrames in and out, the exception hierarchy) is not
+//! bound yet.
+#![warn(missing_docs)]
+
+use pyo3::prelude::*;
+
+/// The native module `cx._native`.
+#[pymodule]
+mod _native {
+    /// The version of the `cx` library this module was built from.
+    #[pymodule_export]
+    const __version__: &str = env!("CARGO_PKG_VERSION");
+}

@@ -109,11 +109,18 @@ impl Catalog {
 
     /// Parses `text` as `format` and validates it; `source_name` names the document in errors.
     pub fn parse(text: &str, format: Format, source_name: &str) -> Result<Catalog> {
-        let parse_error = |path: String, message: String| Error::Parse {
-            source_name: source_name.to_owned(),
-            format: format.name(),
-            path,
-            message,
+        let parse_error = |path: String, message: String| {
+            // serde_norway starts its messages with the path; it is in `path` already.
+            let message = message
+                .strip_prefix(&format!("{path}: "))
+                .map(str::to_owned)
+                .unwrap_or(message);
+            Error::Parse {
+                source_name: source_name.to_owned(),
+                format: format.name(),
+                path,
+                message,
+            }
         };
         let catalog: Catalog = match format {
             Format::Yaml => {
