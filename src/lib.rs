@@ -39,6 +39,14 @@
 //! # Ok(())
 //! # }
 //! ```
+#![warn(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout
+)]
 
 pub use cx_core::*;
 

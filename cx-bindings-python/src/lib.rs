@@ -5,6 +5,13 @@
 //! only. The engine API (`cx.Engine`, DataFrames in and out, the exception hierarchy) is not
 //! bound yet.
 #![warn(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout
+)]
 
 use pyo3::prelude::*;
 

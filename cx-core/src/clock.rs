@@ -46,7 +46,9 @@ impl ManualClock {
         let by = by.num_microseconds().unwrap_or(i64::MAX);
         let _ = self
             .micros
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| Some(m.saturating_add(by)));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| {
+                Some(m.saturating_add(by))
+            });
     }
 }
 

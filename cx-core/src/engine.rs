@@ -6,9 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     Catalog, ContactEvent, Customer, CustomerId, Span, TimeRange, Timestamp, Touchpoint,
 };
-use crate::store::{
-    CatalogMeta, CatalogVersion, ForgetReport, Store, StoredCatalog, UpsertReport,
-};
+use crate::store::{CatalogMeta, CatalogVersion, ForgetReport, Store, StoredCatalog, UpsertReport};
 use parking_lot::RwLock;
 use std::path::Path;
 use std::sync::Arc;
@@ -182,7 +180,10 @@ impl Engine {
     pub async fn customer_state(&self, id: &CustomerId) -> Result<CustomerState> {
         let window = TimeRange::ending_at(self.now(), self.state_horizon());
         // The end is exclusive; include events stamped exactly now.
-        let window = TimeRange::new(window.start, window.end + chrono::TimeDelta::microseconds(1));
+        let window = TimeRange::new(
+            window.start,
+            window.end + chrono::TimeDelta::microseconds(1),
+        );
         let canonical = self
             .store
             .resolve_customer(id)

@@ -11,6 +11,13 @@
 //!
 //! The `testkit` feature adds the backend conformance suite and the synthetic-world generator.
 #![warn(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout
+)]
 
 pub mod clock;
 mod engine;

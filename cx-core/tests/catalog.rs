@@ -16,7 +16,10 @@ fn example_yaml() -> String {
 /// The YAML of the example catalogue with `from` replaced by `to` (once, and it must be there).
 fn edited(from: &str, to: &str) -> String {
     let yaml = example_yaml();
-    assert!(yaml.contains(from), "the example catalogue no longer contains {from:?}");
+    assert!(
+        yaml.contains(from),
+        "the example catalogue no longer contains {from:?}"
+    );
     yaml.replacen(from, to, 1)
 }
 
@@ -41,7 +44,12 @@ fn the_example_catalogue_loads_from_its_file() {
     let nps = catalog.kpi("onboarding-nps").expect("defined");
     assert_eq!(nps.window, Span::days(30));
     assert!(matches!(nps.measure, Measure::Nps { .. }));
-    assert_eq!(catalog.offer("billing-reminder").map(|o| o.consent_purpose.as_str()), Some("service"));
+    assert_eq!(
+        catalog
+            .offer("billing-reminder")
+            .map(|o| o.consent_purpose.as_str()),
+        Some("service")
+    );
     assert_eq!(catalog.offer("data-boost-5gb").map(|o| o.lever), Some(1.0));
 }
 
@@ -53,7 +61,10 @@ fn yaml_json_and_toml_carry_the_same_catalogue() {
     let yaml = catalog.to_yaml().expect("serialises");
     assert_eq!(Catalog::from_yaml(&yaml).expect("valid yaml"), catalog);
     let toml = toml::to_string(&catalog).expect("serialises");
-    assert_eq!(Catalog::parse(&toml, Format::Toml, "t.toml").expect("valid toml"), catalog);
+    assert_eq!(
+        Catalog::parse(&toml, Format::Toml, "t.toml").expect("valid toml"),
+        catalog
+    );
 }
 
 #[test]
@@ -77,17 +88,29 @@ fn a_stage_without_an_owner_is_rejected_by_name() {
 #[test]
 fn references_to_undefined_owners_budgets_segments_and_stages_are_rejected() {
     let (item, field, reason) = validation_error(&edited("owner: care\n", "owner: carr\n"));
-    assert_eq!((item.as_str(), field.as_str()), ("kpi \"care-csat\"", "owner"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("kpi \"care-csat\"", "owner")
+    );
     assert!(reason.contains("\"carr\""), "{reason}");
 
     let (item, field, _) = validation_error(&edited("budget: upgrade-daily", "budget: nope"));
-    assert_eq!((item.as_str(), field.as_str()), ("offer \"upgrade-plan-l\"", "budget"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("offer \"upgrade-plan-l\"", "budget")
+    );
 
     let (item, field, _) = validation_error(&edited("segment: new_customers", "segment: old"));
-    assert_eq!((item.as_str(), field.as_str()), ("kpi \"onboarding-nps\"", "segment"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("kpi \"onboarding-nps\"", "segment")
+    );
 
     let (item, field, _) = validation_error(&edited("to: activation }", "to: activated }"));
-    assert_eq!((item.as_str(), field.as_str()), ("kpi \"activation-conversion\"", "measure.to"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("kpi \"activation-conversion\"", "measure.to")
+    );
 
     let (item, field, _) = validation_error(&edited(
         "{ id: first-bill, name: First bill, owner: billing",
@@ -100,40 +123,67 @@ fn references_to_undefined_owners_budgets_segments_and_stages_are_rejected() {
 #[test]
 fn nan_and_infinite_numbers_are_rejected() {
     let (item, field, reason) = validation_error(&edited("value: 6.0", "value: .nan"));
-    assert_eq!((item.as_str(), field.as_str()), ("offer \"data-boost-5gb\"", "value"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("offer \"data-boost-5gb\"", "value")
+    );
     assert!(reason.contains("finite"), "{reason}");
 
     let (item, field, _) = validation_error(&edited("lever: 1.2", "lever: .inf"));
-    assert_eq!((item.as_str(), field.as_str()), ("offer \"upgrade-plan-l\"", "lever"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("offer \"upgrade-plan-l\"", "lever")
+    );
 
     let (item, field, _) = validation_error(&edited("price: 8.0", "price: -.inf"));
-    assert_eq!((item.as_str(), field.as_str()), ("offer \"data-boost-5gb\"", "attributes.price"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("offer \"data-boost-5gb\"", "attributes.price")
+    );
 
     let (item, field, _) = validation_error(&edited("{ value: 30,", "{ value: .nan,"));
-    assert_eq!((item.as_str(), field.as_str()), ("kpi \"onboarding-nps\"", "target.value"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("kpi \"onboarding-nps\"", "target.value")
+    );
 }
 
 #[test]
 fn duplicate_ids_are_rejected() {
     let (item, field, reason) =
         validation_error(&edited("id: loyalty-discount", "id: upgrade-plan-l"));
-    assert_eq!((item.as_str(), field.as_str()), ("offer \"upgrade-plan-l\"", "id"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("offer \"upgrade-plan-l\"", "id")
+    );
     assert!(reason.contains("twice"), "{reason}");
 }
 
 #[test]
 fn nonsense_definitions_are_rejected() {
     let (item, field, _) = validation_error(&edited("window: 10m", "window: 0s"));
-    assert_eq!((item.as_str(), field.as_str()), ("feature \"product_page_views_10m\"", "window"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("feature \"product_page_views_10m\"", "window")
+    );
 
     let (item, field, _) = validation_error(&edited(
         "aggregate: sum, attribute: data_gb,",
         "aggregate: sum,",
     ));
-    assert_eq!((item.as_str(), field.as_str()), ("feature \"data_used_gb_cycle\"", "attribute"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("feature \"data_used_gb_cycle\"", "attribute")
+    );
 
-    let (item, field, _) = validation_error(&edited("channels: [sms, app]\n    eligibility: features", "channels: []\n    eligibility: features"));
-    assert_eq!((item.as_str(), field.as_str()), ("offer \"data-boost-5gb\"", "channels"));
+    let (item, field, _) = validation_error(&edited(
+        "channels: [sms, app]\n    eligibility: features",
+        "channels: []\n    eligibility: features",
+    ));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("offer \"data-boost-5gb\"", "channels")
+    );
 
     let (item, _, _) = validation_error(&edited(
         "valid_until: 2027-06-01T00:00:00Z",
@@ -141,8 +191,14 @@ fn nonsense_definitions_are_rejected() {
     ));
     assert_eq!(item, "offer \"roaming-pack\"");
 
-    let (item, field, _) = validation_error(&edited("eligibility: customer.frequent_traveller", "eligibility: \"  \""));
-    assert_eq!((item.as_str(), field.as_str()), ("offer \"roaming-pack\"", "eligibility"));
+    let (item, field, _) = validation_error(&edited(
+        "eligibility: customer.frequent_traveller",
+        "eligibility: \"  \"",
+    ));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("offer \"roaming-pack\"", "eligibility")
+    );
 
     let (_, field, _) = validation_error(&edited(
         "{ rule: suppress, id: cool-off-after-two-noes, scope: all, after: 2,",
@@ -154,13 +210,21 @@ fn nonsense_definitions_are_rejected() {
         "{ type: csat, question: csat_support }",
         "{ type: csat, question: csat_support, top_box: 5 }",
     ));
-    assert_eq!((item.as_str(), field.as_str()), ("kpi \"care-csat\"", "measure.top_box"));
+    assert_eq!(
+        (item.as_str(), field.as_str()),
+        ("kpi \"care-csat\"", "measure.top_box")
+    );
 }
 
 #[test]
 fn unknown_fields_and_wrong_types_are_parse_errors_with_a_path() {
     match Catalog::from_yaml(&edited("    lever: 1.2", "    levr: 1.2")) {
-        Err(Error::Parse { path, message, format, .. }) => {
+        Err(Error::Parse {
+            path,
+            message,
+            format,
+            ..
+        }) => {
             assert_eq!(format, "yaml");
             assert_eq!(path, "offers[1].levr");
             assert!(message.contains("levr"), "{message}");
@@ -171,7 +235,10 @@ fn unknown_fields_and_wrong_types_are_parse_errors_with_a_path() {
         Err(Error::Parse { path, .. }) => assert_eq!(path, "budgets[0].limit"),
         other => panic!("expected a parse error, got {other:?}"),
     }
-    match Catalog::from_yaml(&edited("window: 7d\n  - id: follow-up-sla", "window: soon\n  - id: follow-up-sla")) {
+    match Catalog::from_yaml(&edited(
+        "window: 7d\n  - id: follow-up-sla",
+        "window: soon\n  - id: follow-up-sla",
+    )) {
         Err(Error::Parse { path, message, .. }) => {
             assert_eq!(path, "kpis[3].window");
             assert!(message.contains("soon"), "{message}");

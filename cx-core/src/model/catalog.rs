@@ -154,21 +154,21 @@ impl Catalog {
     pub fn validate(&self) -> Result<()> {
         let owners = ids_of(&self.owners, |o| o.id.as_str(), "owner")?;
         for owner in &self.owners {
-            owner.check().map_err(|e| e.at(item("owner", owner.id.as_str())))?;
+            owner
+                .check()
+                .map_err(|e| e.at(item("owner", owner.id.as_str())))?;
         }
         let budgets = ids_of(&self.budgets, |b| b.id.as_str(), "budget")?;
         for budget in &self.budgets {
-            budget.check().map_err(|e| e.at(item("budget", budget.id.as_str())))?;
+            budget
+                .check()
+                .map_err(|e| e.at(item("budget", budget.id.as_str())))?;
         }
         ids_of(&self.offers, |o| o.id.as_str(), "offer")?;
         for offer in &self.offers {
             let at = || item("offer", offer.id.as_str());
             offer.check().map_err(|e| e.at(at()))?;
-            if let Some(budget) = &offer.budget {
-                if !budgets.contains(budget.as_str()) {
-                    return Err(unknown("budget", "budget", budget.as_str()).at(at()));
-                }
-            }
+            defined(&budgets, offer.budget.as_ref(), "budget").map_err(|e| e.at(at()))?;
         }
         for (i, rule) in self.contact_policy.iter().enumerate() {
             rule.check()
@@ -176,54 +176,50 @@ impl Catalog {
         }
         let segments = ids_of(&self.segments, |s| s.id.as_str(), "segment")?;
         for segment in &self.segments {
-            segment.check().map_err(|e| e.at(item("segment", segment.id.as_str())))?;
+            segment
+                .check()
+                .map_err(|e| e.at(item("segment", segment.id.as_str())))?;
         }
         ids_of(&self.features, |f| f.id.as_str(), "feature")?;
         for feature in &self.features {
-            feature.check().map_err(|e| e.at(item("feature", feature.id.as_str())))?;
+            feature
+                .check()
+                .map_err(|e| e.at(item("feature", feature.id.as_str())))?;
         }
         ids_of(&self.journeys, |j| j.id.as_str(), "journey")?;
         for journey in &self.journeys {
-            journey.check().map_err(|e| e.at(item("journey", journey.id.as_str())))?;
-            if let Some(owner) = &journey.owner {
-                if !owners.contains(owner.as_str()) {
-                    return Err(unknown("owner", "owner", owner.as_str())
-                        .at(item("journey", journey.id.as_str())));
-                }
-            }
+            journey
+                .check()
+                .map_err(|e| e.at(item("journey", journey.id.as_str())))?;
+            defined(&owners, journey.owner.as_ref(), "owner")
+                .map_err(|e| e.at(item("journey", journey.id.as_str())))?;
             for stage in &journey.stages {
-                if let Some(owner) = &stage.owner {
-                    if !owners.contains(owner.as_str()) {
-                        return Err(unknown("owner", "owner", owner.as_str()).at(format!(
-                            "stage {:?} of journey {:?}",
-                            stage.id.as_str(),
-                            journey.id.as_str()
-                        )));
-                    }
-                }
+                defined(&owners, stage.owner.as_ref(), "owner").map_err(|e| {
+                    e.at(format!(
+                        "stage {:?} of journey {:?}",
+                        stage.id.as_str(),
+                        journey.id.as_str()
+                    ))
+                })?;
             }
         }
         ids_of(&self.kpis, |k| k.id.as_str(), "kpi")?;
         for kpi in &self.kpis {
             let at = || item("kpi", kpi.id.as_str());
             kpi.check().map_err(|e| e.at(at()))?;
-            if let Some(owner) = &kpi.owner {
-                if !owners.contains(owner.as_str()) {
-                    return Err(unknown("owner", "owner", owner.as_str()).at(at()));
-                }
-            }
-            if let Some(segment) = &kpi.segment {
-                if !segments.contains(segment.as_str()) {
-                    return Err(unknown("segment", "segment", segment.as_str()).at(at()));
-                }
-            }
+            defined(&owners, kpi.owner.as_ref(), "owner").map_err(|e| e.at(at()))?;
+            defined(&segments, kpi.segment.as_ref(), "segment").map_err(|e| e.at(at()))?;
             if let Some(journey_id) = &kpi.journey {
                 let journey = self
                     .journeys
                     .iter()
                     .find(|j| &j.id == journey_id)
                     .ok_or_else(|| unknown("journey", "journey", journey_id.as_str()).at(at()))?;
-                let stage_refs = kpi.stage.iter().map(|s| ("stage", s)).chain(kpi.measure.stage_refs());
+                let stage_refs = kpi
+                    .stage
+                    .iter()
+                    .map(|s| ("stage", s))
+                    .chain(kpi.measure.stage_refs());
                 for (field, stage) in stage_refs {
                     if journey.stage(stage.as_str()).is_none() {
                         return Err(FieldError::new(
@@ -268,7 +264,22 @@ fn item(kind: &str, id: &str) -> String {
 }
 
 fn unknown(field: &str, kind: &str, id: &str) -> FieldError {
-    FieldError::new(field, format!("names {kind} {id:?}, which the catalogue does not define"))
+    FieldError::new(
+        field,
+        format!("names {kind} {id:?}, which the catalogue does not define"),
+    )
+}
+
+/// Checks that the reference in field `kind` (if any) names one of `ids`.
+fn defined(
+    ids: &HashSet<&str>,
+    reference: Option<&impl AsRef<str>>,
+    kind: &str,
+) -> Result<(), FieldError> {
+    match reference {
+        Some(id) if !ids.contains(id.as_ref()) => Err(unknown(kind, kind, id.as_ref())),
+        _ => Ok(()),
+    }
 }
 
 /// The set of ids of `items`, or an error naming the first id defined twice.

@@ -147,10 +147,7 @@ pub(crate) fn text(field: &str, value: &str) -> Checked {
 }
 
 /// Reports the first id that occurs twice in `ids`.
-pub(crate) fn unique<'a>(
-    field: &str,
-    ids: impl IntoIterator<Item = &'a str>,
-) -> Checked {
+pub(crate) fn unique<'a>(field: &str, ids: impl IntoIterator<Item = &'a str>) -> Checked {
     let mut seen = std::collections::HashSet::new();
     for id in ids {
         if !seen.insert(id) {

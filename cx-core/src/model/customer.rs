@@ -114,7 +114,8 @@ impl Customer {
 
     /// Checks the customer; the error names the customer and the field.
     pub fn validate(&self) -> Result<()> {
-        self.check().map_err(|e| e.at(format!("customer {:?}", self.id.as_str())))
+        self.check()
+            .map_err(|e| e.at(format!("customer {:?}", self.id.as_str())))
     }
 
     fn check(&self) -> Checked {
@@ -137,9 +138,12 @@ impl Customer {
             consent
                 .check()
                 .map_err(|e| e.under(&format!("consents[{i}]")))?;
-            if self.consents.iter().skip(i + 1).any(|other| {
-                other.channel == consent.channel && other.purpose == consent.purpose
-            }) {
+            if self
+                .consents
+                .iter()
+                .skip(i + 1)
+                .any(|other| other.channel == consent.channel && other.purpose == consent.purpose)
+            {
                 return Err(FieldError::new(
                     format!("consents[{i}]"),
                     format!(
@@ -338,13 +342,8 @@ impl Consent {
     fn check(&self) -> Checked {
         self.channel.check("channel")?;
         check::identifier("purpose", self.purpose.as_str())?;
-        if let Some(end) = self.expires_at {
-            if end <= self.since {
-                return Err(FieldError::new(
-                    "expires_at",
-                    "must be after `since`",
-                ));
-            }
+        if self.expires_at.is_some_and(|end| end <= self.since) {
+            return Err(FieldError::new("expires_at", "must be after `since`"));
         }
         Ok(())
     }
@@ -358,9 +357,15 @@ mod tests {
 
     #[test]
     fn identities_are_normalised_and_redacted_in_debug() {
-        assert_eq!(Identity::email(" Ann@Example.COM "), Identity::email("ann@example.com"));
+        assert_eq!(
+            Identity::email(" Ann@Example.COM "),
+            Identity::email("ann@example.com")
+        );
         assert_eq!(Identity::phone("+1 (555) 010-2030").value, "+15550102030");
-        assert_eq!(format!("{:?}", Identity::email("a@b.c")), "Identity(email:<redacted>)");
+        assert_eq!(
+            format!("{:?}", Identity::email("a@b.c")),
+            "Identity(email:<redacted>)"
+        );
     }
 
     #[test]

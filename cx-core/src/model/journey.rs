@@ -79,7 +79,10 @@ impl Matcher {
 
     pub(crate) fn check(&self) -> Checked {
         if self.kinds.is_empty() && self.rule.is_none() {
-            return Err(FieldError::new("kinds", "is empty and there is no rule: the matcher would match everything"));
+            return Err(FieldError::new(
+                "kinds",
+                "is empty and there is no rule: the matcher would match everything",
+            ));
         }
         for (i, kind) in self.kinds.iter().enumerate() {
             check::label(&format!("kinds[{i}]"), kind.as_str())?;
@@ -105,7 +108,10 @@ impl Journey {
         check::id("id", self.id.as_str())?;
         check::text("name", &self.name)?;
         if self.stages.is_empty() {
-            return Err(FieldError::new("stages", "is empty: a journey needs a stage"));
+            return Err(FieldError::new(
+                "stages",
+                "is empty: a journey needs a stage",
+            ));
         }
         check::unique("stages", self.stages.iter().map(|s| s.id.as_str()))?;
         for (i, stage) in self.stages.iter().enumerate() {
@@ -133,7 +139,12 @@ impl Journey {
 
 impl Stage {
     /// A stage entered by touchpoints of `kind`, owned by `owner`.
-    pub fn new(id: impl Into<StageId>, name: impl Into<String>, owner: impl Into<OwnerId>, kind: Kind) -> Self {
+    pub fn new(
+        id: impl Into<StageId>,
+        name: impl Into<String>,
+        owner: impl Into<OwnerId>,
+        kind: Kind,
+    ) -> Self {
         Stage {
             id: id.into(),
             name: name.into(),

@@ -215,27 +215,49 @@ impl Measure {
                 check::identifier("attribute", attribute.as_str())?;
                 filter.check().map_err(|e| e.under("filter"))
             }
-            Measure::Percentile { attribute, p, filter } => {
+            Measure::Percentile {
+                attribute,
+                p,
+                filter,
+            } => {
                 check::identifier("attribute", attribute.as_str())?;
                 check::finite("p", *p)?;
                 if !(0.0..=100.0).contains(p) {
-                    return Err(FieldError::new("p", format!("must be within 0 and 100, got {p}")));
+                    return Err(FieldError::new(
+                        "p",
+                        format!("must be within 0 and 100, got {p}"),
+                    ));
                 }
                 filter.check().map_err(|e| e.under("filter"))
             }
-            Measure::Ratio { numerator, denominator } => {
+            Measure::Ratio {
+                numerator,
+                denominator,
+            } => {
                 numerator.check().map_err(|e| e.under("numerator"))?;
                 denominator.check().map_err(|e| e.under("denominator"))
             }
             Measure::Nps { question } => check::identifier("question", question.as_str()),
-            Measure::Csat { question, scale, top_box } | Measure::Ces { question, scale, top_box, .. } => {
+            Measure::Csat {
+                question,
+                scale,
+                top_box,
+            }
+            | Measure::Ces {
+                question,
+                scale,
+                top_box,
+                ..
+            } => {
                 check::identifier("question", question.as_str())?;
                 scale.check().map_err(|e| e.under("scale"))?;
                 let points = scale.max - scale.min + 1.0;
                 if *top_box == 0 || f64::from(*top_box) >= points {
                     return Err(FieldError::new(
                         "top_box",
-                        format!("must be at least 1 and below the scale's {points} points, got {top_box}"),
+                        format!(
+                            "must be at least 1 and below the scale's {points} points, got {top_box}"
+                        ),
                     ));
                 }
                 Ok(())
@@ -251,7 +273,9 @@ impl Measure {
     /// Stage ids the measure refers to, with the field that names each.
     pub(crate) fn stage_refs(&self) -> Vec<(&'static str, &StageId)> {
         match self {
-            Measure::StageConversion { from, to } => vec![("measure.from", from), ("measure.to", to)],
+            Measure::StageConversion { from, to } => {
+                vec![("measure.from", from), ("measure.to", to)]
+            }
             _ => Vec::new(),
         }
     }
@@ -293,15 +317,24 @@ impl Kpi {
             Some(owner) => check::id("owner", owner.as_str())?,
         }
         if self.stage.is_some() && self.journey.is_none() {
-            return Err(FieldError::new("journey", "is missing: `stage` names a stage of a journey"));
+            return Err(FieldError::new(
+                "journey",
+                "is missing: `stage` names a stage of a journey",
+            ));
         }
         self.measure.check().map_err(|e| e.under("measure"))?;
         let needs_stage = matches!(self.measure, Measure::TimeInStage { .. });
         if needs_stage && self.stage.is_none() {
-            return Err(FieldError::new("stage", "is missing: a time_in_stage measure needs the KPI's stage"));
+            return Err(FieldError::new(
+                "stage",
+                "is missing: a time_in_stage measure needs the KPI's stage",
+            ));
         }
         if matches!(self.measure, Measure::StageConversion { .. }) && self.journey.is_none() {
-            return Err(FieldError::new("journey", "is missing: a stage_conversion measure needs the KPI's journey"));
+            return Err(FieldError::new(
+                "journey",
+                "is missing: a stage_conversion measure needs the KPI's journey",
+            ));
         }
         if let Some(target) = &self.target {
             check::finite("target.value", target.value)?;
@@ -309,7 +342,10 @@ impl Kpi {
         if let Some(band) = self.warning_band {
             check::non_negative("warning_band", band)?;
             if self.target.is_none() {
-                return Err(FieldError::new("warning_band", "is set but there is no target"));
+                return Err(FieldError::new(
+                    "warning_band",
+                    "is set but there is no target",
+                ));
             }
         }
         if self.window.is_zero() {

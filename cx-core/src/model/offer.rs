@@ -94,7 +94,8 @@ impl Offer {
 
     /// Whether the offer is valid at `at`.
     pub fn is_valid_at(&self, at: Timestamp) -> bool {
-        self.valid_from.is_none_or(|start| start <= at) && self.valid_until.is_none_or(|end| at < end)
+        self.valid_from.is_none_or(|start| start <= at)
+            && self.valid_until.is_none_or(|end| at < end)
     }
 
     pub(crate) fn check(&self) -> Checked {
@@ -102,7 +103,10 @@ impl Offer {
         check::text("name", &self.name)?;
         check::label("category", self.category.as_str())?;
         if self.channels.is_empty() {
-            return Err(FieldError::new("channels", "is empty: an offer needs a channel"));
+            return Err(FieldError::new(
+                "channels",
+                "is empty: an offer needs a channel",
+            ));
         }
         for (i, channel) in self.channels.iter().enumerate() {
             channel.check(&format!("channels[{i}]"))?;
@@ -119,10 +123,10 @@ impl Offer {
             check::finite("benefit", benefit)?;
         }
         check::non_negative("lever", self.lever)?;
-        if let (Some(start), Some(end)) = (self.valid_from, self.valid_until) {
-            if end <= start {
-                return Err(FieldError::new("valid_until", "must be after `valid_from`"));
-            }
+        if let (Some(start), Some(end)) = (self.valid_from, self.valid_until)
+            && end <= start
+        {
+            return Err(FieldError::new("valid_until", "must be after `valid_from`"));
         }
         check::identifier("consent_purpose", self.consent_purpose.as_str())?;
         for (i, rule) in self.contact_policy.iter().enumerate() {
@@ -291,12 +295,9 @@ impl ContactRule {
 impl fmt::Display for ContactRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ContactRule::Cap {
-                id: Some(id), ..
+            ContactRule::Cap { id: Some(id), .. } | ContactRule::Suppress { id: Some(id), .. } => {
+                f.write_str(id)
             }
-            | ContactRule::Suppress {
-                id: Some(id), ..
-            } => f.write_str(id),
             ContactRule::Cap {
                 scope,
                 outcome,
@@ -409,7 +410,9 @@ mod tests {
 
     #[test]
     fn budget_periods_have_stable_keys() {
-        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 23, 59, 0).unwrap();
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 22, 23, 59, 0)
+            .unwrap();
         let mut b = Budget {
             id: "b".into(),
             limit: 10,
@@ -435,7 +438,12 @@ mod tests {
         o.channels.clear();
         assert_eq!(o.check().unwrap_err().field, "channels");
         o.channels = vec![Channel::Sms];
-        o.contact_policy = vec![ContactRule::cap(ContactScope::Offer, OutcomeKind::Shown, 1, Span::ZERO)];
+        o.contact_policy = vec![ContactRule::cap(
+            ContactScope::Offer,
+            OutcomeKind::Shown,
+            1,
+            Span::ZERO,
+        )];
         assert_eq!(o.check().unwrap_err().field, "contact_policy[0].window");
     }
 }

@@ -83,7 +83,10 @@ impl Feature {
             (None, other) => {
                 return Err(FieldError::new(
                     "attribute",
-                    format!("is missing: `{}` aggregates an attribute", serde_name(other)),
+                    format!(
+                        "is missing: `{}` aggregates an attribute",
+                        serde_name(other)
+                    ),
                 ));
             }
             (Some(name), _) => check::identifier("attribute", name.as_str())?,

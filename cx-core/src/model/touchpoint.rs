@@ -137,7 +137,9 @@ impl Touchpoint {
         check::id("id", self.id.as_str())?;
         match &self.subject {
             Subject::Customer(id) => check::id("subject.customer", id.as_str())?,
-            Subject::Identity(identity) => identity.check().map_err(|e| e.under("subject.identity"))?,
+            Subject::Identity(identity) => {
+                identity.check().map_err(|e| e.under("subject.identity"))?
+            }
         }
         self.channel.check("channel")?;
         check::label("kind", self.kind.as_str())?;
@@ -205,7 +207,10 @@ pub struct Scale {
 
 impl Scale {
     /// Net Promoter Score: 0 to 10.
-    pub const NPS: Scale = Scale { min: 0.0, max: 10.0 };
+    pub const NPS: Scale = Scale {
+        min: 0.0,
+        max: 10.0,
+    };
     /// Customer satisfaction: 1 to 5.
     pub const CSAT_5: Scale = Scale { min: 1.0, max: 5.0 };
     /// Customer effort: 1 to 7.
@@ -236,28 +241,54 @@ mod tests {
     use chrono::Utc;
 
     fn tp() -> Touchpoint {
-        Touchpoint::new("t1", CustomerId::new("c1"), Channel::Survey, Kind::SURVEY_RESPONSE, Utc::now())
+        Touchpoint::new(
+            "t1",
+            CustomerId::new("c1"),
+            Channel::Survey,
+            Kind::SURVEY_RESPONSE,
+            Utc::now(),
+        )
     }
 
     #[test]
     fn a_score_outside_its_scale_is_invalid_and_named() {
         let t = tp().with_survey(SurveyAnswer::new("nps", 11.0, Scale::NPS));
         match t.validate_in_batch(3) {
-            Err(Error::Validation { item, field, reason }) => {
+            Err(Error::Validation {
+                item,
+                field,
+                reason,
+            }) => {
                 assert_eq!(item, "touchpoint \"t1\" (#3 in batch)");
                 assert_eq!(field, "survey.score");
                 assert!(reason.contains("0 to 10"), "{reason}");
             }
             other => panic!("expected a validation error, got {other:?}"),
         }
-        assert!(tp().with_survey(SurveyAnswer::new("nps", 10.0, Scale::NPS)).validate().is_ok());
-        assert!(tp().with_survey(SurveyAnswer::new("nps", f64::NAN, Scale::NPS)).validate().is_err());
-        assert!(tp().with_survey(SurveyAnswer::new("q", 1.0, Scale::new(5.0, 1.0))).validate().is_err());
+        assert!(
+            tp().with_survey(SurveyAnswer::new("nps", 10.0, Scale::NPS))
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            tp().with_survey(SurveyAnswer::new("nps", f64::NAN, Scale::NPS))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            tp().with_survey(SurveyAnswer::new("q", 1.0, Scale::new(5.0, 1.0)))
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]
     fn non_finite_attributes_and_bad_kinds_are_invalid() {
-        assert!(tp().with_attribute("amount", f64::INFINITY).validate().is_err());
+        assert!(
+            tp().with_attribute("amount", f64::INFINITY)
+                .validate()
+                .is_err()
+        );
         let mut t = tp();
         t.kind = Kind::new("page view");
         assert!(t.validate().is_err());

@@ -360,7 +360,10 @@ mod tests {
     #[test]
     fn attributes_stay_sorted_and_replace_on_insert() {
         let mut a = Attributes::new().with("plan", "S").with("cap", 10.0);
-        assert_eq!(a.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["cap", "plan"]);
+        assert_eq!(
+            a.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["cap", "plan"]
+        );
         assert_eq!(a.insert("plan", "M"), Some(Value::from("S")));
         assert_eq!(a.get("plan"), Some(&Value::from("M")));
         assert_eq!(a.remove("cap"), Some(Value::Number(10.0)));
@@ -396,7 +399,9 @@ mod tests {
 
     #[test]
     fn non_finite_numbers_fail_the_check_with_their_path() {
-        let a = Attributes::new().with("ok", 1.0).with("bad", vec![1.0, f64::NAN]);
+        let a = Attributes::new()
+            .with("ok", 1.0)
+            .with("bad", vec![1.0, f64::NAN]);
         let e = a.check("attributes").err().map(|e| e.field);
         assert_eq!(e.as_deref(), Some("attributes.bad[1]"));
         let a = Attributes::new().with("x", f64::INFINITY);

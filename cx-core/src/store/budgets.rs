@@ -13,7 +13,8 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait BudgetStore: Send + Sync {
     /// Consumes `amount` from the counter if the limit allows it.
-    async fn consume_budget(&self, key: &BudgetKey, limit: u64, amount: u64) -> Result<BudgetGrant>;
+    async fn consume_budget(&self, key: &BudgetKey, limit: u64, amount: u64)
+    -> Result<BudgetGrant>;
 
     /// How much of the counter is used.
     async fn budget_used(&self, key: &BudgetKey) -> Result<u64>;

@@ -180,9 +180,7 @@ impl Bucket {
         match self {
             Bucket::Hour => t.duration_trunc(TimeDelta::hours(1)).unwrap_or(t),
             Bucket::Day => day,
-            Bucket::Week => {
-                day - TimeDelta::days(i64::from(day.weekday().num_days_from_monday()))
-            }
+            Bucket::Week => day - TimeDelta::days(i64::from(day.weekday().num_days_from_monday())),
         }
     }
 }
