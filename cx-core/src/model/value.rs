@@ -71,14 +71,15 @@ impl Value {
         }
     }
 
-    /// Checks that every number in the value is finite.
-    pub(crate) fn check(&self, field: &str) -> Checked {
+    /// Checks that every number in the value is finite. The error's field is the path inside
+    /// the value (`""` for the value itself, `"[2]"` for an item of a list).
+    pub(crate) fn check(&self) -> Checked {
         match self {
-            Value::Number(n) => check::finite(field, *n),
+            Value::Number(n) => check::finite("", *n),
             Value::List(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    if let Err(e) = item.check("") {
-                        return Err(FieldError::new(format!("{field}[{i}]"), e.reason));
+                    if let Err(e) = item.check() {
+                        return Err(FieldError::new(format!("[{i}]{}", e.field), e.reason));
                     }
                 }
                 Ok(())
@@ -302,7 +303,10 @@ impl Attributes {
     pub(crate) fn check(&self, field: &str) -> Checked {
         for (name, value) in &self.0 {
             check::identifier(field, name.as_str())?;
-            value.check(&format!("{field}.{name}"))?;
+            // The path is built only when a check fails: this runs for every ingested touchpoint.
+            value
+                .check()
+                .map_err(|e| e.under(&format!("{field}.{name}")))?;
         }
         Ok(())
     }
