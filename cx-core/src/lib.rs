@@ -23,6 +23,7 @@ pub mod clock;
 mod engine;
 mod error;
 pub mod model;
+pub mod rules;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -6,6 +6,7 @@ use super::journey::Journey;
 use super::kpi::Kpi;
 use super::offer::{Budget, ContactRule, Offer};
 use super::owner::Owner;
+use super::schema::Schema;
 use super::segment::{Feature, Segment};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,9 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
+    /// The typed names rules may read (`customer.*`, `context.*`, `touchpoint.*`).
+    #[serde(default, skip_serializing_if = "Schema::is_empty")]
+    pub schema: Schema,
     /// People and teams that answer for stages and KPIs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<Owner>,
@@ -152,6 +156,7 @@ impl Catalog {
     /// Checks every definition and every reference between them. The error names the item
     /// (`kpi "nps"`, `stage "activation" of journey "onboarding"`) and the field.
     pub fn validate(&self) -> Result<()> {
+        self.schema.check().map_err(|e| e.at("schema"))?;
         let owners = ids_of(&self.owners, |o| o.id.as_str(), "owner")?;
         for owner in &self.owners {
             owner

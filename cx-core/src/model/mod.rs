@@ -11,6 +11,7 @@ mod kpi;
 mod offer;
 mod owner;
 mod rule;
+mod schema;
 mod segment;
 mod time;
 mod touchpoint;
@@ -29,6 +30,7 @@ pub use kpi::{CesMode, Direction, DurationStat, Kpi, Measure, Target, Touchpoint
 pub use offer::{Budget, BudgetCounts, BudgetPeriod, ContactRule, ContactScope, Offer};
 pub use owner::Owner;
 pub use rule::{MAX_RULE_LEN, RuleText};
+pub use schema::{Schema, ValueType};
 pub use segment::{Aggregation, Feature, Segment};
 pub use time::{Span, TimeRange, Timestamp};
 pub use touchpoint::{Scale, Subject, SurveyAnswer, Touchpoint};

@@ -1,0 +1,322 @@
+use super::*;
+use crate::model::{Attributes, Name, Value, ValueType};
+use crate::{Error, Position};
+use chrono::{TimeZone, Utc};
+use std::sync::Arc;
+
+const ALL: &[Namespace] = &[
+    Namespace::Customer,
+    Namespace::Context,
+    Namespace::Offer,
+    Namespace::Feature,
+];
+
+fn vocabulary() -> Arc<Vocabulary> {
+    let mut v = Vocabulary::default();
+    for (name, ty) in [
+        ("plan", ValueType::String),
+        ("data_cap_gb", ValueType::Number),
+        ("tenure_months", ValueType::Number),
+        ("frequent_traveller", ValueType::Bool),
+        ("signed_up_at", ValueType::Timestamp),
+        ("tags", ValueType::List),
+        ("name", ValueType::String),
+    ] {
+        v.customer.add(Name::new(name), ty).unwrap();
+    }
+    v.context
+        .add(Name::new("channel"), ValueType::String)
+        .unwrap();
+    v.offer.add(Name::new("price"), ValueType::Number).unwrap();
+    v.features
+        .add(Name::new("data_used_gb"), ValueType::Number)
+        .unwrap();
+    v.touchpoint
+        .add(Name::new("kind"), ValueType::String)
+        .unwrap();
+    Arc::new(v)
+}
+
+fn customer() -> Attributes {
+    Attributes::new()
+        .with("plan", "S")
+        .with("data_cap_gb", 10.0)
+        .with("tenure_months", 7)
+        .with("frequent_traveller", true)
+        .with(
+            "signed_up_at",
+            Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0).unwrap(),
+        )
+        .with("tags", vec!["vip", "student"])
+        .with("name", "Ann")
+}
+
+/// Compiles and evaluates `rule` for the customer above, with 9.1 GB used and price 15.
+fn check(rule: &str) -> Verdict {
+    let v = vocabulary();
+    let compiled = compile_rule(rule, &v, ALL, "offer \"o\" eligibility").unwrap();
+    eval_with(&compiled, &v, &customer())
+}
+
+fn eval_with(rule: &CompiledRule, v: &Vocabulary, attrs: &Attributes) -> Verdict {
+    let mut customer = Vec::new();
+    v.customer.resolve(attrs, &mut customer);
+    let context = [Some(Scalar::Str("sms"))];
+    let offer = [Some(Scalar::Num(15.0))];
+    let features = [Some(Scalar::Num(9.1))];
+    let env = Env {
+        customer: &customer,
+        context: &context,
+        offer: &offer,
+        features: &features,
+        ..Env::empty(Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap())
+    };
+    rule.eval(&env)
+}
+
+fn compile_error(rule: &str, allowed: &[Namespace]) -> (Position, String) {
+    match compile_rule(rule, &vocabulary(), allowed, "offer \"o\" eligibility") {
+        Err(Error::InvalidRule {
+            item,
+            position,
+            message,
+        }) => {
+            assert_eq!(item, "offer \"o\" eligibility");
+            (position, message)
+        }
+        other => panic!("expected a rule error for {rule:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn comparisons_logic_and_arithmetic() {
+    assert!(check(r#"customer.plan == "S" && customer.tenure_months >= 3"#).holds());
+    assert!(check("features.data_used_gb / customer.data_cap_gb > 0.8").holds());
+    assert!(!check("features.data_used_gb / customer.data_cap_gb > 0.95").holds());
+    assert!(check(r#"customer.plan != "S" || context.channel == "sms""#).holds());
+    assert!(check("!(customer.tenure_months < 3)").holds());
+    assert!(check("customer.tenure_months % 2 == 1 && -customer.tenure_months == -7").holds());
+    assert!(check("customer.frequent_traveller").holds());
+    assert!(check("customer.frequent_traveller == true").holds());
+    assert!(check("(customer.tenure_months > 6 ? offer.price : 0) == 15").holds());
+    assert!(check("int(customer.tenure_months) == 7 && double(2) * 3.5 == 7.0").holds());
+}
+
+#[test]
+fn lists_strings_presence_and_time() {
+    assert!(check(r#"customer.plan in ["S", "M"]"#).holds());
+    assert!(!check(r#"customer.plan in ["L", "XL"]"#).holds());
+    assert!(check(r#""vip" in customer.tags && size(customer.tags) == 2"#).holds());
+    assert!(check("customer.tenure_months in [1, 7, 12]").holds());
+    assert!(check(r#"customer.plan.startsWith("S") && customer.name.contains("n")"#).holds());
+    assert!(check(r#"customer.name.endsWith("nn") && size(customer.name) == 3"#).holds());
+    assert!(check("has(customer.plan) && !has(features.data_used_gb) == false").holds());
+    assert!(check(r#"customer.signed_up_at < timestamp("2026-02-01T00:00:00Z")"#).holds());
+    assert!(check(r#"now - customer.signed_up_at > duration("30d")"#).holds());
+    assert!(check(r#"customer.signed_up_at + duration("365d") > now"#).holds());
+    assert!(check(r#"now - duration("1h") < now"#).holds());
+}
+
+#[test]
+fn the_false_clause_is_named_with_its_values() {
+    let v = vocabulary();
+    let rule = compile_rule(
+        r#"customer.plan in ["S", "M"] && customer.tenure_months >= 12 && offer.price < 20"#,
+        &v,
+        ALL,
+        "x",
+    )
+    .unwrap();
+    assert_eq!(rule.clause_count(), 3);
+    let verdict = eval_with(&rule, &v, &customer());
+    assert_eq!(verdict, Verdict::False { clause: 1 });
+    let attrs = customer();
+    let mut slots = Vec::new();
+    v.customer.resolve(&attrs, &mut slots);
+    let env = Env {
+        customer: &slots,
+        ..Env::empty(Utc::now())
+    };
+    assert_eq!(
+        rule.explain(verdict, &env, |_| false),
+        "`customer.tenure_months >= 12` is false (customer.tenure_months = 7)"
+    );
+}
+
+#[test]
+fn missing_values_make_the_rule_false_and_are_named() {
+    let v = vocabulary();
+    let rule = compile_rule(
+        "customer.data_cap_gb > 5 && customer.tenure_months > 1",
+        &v,
+        ALL,
+        "x",
+    )
+    .unwrap();
+    let attrs = Attributes::new().with("tenure_months", 3);
+    let verdict = eval_with(&rule, &v, &attrs);
+    assert!(!verdict.holds());
+    let Verdict::Undecided {
+        clause: 0,
+        fault: Fault::Missing(slot),
+    } = verdict
+    else {
+        panic!("expected a missing value, got {verdict:?}");
+    };
+    assert_eq!(v.slot_name(slot), "customer.data_cap_gb");
+    // A false clause decides `&&` even when another value is missing (CEL's commutative logic).
+    let rule = compile_rule(
+        "customer.data_cap_gb > 5 && customer.tenure_months > 10",
+        &v,
+        ALL,
+        "x",
+    )
+    .unwrap();
+    assert_eq!(eval_with(&rule, &v, &attrs), Verdict::False { clause: 1 });
+    // `||` is true if any term is true.
+    let rule = compile_rule(
+        "customer.data_cap_gb > 5 || customer.tenure_months > 1",
+        &v,
+        ALL,
+        "x",
+    )
+    .unwrap();
+    assert!(eval_with(&rule, &v, &attrs).holds());
+    // A value of the wrong type counts as missing.
+    let attrs = Attributes::new()
+        .with("data_cap_gb", "ten")
+        .with("tenure_months", 3);
+    let rule = compile_rule("customer.data_cap_gb > 5", &v, ALL, "x").unwrap();
+    assert!(matches!(
+        eval_with(&rule, &v, &attrs),
+        Verdict::Undecided { .. }
+    ));
+}
+
+#[test]
+fn division_by_zero_is_a_false_rule_not_a_panic() {
+    let verdict = check("customer.tenure_months / (customer.tenure_months - 7) > 1");
+    assert_eq!(
+        verdict,
+        Verdict::Undecided {
+            clause: 0,
+            fault: Fault::DivisionByZero
+        }
+    );
+}
+
+#[test]
+fn redacted_values_are_not_printed() {
+    let v = vocabulary();
+    let rule = compile_rule(r#"customer.name == "Bob""#, &v, ALL, "x").unwrap();
+    let attrs = customer();
+    let mut slots = Vec::new();
+    v.customer.resolve(&attrs, &mut slots);
+    let env = Env {
+        customer: &slots,
+        ..Env::empty(Utc::now())
+    };
+    let verdict = rule.eval(&env);
+    let text = rule.explain(verdict, &env, |s| v.slot_name(s) == "customer.name");
+    assert_eq!(
+        text,
+        r#"`customer.name == "Bob"` is false (customer.name = <redacted>)"#
+    );
+    assert!(!text.contains("Ann"));
+}
+
+#[test]
+fn unknown_names_are_errors_with_positions() {
+    let (pos, msg) = compile_error("customer.plan == \"S\" &&\n  customer.planz == \"M\"", ALL);
+    assert_eq!(pos.line, 2);
+    assert!(msg.contains("unknown name `customer.planz`"), "{msg}");
+    assert!(msg.contains("plan"), "{msg}");
+    let (_, msg) = compile_error("features.nope > 1", ALL);
+    assert!(msg.contains("features.nope"), "{msg}");
+    let (_, msg) = compile_error("plan == \"S\"", ALL);
+    assert!(msg.contains("unknown name `plan`"), "{msg}");
+    let (_, msg) = compile_error("customer > 1", ALL);
+    assert!(msg.contains("namespace"), "{msg}");
+    let (_, msg) = compile_error("touchpoint.kind == \"x\"", ALL);
+    assert!(msg.contains("not available here"), "{msg}");
+}
+
+#[test]
+fn type_mismatches_are_errors() {
+    let (pos, msg) = compile_error("customer.plan > 3", ALL);
+    assert!(
+        msg.contains("cannot compare a string with a number"),
+        "{msg}"
+    );
+    assert_eq!((pos.line, pos.column), (1, 15));
+    let (_, msg) = compile_error("customer.tenure_months && true", ALL);
+    assert!(msg.contains("needs a bool"), "{msg}");
+    let (_, msg) = compile_error("customer.tenure_months + 1", ALL);
+    assert!(msg.contains("must be true or false"), "{msg}");
+    let (_, msg) = compile_error("customer.plan.startsWith(1)", ALL);
+    assert!(msg.contains("needs a string"), "{msg}");
+    let (_, msg) = compile_error("customer.frequent_traveller < true", ALL);
+    assert!(msg.contains("cannot compare"), "{msg}");
+    let (_, msg) = compile_error("customer.plan in [1, 2]", ALL);
+    assert!(msg.contains("cannot look for"), "{msg}");
+}
+
+#[test]
+fn unsupported_constructs_and_syntax_errors_are_errors() {
+    let (_, msg) = compile_error("customer.tags.exists(t, t == \"vip\")", ALL);
+    assert!(msg.contains("not supported"), "{msg}");
+    let (_, msg) = compile_error("customer.plan.matches(\"S.*\")", ALL);
+    assert!(msg.contains("unsupported function"), "{msg}");
+    let (_, msg) = compile_error("customer.tags[0] == \"vip\"", ALL);
+    assert!(msg.contains("indexing"), "{msg}");
+    let (_, msg) = compile_error("{\"a\": 1}.size() > 0", ALL);
+    assert!(msg.contains("not supported"), "{msg}");
+    let (_, msg) = compile_error("timestamp(\"yesterday\") < now", ALL);
+    assert!(msg.contains("RFC 3339"), "{msg}");
+    let (_, msg) = compile_error("duration(\"soon\") > duration(\"1h\")", ALL);
+    assert!(msg.contains("duration"), "{msg}");
+    let (pos, _) = compile_error("customer.plan == ", ALL);
+    assert_eq!(pos.line, 1);
+    let (_, msg) = compile_error("customer.plan == null", ALL);
+    assert!(msg.contains("null"), "{msg}");
+}
+
+#[test]
+fn clauses_print_back_as_cel() {
+    let v = vocabulary();
+    let rule = compile_rule(
+        r#"(customer.plan == "S" && customer.tenure_months >= 3) && ("vip" in customer.tags || offer.price < 9.5)"#,
+        &v,
+        ALL,
+        "x",
+    )
+    .unwrap();
+    assert_eq!(rule.clause_count(), 3);
+    assert_eq!(rule.clause_text(0), r#"customer.plan == "S""#);
+    assert_eq!(
+        rule.clause_text(2),
+        r#""vip" in customer.tags || offer.price < 9.5"#
+    );
+    let slots: Vec<String> = rule
+        .clause_slots(2)
+        .iter()
+        .map(|s| v.slot_name(*s))
+        .collect();
+    assert_eq!(slots, ["customer.tags", "offer.price"]);
+}
+
+#[test]
+fn resolve_fills_slots_in_table_order() {
+    let v = vocabulary();
+    let mut out = vec![Some(Scalar::Bool(true)); 20];
+    let attrs = Attributes::new().with("plan", "M").with("name", 3);
+    v.customer.resolve(&attrs, &mut out);
+    assert_eq!(out.len(), v.customer.len());
+    assert_eq!(out[0], Some(Scalar::Str("M")));
+    assert_eq!(out[1], None);
+    assert_eq!(
+        out[6], None,
+        "a number where the schema says string is missing"
+    );
+    let _ = Value::Bool(true);
+}

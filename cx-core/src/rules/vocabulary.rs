@@ -1,0 +1,270 @@
+//! What rules may read: namespaces of typed slots, and the per-decision values behind them.
+
+use crate::model::{Attributes, Name, Timestamp, Value, ValueType};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Where a name lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    /// `customer.<attribute>`.
+    Customer,
+    /// `context.<field>` of the request.
+    Context,
+    /// `touchpoint.<field>` (journey matchers, feature filters).
+    Touchpoint,
+    /// `offer.<field>` of the offer being considered.
+    Offer,
+    /// `features.<id>`.
+    Feature,
+}
+
+impl Namespace {
+    /// The prefix rules write.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Namespace::Customer => "customer",
+            Namespace::Context => "context",
+            Namespace::Touchpoint => "touchpoint",
+            Namespace::Offer => "offer",
+            Namespace::Feature => "features",
+        }
+    }
+
+    fn from_prefix(prefix: &str) -> Option<Namespace> {
+        Some(match prefix {
+            "customer" => Namespace::Customer,
+            "context" => Namespace::Context,
+            "touchpoint" => Namespace::Touchpoint,
+            "offer" => Namespace::Offer,
+            "features" => Namespace::Feature,
+            _ => return None,
+        })
+    }
+}
+
+/// A resolved name: its namespace and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SlotRef {
+    /// The namespace.
+    pub namespace: Namespace,
+    /// The index in the namespace's [`SlotTable`].
+    pub index: u16,
+}
+
+/// A value as rules see it, borrowed from the customer, the offer or the request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    /// A number.
+    Num(f64),
+    /// Text.
+    Str(&'a str),
+    /// True or false.
+    Bool(bool),
+    /// An instant, in microseconds since the Unix epoch.
+    Time(i64),
+    /// A list (rules test membership of strings and numbers).
+    List(&'a [Value]),
+}
+
+impl<'a> Scalar<'a> {
+    /// The scalar view of `value`.
+    pub fn of(value: &'a Value) -> Scalar<'a> {
+        match value {
+            Value::String(s) => Scalar::Str(s.as_str()),
+            Value::Number(n) => Scalar::Num(*n),
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Timestamp(t) => Scalar::Time(t.timestamp_micros()),
+            Value::List(items) => Scalar::List(items),
+        }
+    }
+
+    /// The type of the value.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Scalar::Num(_) => ValueType::Number,
+            Scalar::Str(_) => ValueType::String,
+            Scalar::Bool(_) => ValueType::Bool,
+            Scalar::Time(_) => ValueType::Timestamp,
+            Scalar::List(_) => ValueType::List,
+        }
+    }
+}
+
+impl fmt::Display for Scalar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Num(n) => write!(f, "{n}"),
+            Scalar::Str(s) => write!(f, "{s:?}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Time(t) => match chrono::DateTime::from_timestamp_micros(*t) {
+                Some(t) => write!(
+                    f,
+                    "{}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+                None => write!(f, "{t}µs"),
+            },
+            Scalar::List(items) => write!(f, "[{} items]", items.len()),
+        }
+    }
+}
+
+/// The typed names of one namespace, in slot order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlotTable {
+    names: Vec<Name>,
+    types: Vec<ValueType>,
+    index: HashMap<Name, u16>,
+}
+
+impl SlotTable {
+    /// Adds `name` with type `ty`; a name already there keeps its slot, and a different type is
+    /// reported as `Err(existing type)`.
+    pub fn add(&mut self, name: Name, ty: ValueType) -> Result<u16, ValueType> {
+        if let Some(&i) = self.index.get(&name) {
+            let existing = self.types.get(usize::from(i)).copied().unwrap_or(ty);
+            return if existing == ty { Ok(i) } else { Err(existing) };
+        }
+        let i = u16::try_from(self.names.len()).map_err(|_| ty)?;
+        self.index.insert(name.clone(), i);
+        self.names.push(name);
+        self.types.push(ty);
+        Ok(i)
+    }
+
+    /// The slot and type of `name`.
+    pub fn lookup(&self, name: &str) -> Option<(u16, ValueType)> {
+        let i = *self.index.get(name)?;
+        Some((i, *self.types.get(usize::from(i))?))
+    }
+
+    /// The name in slot `index`.
+    pub fn name(&self, index: u16) -> &str {
+        self.names.get(usize::from(index)).map_or("?", Name::as_str)
+    }
+
+    /// How many slots.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Names and types in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, ValueType)> {
+        self.names.iter().zip(self.types.iter().copied())
+    }
+
+    /// Fills `out` with the values of `attributes` in slot order: `None` where the attribute is
+    /// absent or not of the declared type (rules then treat it as missing). `out` is cleared
+    /// first, so one buffer can serve every decision.
+    pub fn resolve<'a>(&self, attributes: &'a Attributes, out: &mut Vec<Option<Scalar<'a>>>) {
+        out.clear();
+        out.extend(self.names.iter().zip(&self.types).map(|(name, ty)| {
+            attributes
+                .get(name.as_str())
+                .filter(|v| ty.admits(v))
+                .map(Scalar::of)
+        }));
+    }
+}
+
+/// Every name rules may read, by namespace, with its type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vocabulary {
+    /// `customer.*`.
+    pub customer: SlotTable,
+    /// `context.*`.
+    pub context: SlotTable,
+    /// `touchpoint.*`.
+    pub touchpoint: SlotTable,
+    /// `offer.*`.
+    pub offer: SlotTable,
+    /// `features.*`.
+    pub features: SlotTable,
+}
+
+impl Vocabulary {
+    /// The slot table of `namespace`.
+    pub fn table(&self, namespace: Namespace) -> &SlotTable {
+        match namespace {
+            Namespace::Customer => &self.customer,
+            Namespace::Context => &self.context,
+            Namespace::Touchpoint => &self.touchpoint,
+            Namespace::Offer => &self.offer,
+            Namespace::Feature => &self.features,
+        }
+    }
+
+    /// The mutable slot table of `namespace`.
+    pub fn table_mut(&mut self, namespace: Namespace) -> &mut SlotTable {
+        match namespace {
+            Namespace::Customer => &mut self.customer,
+            Namespace::Context => &mut self.context,
+            Namespace::Touchpoint => &mut self.touchpoint,
+            Namespace::Offer => &mut self.offer,
+            Namespace::Feature => &mut self.features,
+        }
+    }
+
+    /// The full name of a slot (`customer.plan`).
+    pub fn slot_name(&self, slot: SlotRef) -> String {
+        format!(
+            "{}.{}",
+            slot.namespace.prefix(),
+            self.table(slot.namespace).name(slot.index)
+        )
+    }
+
+    pub(crate) fn namespace(prefix: &str) -> Option<Namespace> {
+        Namespace::from_prefix(prefix)
+    }
+}
+
+/// The values a rule reads, one slice per namespace in slot order, and the instant `now`.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    /// `customer.*` values.
+    pub customer: &'a [Option<Scalar<'a>>],
+    /// `context.*` values.
+    pub context: &'a [Option<Scalar<'a>>],
+    /// `touchpoint.*` values.
+    pub touchpoint: &'a [Option<Scalar<'a>>],
+    /// `offer.*` values.
+    pub offer: &'a [Option<Scalar<'a>>],
+    /// `features.*` values.
+    pub features: &'a [Option<Scalar<'a>>],
+    /// `now`, in microseconds since the Unix epoch.
+    pub now: i64,
+}
+
+impl<'a> Env<'a> {
+    /// An environment with no values, at `now`.
+    pub fn empty(now: Timestamp) -> Env<'a> {
+        Env {
+            customer: &[],
+            context: &[],
+            touchpoint: &[],
+            offer: &[],
+            features: &[],
+            now: now.timestamp_micros(),
+        }
+    }
+
+    /// The value in `slot`, if there is one.
+    #[inline]
+    pub fn get(&self, slot: SlotRef) -> Option<Scalar<'a>> {
+        let values = match slot.namespace {
+            Namespace::Customer => self.customer,
+            Namespace::Context => self.context,
+            Namespace::Touchpoint => self.touchpoint,
+            Namespace::Offer => self.offer,
+            Namespace::Feature => self.features,
+        };
+        values.get(usize::from(slot.index)).copied().flatten()
+    }
+}
