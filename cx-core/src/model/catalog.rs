@@ -1,6 +1,7 @@
 //! The catalogue: every definition (owners, offers, budgets, contact policy, journeys, KPIs,
 //! segments, features) in one document, loaded from YAML, JSON or TOML and validated as a whole.
 
+use super::arbitration::ArbitrationConfig;
 use super::check::{self, FieldError};
 use super::journey::Journey;
 use super::kpi::Kpi;
@@ -44,6 +45,9 @@ pub struct Catalog {
     /// Features.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<Feature>,
+    /// How arbitration scores, explores and falls back.
+    #[serde(default)]
+    pub arbitration: ArbitrationConfig,
 }
 
 /// The format of a catalogue document.
@@ -157,6 +161,9 @@ impl Catalog {
     /// (`kpi "nps"`, `stage "activation" of journey "onboarding"`) and the field.
     pub fn validate(&self) -> Result<()> {
         self.schema.check().map_err(|e| e.at("schema"))?;
+        self.arbitration
+            .check()
+            .map_err(|e| e.at("arbitration settings"))?;
         let owners = ids_of(&self.owners, |o| o.id.as_str(), "owner")?;
         for owner in &self.owners {
             owner
@@ -184,6 +191,15 @@ impl Catalog {
             segment
                 .check()
                 .map_err(|e| e.at(item("segment", segment.id.as_str())))?;
+        }
+        let offers: HashSet<&str> = self.offers.iter().map(|o| o.id.as_str()).collect();
+        defined(&offers, self.arbitration.fallback.as_ref(), "fallback")
+            .map_err(|e| e.at("arbitration settings"))?;
+        for (i, segment) in self.arbitration.propensity_segments.iter().enumerate() {
+            defined(&segments, Some(segment), "segment").map_err(|e| {
+                e.under(&format!("propensity_segments[{i}]"))
+                    .at("arbitration settings")
+            })?;
         }
         ids_of(&self.features, |f| f.id.as_str(), "feature")?;
         for feature in &self.features {

@@ -161,3 +161,82 @@ pub struct ContactEvent {
     /// When.
     pub at: Timestamp,
 }
+
+/// A request for a decision: for this customer, on this channel (and placement), now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// The customer (or the id of a customer merged into another).
+    pub customer: CustomerId,
+    /// The channel the offers would go out on.
+    pub channel: Channel,
+    /// The placement (a page slot, an app screen), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Name>,
+    /// How many offers (default: the catalogue's `arbitration.k`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
+    /// Request context rules read as `context.<name>` (`context.channel` is set from `channel`).
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub context: Attributes,
+    /// Whether the decision keeps the trace that explains it (default true).
+    #[serde(default = "yes")]
+    pub explain: bool,
+    /// Seed for the exploration policy's random draws (default: a fresh one per decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DecisionRequest {
+    /// A request for `customer` on `channel`, with the catalogue's defaults.
+    pub fn new(customer: impl Into<CustomerId>, channel: Channel) -> Self {
+        DecisionRequest {
+            customer: customer.into(),
+            channel,
+            placement: None,
+            k: None,
+            context: Attributes::new(),
+            explain: true,
+            seed: None,
+        }
+    }
+
+    /// Sets the placement.
+    #[must_use]
+    pub fn placement(mut self, placement: impl Into<Name>) -> Self {
+        self.placement = Some(placement.into());
+        self
+    }
+
+    /// Asks for `k` offers.
+    #[must_use]
+    pub fn k(mut self, k: u32) -> Self {
+        self.k = Some(k);
+        self
+    }
+
+    /// Sets a context field.
+    #[must_use]
+    pub fn context(mut self, name: impl Into<Name>, value: impl Into<super::value::Value>) -> Self {
+        self.context.insert(name, value);
+        self
+    }
+
+    /// Seeds the exploration policy.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Turns the explanation trace off (for bulk scoring).
+    #[must_use]
+    pub fn without_explanation(mut self) -> Self {
+        self.explain = false;
+        self
+    }
+}

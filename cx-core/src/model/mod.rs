@@ -1,5 +1,6 @@
 //! The domain model: plain serde types, validated when loaded.
 
+mod arbitration;
 mod catalog;
 mod channel;
 pub(crate) mod check;
@@ -17,10 +18,11 @@ mod time;
 mod touchpoint;
 mod value;
 
+pub use arbitration::{ArbitrationConfig, Exploration, Prior, ScoringFactors};
 pub use catalog::{Catalog, Format};
 pub use channel::Channel;
 pub use customer::{Consent, ConsentStatus, Customer, Identity, IdentityKind};
-pub use decision::{ContactEvent, Decision, Outcome, OutcomeKind, SelectedOffer};
+pub use decision::{ContactEvent, Decision, DecisionRequest, Outcome, OutcomeKind, SelectedOffer};
 pub use ids::{
     BudgetId, Category, CustomerId, DecisionId, FeatureId, JourneyId, Kind, KpiId, Name, OfferId,
     OwnerId, Purpose, SegmentId, StageId, Text, TouchpointId,

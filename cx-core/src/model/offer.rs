@@ -8,6 +8,7 @@ use super::rule::RuleText;
 use super::time::{Span, Timestamp};
 use super::value::Attributes;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Something arbitration can choose for a customer: an offer, a message, a next best action.
@@ -54,6 +55,11 @@ pub struct Offer {
     /// Offer fields that rules can read as `offer.<name>` (`price`, `monthly_fee`...).
     #[serde(default, skip_serializing_if = "Attributes::is_empty")]
     pub attributes: Attributes,
+    /// The context weight of the score, by channel or placement name (`{sms: 1.2, home_banner:
+    /// 0.8}`): the product of the weights of the request's channel and placement; 1 if neither
+    /// is listed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context_weights: BTreeMap<Text, f64>,
 }
 
 fn one() -> f64 {
@@ -89,6 +95,7 @@ impl Offer {
             contact_policy: Vec::new(),
             budget: None,
             attributes: Attributes::new(),
+            context_weights: BTreeMap::new(),
         }
     }
 
@@ -136,7 +143,12 @@ impl Offer {
         if let Some(budget) = &self.budget {
             check::id("budget", budget.as_str())?;
         }
-        self.attributes.check("attributes")
+        self.attributes.check("attributes")?;
+        for (name, weight) in &self.context_weights {
+            check::label("context_weights", name)?;
+            check::non_negative(&format!("context_weights.{name}"), *weight)?;
+        }
+        Ok(())
     }
 }
 

@@ -406,13 +406,9 @@ impl fmt::Display for Show<'_, B> {
             B::NumIn(n, l) => write!(f, "{} in {}", Show(n, v), Show(l, v)),
             B::StrTest(t, a, b) => write!(f, "{}.{}({})", Show(a, v), t.name(), Show(b, v)),
             B::Has(s) => write!(f, "has({})", v.slot_name(*s)),
-            B::Cond(c, a, b) => write!(
-                f,
-                "{} ? {} : {}",
-                Paren(c, v),
-                Show(&**a, v),
-                Show(&**b, v)
-            ),
+            B::Cond(c, a, b) => {
+                write!(f, "{} ? {} : {}", Paren(c, v), Show(&**a, v), Show(&**b, v))
+            }
         }
     }
 }

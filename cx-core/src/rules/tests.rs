@@ -62,7 +62,7 @@ fn eval_with(rule: &CompiledRule, v: &Vocabulary, attrs: &Attributes) -> Verdict
     let mut customer = Vec::new();
     v.customer.resolve(attrs, &mut customer);
     let context = [Some(Scalar::Str("sms"))];
-    let offer = [Some(Scalar::Num(15.0))];
+    let offer = [Some(Value::Number(15.0))];
     let features = [Some(Scalar::Num(9.1))];
     let env = Env {
         customer: &customer,

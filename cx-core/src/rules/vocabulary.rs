@@ -234,8 +234,8 @@ pub struct Env<'a> {
     pub context: &'a [Option<Scalar<'a>>],
     /// `touchpoint.*` values.
     pub touchpoint: &'a [Option<Scalar<'a>>],
-    /// `offer.*` values.
-    pub offer: &'a [Option<Scalar<'a>>],
+    /// `offer.*` values (owned by the compiled catalogue, so they are kept as values).
+    pub offer: &'a [Option<Value>],
     /// `features.*` values.
     pub features: &'a [Option<Scalar<'a>>],
     /// `now`, in microseconds since the Unix epoch.
@@ -262,8 +262,14 @@ impl<'a> Env<'a> {
             Namespace::Customer => self.customer,
             Namespace::Context => self.context,
             Namespace::Touchpoint => self.touchpoint,
-            Namespace::Offer => self.offer,
             Namespace::Feature => self.features,
+            Namespace::Offer => {
+                return self
+                    .offer
+                    .get(usize::from(slot.index))
+                    .and_then(Option::as_ref)
+                    .map(Scalar::of);
+            }
         };
         values.get(usize::from(slot.index)).copied().flatten()
     }
