@@ -1,12 +1,19 @@
 //! `Engine`: the async facade over a store. It validates, loads what the pure engines need in as
 //! few store calls as it can, and persists what they produce.
 
+use crate::arbitration::{
+    Arbitrator, BetaBernoulli, CompiledCatalog, DecisionInput, PropensityModel,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
-    Catalog, ContactEvent, Customer, CustomerId, Span, TimeRange, Timestamp, Touchpoint,
+    BudgetCounts, Catalog, ContactEvent, Customer, CustomerId, Decision, DecisionId,
+    DecisionRequest, OfferId, Outcome, OutcomeKind, Span, TimeRange, Timestamp, Touchpoint,
 };
-use crate::store::{CatalogMeta, CatalogVersion, ForgetReport, Store, StoredCatalog, UpsertReport};
+use crate::store::{
+    BudgetKey, CatalogMeta, CatalogVersion, ForgetReport, OutcomeRecorded, Store, StoredCatalog,
+    UpsertReport,
+};
 use parking_lot::RwLock;
 use std::path::Path;
 use std::sync::Arc;
@@ -62,7 +69,15 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     options: EngineOptions,
-    catalog: RwLock<Option<Arc<StoredCatalog>>>,
+    model: Arc<dyn PropensityModel>,
+    current: RwLock<Option<Loaded>>,
+}
+
+/// The catalogue in use: as stored, and compiled for decisions.
+#[derive(Debug, Clone)]
+struct Loaded {
+    stored: Arc<StoredCatalog>,
+    arbitrator: Arbitrator,
 }
 
 impl Engine {
@@ -73,7 +88,8 @@ impl Engine {
             store,
             clock: Arc::new(SystemClock),
             options: EngineOptions::default(),
-            catalog: RwLock::new(None),
+            model: Arc::new(BetaBernoulli::new()),
+            current: RwLock::new(None),
         }
     }
 
@@ -89,6 +105,19 @@ impl Engine {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Scores with `model` instead of the default adaptive Beta-Bernoulli model. Load (or reload)
+    /// the catalogue after this, so the model is bound to it.
+    #[must_use]
+    pub fn with_propensity_model(mut self, model: Arc<dyn PropensityModel>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The propensity model.
+    pub fn propensity_model(&self) -> &Arc<dyn PropensityModel> {
+        &self.model
     }
 
     /// Uses `options`.
@@ -110,7 +139,40 @@ impl Engine {
 
     /// The catalogue in use, if one is loaded.
     pub fn catalog(&self) -> Option<Arc<StoredCatalog>> {
-        self.catalog.read().clone()
+        self.current.read().as_ref().map(|l| Arc::clone(&l.stored))
+    }
+
+    /// The arbitrator over the catalogue in use (for pure, offline decisions).
+    pub fn arbitrator(&self) -> Result<Arbitrator> {
+        self.current
+            .read()
+            .as_ref()
+            .map(|l| l.arbitrator.clone())
+            .ok_or_else(|| Error::not_found("catalog", "current (load one first)"))
+    }
+
+    /// Compiles `stored` and starts using it, unless a newer version is in use already.
+    fn install(&self, stored: StoredCatalog) -> Result<()> {
+        let version = stored.version.version;
+        let compiled = Arc::new(CompiledCatalog::compile(stored.catalog.clone(), version)?);
+        self.model.bind(
+            &compiled.offer_ids(),
+            compiled.propensity_segment_count(),
+            compiled.config().prior,
+        );
+        let loaded = Loaded {
+            stored: Arc::new(stored),
+            arbitrator: Arbitrator::new(compiled, Arc::clone(&self.model)),
+        };
+        let mut current = self.current.write();
+        // Another task may have loaded a newer version meanwhile; keep the newest.
+        if current
+            .as_ref()
+            .is_none_or(|c| c.stored.version.version <= version)
+        {
+            *current = Some(loaded);
+        }
+        Ok(())
     }
 
     /// Validates `catalog`, stores it as the next version and starts using it.
@@ -125,21 +187,14 @@ impl Engine {
         catalog: Catalog,
         meta: CatalogMeta,
     ) -> Result<CatalogVersion> {
-        catalog.validate()?;
+        // Compile before storing: a catalogue whose rules do not compile is never stored.
+        CompiledCatalog::compile(catalog.clone(), 0)?;
         let meta = CatalogMeta {
             at: meta.at.or_else(|| Some(self.now())),
             ..meta
         };
         let version = self.store.put_catalog(&catalog, meta).await?;
-        let stored = Arc::new(StoredCatalog::new(version.clone(), catalog));
-        let mut current = self.catalog.write();
-        // Another task may have loaded a newer version meanwhile; keep the newest.
-        if current
-            .as_ref()
-            .is_none_or(|c| c.version.version < version.version)
-        {
-            *current = Some(stored);
-        }
+        self.install(StoredCatalog::new(version.clone(), catalog))?;
         Ok(version)
     }
 
@@ -152,10 +207,13 @@ impl Engine {
 
     /// Starts using the store's current catalogue (another process may have put a newer one).
     pub async fn reload_catalog(&self) -> Result<Option<CatalogVersion>> {
-        let stored = self.store.catalog(None).await?;
-        let version = stored.as_ref().map(|s| s.version.clone());
-        *self.catalog.write() = stored.map(Arc::new);
-        Ok(version)
+        let Some(stored) = self.store.catalog(None).await? else {
+            *self.current.write() = None;
+            return Ok(None);
+        };
+        let version = stored.version.clone();
+        self.install(stored)?;
+        Ok(Some(version))
     }
 
     /// Inserts or replaces customer profiles (atomically; see
@@ -204,6 +262,175 @@ impl Engine {
         })
     }
 
+    /// Decides for one request: loads the customer, the touchpoints the features need, the
+    /// contact history the policies need and the budgets' use (one store call each), runs the
+    /// pipeline, consumes `shown` budgets atomically for what it chose (deciding again without an
+    /// offer whose budget ran out meanwhile) and records the decision.
+    ///
+    /// Errors: [`Error::NotFound`] for an unknown customer or when no catalogue is loaded.
+    pub async fn decide(&self, request: &DecisionRequest) -> Result<Decision> {
+        let arbitrator = self.arbitrator()?;
+        let catalog = Arc::clone(arbitrator.catalog());
+        let now = self.now();
+        let canonical = self
+            .store
+            .resolve_customer(&request.customer)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
+        let customer = self
+            .store
+            .customer(&canonical)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
+        let until = now + chrono::TimeDelta::microseconds(1);
+        let touchpoints = if catalog.touchpoint_lookback().is_zero() {
+            Vec::new()
+        } else {
+            let range = TimeRange::new(
+                TimeRange::ending_at(now, catalog.touchpoint_lookback()).start,
+                until,
+            );
+            self.store.customer_touchpoints(&canonical, range).await?
+        };
+        let contacts = if catalog.contact_lookback().is_zero() {
+            Vec::new()
+        } else {
+            let range = TimeRange::new(
+                TimeRange::ending_at(now, catalog.contact_lookback()).start,
+                until,
+            );
+            self.store.contact_history(&canonical, range).await?
+        };
+        let keys: Vec<BudgetKey> = catalog
+            .budgets()
+            .iter()
+            .map(|b| BudgetKey::new(b.id.clone(), b.period_key(now)))
+            .collect();
+        let mut budget_used = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.store.budgets_used(&keys).await?
+        };
+
+        let id = DecisionId::new(new_decision_id());
+        // Each round either succeeds or marks one more budget as used up, so this ends.
+        for _ in 0..=catalog.budgets().len() {
+            let input = DecisionInput {
+                customer: &customer,
+                touchpoints: &touchpoints,
+                contacts: &contacts,
+                budget_used: &budget_used,
+                now,
+            };
+            let decision = arbitrator.decide(&input, request, id.clone());
+            match self.consume_budgets(&catalog, &decision, &keys).await? {
+                None => {
+                    self.store.record_decision(&decision).await?;
+                    return Ok(decision);
+                }
+                Some(exhausted) => {
+                    if let (Some(slot), Some(budget)) = (
+                        budget_used.get_mut(exhausted),
+                        catalog.budgets().get(exhausted),
+                    ) {
+                        *slot = budget.limit;
+                    }
+                }
+            }
+        }
+        Err(Error::Storage {
+            backend: self.store.backend(),
+            message: "budgets kept running out while deciding".to_owned(),
+            source: None,
+        })
+    }
+
+    /// Consumes one unit of each `shown` budget the decision's offers draw on. On a refusal,
+    /// returns the index of that budget (units already taken for this decision stay taken: a
+    /// budget is an upper bound, and the next round decides without the exhausted one).
+    async fn consume_budgets(
+        &self,
+        catalog: &CompiledCatalog,
+        decision: &Decision,
+        keys: &[BudgetKey],
+    ) -> Result<Option<usize>> {
+        for selected in &decision.offers {
+            let Some(b) = catalog
+                .offer_index(&selected.offer)
+                .and_then(|i| catalog.offer(i))
+                .and_then(|o| o.budget_index())
+            else {
+                continue;
+            };
+            let (Some(budget), Some(key)) = (catalog.budgets().get(b), keys.get(b)) else {
+                continue;
+            };
+            if budget.counts == BudgetCounts::Shown
+                && !self
+                    .store
+                    .consume_budget(key, budget.limit, 1)
+                    .await?
+                    .granted
+            {
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records what happened to an offer of a decision, and learns from it: `accepted` is a
+    /// success and `rejected` or `ignored` a failure of the offer's propensity (`shown` and
+    /// `converted` resolve no trial). The same outcome recorded twice counts once. An
+    /// `accepted` outcome consumes the offer's budget if that budget counts acceptances.
+    ///
+    /// Errors: [`Error::NotFound`] for an unknown decision, [`Error::Validation`] for an offer
+    /// the decision did not choose.
+    pub async fn record_outcome(
+        &self,
+        decision: &DecisionId,
+        offer: &OfferId,
+        kind: OutcomeKind,
+    ) -> Result<OutcomeRecorded> {
+        let outcome = Outcome {
+            decision: decision.clone(),
+            offer: offer.clone(),
+            kind,
+            at: self.now(),
+        };
+        let recorded = self.store.record_outcome(&outcome).await?;
+        if recorded == OutcomeRecorded::Duplicate {
+            return Ok(recorded);
+        }
+        let accepted = match kind {
+            OutcomeKind::Accepted => true,
+            OutcomeKind::Rejected | OutcomeKind::Ignored => false,
+            OutcomeKind::Shown | OutcomeKind::Converted => return Ok(recorded),
+        };
+        let arbitrator = self.arbitrator().ok();
+        let segment = match (&arbitrator, self.store.decision(decision).await?) {
+            (Some(a), Some(d)) => d
+                .segment
+                .as_ref()
+                .and_then(|s| a.catalog().propensity_segment_index(s)),
+            _ => None,
+        };
+        self.model.observe(offer, segment, accepted);
+        if accepted && let Some(arbitrator) = arbitrator {
+            let catalog = arbitrator.catalog();
+            if let Some(b) = catalog
+                .offer_index(offer)
+                .and_then(|i| catalog.offer(i))
+                .and_then(|o| o.budget_index())
+                && let Some(budget) = catalog.budgets().get(b)
+                && budget.counts == BudgetCounts::Accepted
+            {
+                let key = BudgetKey::new(budget.id.clone(), budget.period_key(outcome.at));
+                self.store.consume_budget(&key, budget.limit, 1).await?;
+            }
+        }
+        Ok(recorded)
+    }
+
     /// Erases everything about the customer (see
     /// [`CustomerStore::forget_customer`](crate::store::CustomerStore::forget_customer)).
     pub async fn forget(&self, id: &CustomerId) -> Result<ForgetReport> {
@@ -214,8 +441,8 @@ impl Engine {
     /// catalogue's features or contact policies look further back.
     fn state_horizon(&self) -> Span {
         let mut horizon = self.options.state_horizon;
-        if let Some(stored) = self.catalog.read().as_ref() {
-            let catalog = &stored.catalog;
+        if let Some(loaded) = self.current.read().as_ref() {
+            let catalog = &loaded.stored.catalog;
             let windows = catalog
                 .features
                 .iter()
@@ -233,4 +460,9 @@ impl Engine {
         }
         horizon
     }
+}
+
+/// A fresh decision id: `d-` and 128 random bits in hex.
+fn new_decision_id() -> String {
+    format!("d-{:032x}", rand::random::<u128>())
 }

@@ -19,6 +19,7 @@
     clippy::print_stdout
 )]
 
+pub mod arbitration;
 pub mod clock;
 mod engine;
 mod error;

@@ -54,6 +54,16 @@ fn the_example_catalogue_loads_from_its_file() {
 }
 
 #[test]
+fn every_rule_of_the_example_catalogue_compiles() {
+    let catalog = Catalog::from_path(example_path()).expect("valid");
+    let compiled =
+        cx_core::arbitration::CompiledCatalog::compile(catalog, 1).expect("rules compile");
+    assert_eq!(compiled.offer_ids().len(), 5);
+    assert_eq!(compiled.contact_lookback(), Span::days(44));
+    assert_eq!(compiled.touchpoint_lookback(), Span::days(90));
+}
+
+#[test]
 fn yaml_json_and_toml_carry_the_same_catalogue() {
     let catalog = Catalog::from_yaml(&example_yaml()).expect("valid");
     let json = serde_json::to_string_pretty(&catalog).expect("serialises");

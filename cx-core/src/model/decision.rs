@@ -92,12 +92,156 @@ pub struct Decision {
     /// The request context (`page`, `device`...).
     #[serde(default, skip_serializing_if = "Attributes::is_empty")]
     pub context: Attributes,
+    /// The propensity segment the customer was scored in, if the catalogue uses them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<super::ids::SegmentId>,
+    /// Why each candidate was or was not chosen; kept in memory with the decision, not stored.
+    #[serde(skip)]
+    pub explanation: ExplanationRef,
+}
+
+/// Explains a decision: for every candidate, where it stopped and why.
+pub trait Explain: Send + Sync + fmt::Debug {
+    /// One sentence on why `offer` was not chosen (or that it was, and how it scored).
+    fn why_not(&self, offer: &OfferId) -> String;
+    /// One explanation per candidate, in catalogue order.
+    fn explanations(&self) -> Vec<Explanation>;
+}
+
+/// A shared, optional [`Explain`] attached to a [`Decision`]. Compares equal to any other, so
+/// decisions compare by what was decided.
+#[derive(Clone, Default)]
+pub struct ExplanationRef(pub Option<std::sync::Arc<dyn Explain>>);
+
+impl fmt::Debug for ExplanationRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ExplanationRef(kept)"
+        } else {
+            "ExplanationRef(none)"
+        })
+    }
+}
+
+impl PartialEq for ExplanationRef {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The pipeline stage where a candidate stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineStage {
+    /// Not a candidate: not valid now, or not deliverable on the channel.
+    Candidates,
+    /// No consent for the offer's purpose on the channel.
+    Consent,
+    /// The eligibility rule did not hold.
+    Eligibility,
+    /// A contact-policy rule held it back.
+    ContactPolicy,
+    /// Its budget is used up.
+    Budget,
+    /// The suitability rule did not hold.
+    Suitability,
+    /// It survived and was scored, but was not selected.
+    Selection,
+    /// It was selected.
+    Selected,
+    /// It was selected as the fallback.
+    Fallback,
+}
+
+impl PipelineStage {
+    /// The stage's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineStage::Candidates => "candidates",
+            PipelineStage::Consent => "consent",
+            PipelineStage::Eligibility => "eligibility",
+            PipelineStage::ContactPolicy => "contact_policy",
+            PipelineStage::Budget => "budget",
+            PipelineStage::Suitability => "suitability",
+            PipelineStage::Selection => "selection",
+            PipelineStage::Selected => "selected",
+            PipelineStage::Fallback => "fallback",
+        }
+    }
+}
+
+impl fmt::Display for PipelineStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The factors of a survivor's score (a factor switched off is 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoreFactors {
+    /// Learned propensity.
+    pub propensity: f64,
+    /// Weight for the request's channel and placement.
+    pub context_weight: f64,
+    /// The offer's value.
+    pub value: f64,
+    /// The business lever.
+    pub lever: f64,
+    /// Their product.
+    pub score: f64,
+}
+
+/// Why one candidate was or was not chosen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The offer.
+    pub offer: OfferId,
+    /// Where it stopped.
+    pub stage: PipelineStage,
+    /// Why, in one sentence (never printing attributes marked PII).
+    pub reason: String,
+    /// Its score factors, if it was scored.
+    pub score: Option<ScoreFactors>,
+    /// When a contact-policy exclusion lifts, if that is why it stopped (`None` also when the
+    /// cap never lifts).
+    pub lifts_at: Option<Timestamp>,
+    /// The probability with which it was selected, if it was.
+    pub probability: Option<f64>,
 }
 
 impl Decision {
     /// The selected offer with id `offer`, if this decision chose it.
     pub fn selected(&self, offer: &OfferId) -> Option<&SelectedOffer> {
         self.offers.iter().find(|s| &s.offer == offer)
+    }
+
+    /// One sentence on why `offer` was not chosen, or how it was.
+    pub fn why_not(&self, offer: &OfferId) -> String {
+        match &self.explanation.0 {
+            Some(explain) => explain.why_not(offer),
+            None => match self.selected(offer) {
+                Some(s) => format!(
+                    "offer {:?} was chosen at rank {} with score {:.4} (probability {:.4})",
+                    offer.as_str(),
+                    s.rank + 1,
+                    s.score,
+                    s.probability
+                ),
+                None => format!(
+                    "offer {:?} was not chosen; this decision kept no explanation (ask with                      `explain: true`)",
+                    offer.as_str()
+                ),
+            },
+        }
+    }
+
+    /// Every candidate's explanation (empty if the decision kept none).
+    pub fn explanations(&self) -> Vec<Explanation> {
+        self.explanation
+            .0
+            .as_ref()
+            .map(|e| e.explanations())
+            .unwrap_or_default()
     }
 
     /// Checks the decision; the error names it and the field.

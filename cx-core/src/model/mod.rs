@@ -22,7 +22,10 @@ pub use arbitration::{ArbitrationConfig, Exploration, Prior, ScoringFactors};
 pub use catalog::{Catalog, Format};
 pub use channel::Channel;
 pub use customer::{Consent, ConsentStatus, Customer, Identity, IdentityKind};
-pub use decision::{ContactEvent, Decision, DecisionRequest, Outcome, OutcomeKind, SelectedOffer};
+pub use decision::{
+    ContactEvent, Decision, DecisionRequest, Explain, Explanation, ExplanationRef, Outcome,
+    OutcomeKind, PipelineStage, ScoreFactors, SelectedOffer,
+};
 pub use ids::{
     BudgetId, Category, CustomerId, DecisionId, FeatureId, JourneyId, Kind, KpiId, Name, OfferId,
     OwnerId, Purpose, SegmentId, StageId, Text, TouchpointId,

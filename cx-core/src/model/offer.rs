@@ -179,11 +179,15 @@ impl fmt::Display for ContactScope {
 
 /// One contact-policy rule, with one precise meaning.
 ///
+/// An event counts in a window of length `w` from the instant `t` it happened until just before
+/// `t + w`.
+///
 /// - `cap`: the offer is excluded while the customer's history holds `max` or more events of
-///   kind `outcome` in `scope` within the sliding window `[now - window, now)`.
-/// - `suppress`: the offer is excluded for `duration` after the instant at which the history
-///   first held `after` events of kind `outcome` (default `rejected`) in `scope` within any
-///   window of length `within`.
+///   kind `outcome` in `scope` in the sliding window ending now; the cap lifts when the oldest
+///   of the last `max` events leaves the window.
+/// - `suppress`: each event that completes `after` events of kind `outcome` (default
+///   `rejected`) in `scope` within `within` starts a suppression of `duration`; the offer is
+///   excluded while one runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ContactRule {

@@ -69,7 +69,8 @@ impl fmt::Display for ValueType {
 /// The names rules may read, with their types.
 ///
 /// - `customer.<name>`: customer attributes;
-/// - `context.<name>`: request context (`context.channel` is always there);
+/// - `context.<name>`: request context (`context.channel` and `context.placement` are always
+///   there);
 /// - `touchpoint.<name>`: touchpoint attributes, in journey matchers and feature filters
 ///   (`touchpoint.kind`, `touchpoint.channel` and `touchpoint.occurred_at` are always there).
 ///
@@ -105,11 +106,11 @@ impl Schema {
                 check::identifier(&format!("{section}.{name}"), name.as_str())?;
             }
         }
-        for reserved in ["channel"] {
+        for reserved in ["channel", "placement"] {
             if self.context.contains_key(reserved) {
                 return Err(FieldError::new(
                     format!("context.{reserved}"),
-                    "is built in (the requested channel) and cannot be declared",
+                    "is built in (the request's channel and placement) and cannot be declared",
                 ));
             }
         }

@@ -333,7 +333,11 @@ impl Compiler<'_> {
             } else {
                 format!("known: {}", known.join(", "))
             };
-            self.error(id, format!("unknown name `{prefix}.{field}` ({known})"))
+            // Point at the start of the name, not at the field.
+            self.error(
+                operand.id,
+                format!("unknown name `{prefix}.{field}` ({known})"),
+            )
         })?;
         Ok((SlotRef { namespace, index }, ty))
     }

@@ -228,7 +228,9 @@ fn redacted_values_are_not_printed() {
 #[test]
 fn unknown_names_are_errors_with_positions() {
     let (pos, msg) = compile_error("customer.plan == \"S\" &&\n  customer.planz == \"M\"", ALL);
-    assert_eq!(pos.line, 2);
+    assert_eq!((pos.line, pos.column), (2, 3));
+    let (pos, _) = compile_error("customer.planz == \"M\"", ALL);
+    assert_eq!((pos.line, pos.column), (1, 1));
     assert!(msg.contains("unknown name `customer.planz`"), "{msg}");
     assert!(msg.contains("plan"), "{msg}");
     let (_, msg) = compile_error("features.nope > 1", ALL);

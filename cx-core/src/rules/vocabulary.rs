@@ -245,13 +245,18 @@ pub struct Env<'a> {
 impl<'a> Env<'a> {
     /// An environment with no values, at `now`.
     pub fn empty(now: Timestamp) -> Env<'a> {
+        Env::empty_micros(now.timestamp_micros())
+    }
+
+    /// An environment with no values, at `now` microseconds since the epoch.
+    pub fn empty_micros(now: i64) -> Env<'a> {
         Env {
             customer: &[],
             context: &[],
             touchpoint: &[],
             offer: &[],
             features: &[],
-            now: now.timestamp_micros(),
+            now,
         }
     }
 

@@ -18,6 +18,17 @@ pub trait BudgetStore: Send + Sync {
 
     /// How much of the counter is used.
     async fn budget_used(&self, key: &BudgetKey) -> Result<u64>;
+
+    /// How much of each counter is used, in the order of `keys`; one call (one round trip on
+    /// a remote store) for a whole decision. The default asks [`budget_used`](Self::budget_used)
+    /// once per key; remote backends override it.
+    async fn budgets_used(&self, keys: &[BudgetKey]) -> Result<Vec<u64>> {
+        let mut used = Vec::with_capacity(keys.len());
+        for key in keys {
+            used.push(self.budget_used(key).await?);
+        }
+        Ok(used)
+    }
 }
 
 /// A budget counter: the budget and the period (`total`, `2026-11-22`...).

@@ -466,6 +466,8 @@ fn decision(
             })
             .collect(),
         context: Attributes::new().with("page", "home"),
+        segment: None,
+        explanation: Default::default(),
     }
 }
 

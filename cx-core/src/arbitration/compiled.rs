@@ -1,0 +1,398 @@
+//! A catalogue compiled for decisions: offers indexed, categories and purposes interned, every
+//! rule compiled against the catalogue's vocabulary. Built once when a catalogue loads.
+
+use super::features::CompiledFeature;
+use super::policy::CompiledContactRule;
+use crate::error::{Error, Result};
+use crate::model::{
+    ArbitrationConfig, Budget, Catalog, Category, Channel, Name, Offer, OfferId, Purpose, Text,
+    Value, ValueType,
+};
+use crate::rules::{CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Names rules may read in offer eligibility and suitability rules.
+const OFFER_RULE: &[Namespace] = &[
+    Namespace::Customer,
+    Namespace::Context,
+    Namespace::Offer,
+    Namespace::Feature,
+];
+/// Names segment rules may read.
+const SEGMENT_RULE: &[Namespace] = &[Namespace::Customer, Namespace::Feature];
+
+/// One offer, ready for the pipeline.
+#[derive(Debug, Clone)]
+pub struct CompiledOffer {
+    /// The definition.
+    pub offer: Offer,
+    /// Its index in decisions.
+    pub(crate) index: u32,
+    /// Interned category.
+    pub(crate) category: u32,
+    /// Interned consent purpose.
+    pub(crate) purpose: u32,
+    pub(crate) eligibility: Option<CompiledRule>,
+    pub(crate) suitability: Option<CompiledRule>,
+    /// `offer.*` values in slot order.
+    pub(crate) values: Box<[Option<Value>]>,
+    /// The offer's own contact-policy rules.
+    pub(crate) policies: Box<[CompiledContactRule]>,
+    /// Index of its budget in the catalogue's budgets.
+    pub(crate) budget: Option<u32>,
+    pub(crate) valid_from: i64,
+    pub(crate) valid_until: i64,
+}
+
+impl CompiledOffer {
+    /// The index of its budget among the catalogue's budgets.
+    pub fn budget_index(&self) -> Option<usize> {
+        self.budget.map(|b| b as usize)
+    }
+
+    /// Whether the offer is valid at `now` (microseconds).
+    #[inline]
+    pub(crate) fn valid_at(&self, now: i64) -> bool {
+        self.valid_from <= now && now < self.valid_until
+    }
+
+    /// The context weight for a request on `channel` at `placement`.
+    pub(crate) fn context_weight(&self, channel: &Channel, placement: Option<&Name>) -> f64 {
+        let weights = &self.offer.context_weights;
+        if weights.is_empty() {
+            return 1.0;
+        }
+        let by_channel = weights.get(channel.as_str()).copied().unwrap_or(1.0);
+        let by_placement = placement
+            .and_then(|p| weights.get(p.as_str()))
+            .copied()
+            .unwrap_or(1.0);
+        by_channel * by_placement
+    }
+}
+
+/// A segment rule, compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledSegment {
+    /// The segment's id.
+    pub id: crate::model::SegmentId,
+    pub(crate) rule: CompiledRule,
+}
+
+/// A catalogue compiled for decisions.
+#[derive(Debug)]
+pub struct CompiledCatalog {
+    pub(crate) version: u64,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) vocabulary: Arc<Vocabulary>,
+    pub(crate) offers: Box<[CompiledOffer]>,
+    pub(crate) offer_index: HashMap<OfferId, u32>,
+    /// Offer indices deliverable on each channel, in catalogue order.
+    pub(crate) by_channel: HashMap<Channel, Box<[u32]>>,
+    pub(crate) categories: Box<[Category]>,
+    pub(crate) category_index: HashMap<Category, u32>,
+    pub(crate) purposes: Box<[Purpose]>,
+    pub(crate) features: Box<[CompiledFeature]>,
+    pub(crate) policies: Box<[CompiledContactRule]>,
+    pub(crate) budgets: Box<[Budget]>,
+    pub(crate) segments: Box<[CompiledSegment]>,
+    /// Indices into `segments` of the propensity segments, in priority order.
+    pub(crate) propensity_segments: Box<[u32]>,
+    pub(crate) fallback: Option<u32>,
+    /// How far back decisions need contact history, in microseconds.
+    pub(crate) contact_lookback: i64,
+    /// How far back decisions need touchpoints (the longest feature window), in microseconds.
+    pub(crate) touchpoint_lookback: i64,
+}
+
+impl CompiledCatalog {
+    /// Validates `catalog` and compiles every rule in it. `version` is the catalogue version the
+    /// decisions will record. Errors name the definition, the field and (for rules) the position.
+    pub fn compile(catalog: Catalog, version: u64) -> Result<CompiledCatalog> {
+        catalog.validate()?;
+        let vocabulary = Arc::new(vocabulary(&catalog)?);
+
+        let mut categories: Vec<Category> = Vec::new();
+        let mut category_index = HashMap::new();
+        let mut purposes: Vec<Purpose> = Vec::new();
+        let budget_index: HashMap<&str, u32> = catalog
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id.as_str(), index(i)))
+            .collect();
+
+        let mut offers = Vec::with_capacity(catalog.offers.len());
+        let mut offer_index = HashMap::with_capacity(catalog.offers.len());
+        let mut by_channel: HashMap<Channel, Vec<u32>> = HashMap::new();
+        for (i, offer) in catalog.offers.iter().enumerate() {
+            let item = |field: &str| format!("offer {:?} {field}", offer.id.as_str());
+            let category = *category_index
+                .entry(offer.category.clone())
+                .or_insert_with(|| {
+                    categories.push(offer.category.clone());
+                    index(categories.len() - 1)
+                });
+            let purpose = match purposes.iter().position(|p| p == &offer.consent_purpose) {
+                Some(p) => index(p),
+                None => {
+                    purposes.push(offer.consent_purpose.clone());
+                    index(purposes.len() - 1)
+                }
+            };
+            let compile = |rule: &Option<crate::model::RuleText>, field: &str| {
+                rule.as_ref()
+                    .map(|r| compile_rule(r.as_str(), &vocabulary, OFFER_RULE, &item(field)))
+                    .transpose()
+            };
+            let compiled = CompiledOffer {
+                index: index(i),
+                category,
+                purpose,
+                eligibility: compile(&offer.eligibility, "eligibility")?,
+                suitability: compile(&offer.suitability, "suitability")?,
+                values: offer_values(offer, &vocabulary.offer),
+                policies: offer
+                    .contact_policy
+                    .iter()
+                    .map(CompiledContactRule::new)
+                    .collect(),
+                budget: offer
+                    .budget
+                    .as_ref()
+                    .and_then(|b| budget_index.get(b.as_str()).copied()),
+                valid_from: offer.valid_from.map_or(i64::MIN, |t| t.timestamp_micros()),
+                valid_until: offer.valid_until.map_or(i64::MAX, |t| t.timestamp_micros()),
+                offer: offer.clone(),
+            };
+            for channel in &offer.channels {
+                by_channel
+                    .entry(channel.clone())
+                    .or_default()
+                    .push(index(i));
+            }
+            offer_index.insert(offer.id.clone(), index(i));
+            offers.push(compiled);
+        }
+
+        let features = catalog
+            .features
+            .iter()
+            .map(|f| CompiledFeature::compile(f, &vocabulary))
+            .collect::<Result<Vec<_>>>()?;
+        let segments = catalog
+            .segments
+            .iter()
+            .map(|s| {
+                let item = format!("segment {:?} rule", s.id.as_str());
+                Ok(CompiledSegment {
+                    id: s.id.clone(),
+                    rule: compile_rule(s.rule.as_str(), &vocabulary, SEGMENT_RULE, &item)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let propensity_segments = catalog
+            .arbitration
+            .propensity_segments
+            .iter()
+            .filter_map(|id| segments.iter().position(|s| &s.id == id).map(index))
+            .collect();
+        let policies: Box<[CompiledContactRule]> = catalog
+            .contact_policy
+            .iter()
+            .map(CompiledContactRule::new)
+            .collect();
+        let contact_lookback = policies
+            .iter()
+            .chain(offers.iter().flat_map(|o| o.policies.iter()))
+            .map(CompiledContactRule::lookback)
+            .max()
+            .unwrap_or(0);
+        let touchpoint_lookback = features.iter().map(|f| f.window).max().unwrap_or(0);
+        let fallback = catalog
+            .arbitration
+            .fallback
+            .as_ref()
+            .and_then(|id| offer_index.get(id).copied());
+        Ok(CompiledCatalog {
+            version,
+            vocabulary,
+            offers: offers.into_boxed_slice(),
+            offer_index,
+            by_channel: by_channel
+                .into_iter()
+                .map(|(c, v)| (c, v.into_boxed_slice()))
+                .collect(),
+            categories: categories.into_boxed_slice(),
+            category_index,
+            purposes: purposes.into_boxed_slice(),
+            features: features.into_boxed_slice(),
+            policies,
+            budgets: catalog.budgets.clone().into_boxed_slice(),
+            segments: segments.into_boxed_slice(),
+            propensity_segments,
+            fallback,
+            contact_lookback,
+            touchpoint_lookback,
+            catalog: Arc::new(catalog),
+        })
+    }
+
+    /// The catalogue version decisions record.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The catalogue.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The names rules read, with their slots.
+    pub fn vocabulary(&self) -> &Arc<Vocabulary> {
+        &self.vocabulary
+    }
+
+    /// The arbitration settings.
+    pub fn config(&self) -> &ArbitrationConfig {
+        &self.catalog.arbitration
+    }
+
+    /// Offer ids in decision-index order (what a propensity model is bound to).
+    pub fn offer_ids(&self) -> Vec<OfferId> {
+        self.offers.iter().map(|o| o.offer.id.clone()).collect()
+    }
+
+    /// The decision index of offer `id`.
+    pub fn offer_index(&self, id: &OfferId) -> Option<u32> {
+        self.offer_index.get(id).copied()
+    }
+
+    /// The compiled offer at `index`.
+    pub fn offer(&self, index: u32) -> Option<&CompiledOffer> {
+        self.offers.get(index as usize)
+    }
+
+    /// Categories, in the order they are interned.
+    pub fn categories(&self) -> &[Category] {
+        &self.categories
+    }
+
+    /// Budgets, in catalogue order (the order of `budget_used` in a decision's input).
+    pub fn budgets(&self) -> &[Budget] {
+        &self.budgets
+    }
+
+    /// The index among the propensity segments of segment `id`.
+    pub fn propensity_segment_index(&self, id: &crate::model::SegmentId) -> Option<usize> {
+        self.propensity_segments.iter().position(|&s| {
+            self.segments
+                .get(s as usize)
+                .is_some_and(|seg| &seg.id == id)
+        })
+    }
+
+    /// How many propensity segments the settings define.
+    pub fn propensity_segment_count(&self) -> usize {
+        self.propensity_segments.len()
+    }
+
+    /// The span of contact history decisions read (the longest contact-policy lookback).
+    pub fn contact_lookback(&self) -> crate::model::Span {
+        crate::model::Span::from(chrono::TimeDelta::microseconds(self.contact_lookback))
+    }
+
+    /// The span of touchpoints decisions read (the longest feature window).
+    pub fn touchpoint_lookback(&self) -> crate::model::Span {
+        crate::model::Span::from(chrono::TimeDelta::microseconds(self.touchpoint_lookback))
+    }
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// Builds the vocabulary: the schema's names, the built-ins, offer fields typed from the offers'
+/// attributes (one type per name across the catalogue) and features typed from their
+/// aggregation.
+fn vocabulary(catalog: &Catalog) -> Result<Vocabulary> {
+    let mut v = Vocabulary::default();
+    let schema = &catalog.schema;
+    let add = |table: &mut SlotTable, name: &str, ty: ValueType| {
+        let _ = table.add(Name::new(name), ty);
+    };
+    for (name, ty) in &schema.customer {
+        add(&mut v.customer, name.as_str(), *ty);
+    }
+    add(&mut v.context, "channel", ValueType::String);
+    add(&mut v.context, "placement", ValueType::String);
+    for (name, ty) in &schema.context {
+        add(&mut v.context, name.as_str(), *ty);
+    }
+    add(&mut v.touchpoint, "kind", ValueType::String);
+    add(&mut v.touchpoint, "channel", ValueType::String);
+    add(&mut v.touchpoint, "occurred_at", ValueType::Timestamp);
+    for (name, ty) in &schema.touchpoint {
+        add(&mut v.touchpoint, name.as_str(), *ty);
+    }
+    for (name, ty) in OFFER_BUILT_INS {
+        add(&mut v.offer, name, ty);
+    }
+    for offer in &catalog.offers {
+        for (name, value) in offer.attributes.iter() {
+            if OFFER_BUILT_INS.iter().any(|(b, _)| *b == name.as_str()) {
+                return Err(Error::validation(
+                    format!("offer {:?}", offer.id.as_str()),
+                    format!("attributes.{name}"),
+                    "is a built-in offer field and cannot be an attribute",
+                ));
+            }
+            if let Err(existing) = v.offer.add(name.clone(), ValueType::of(value)) {
+                return Err(Error::validation(
+                    format!("offer {:?}", offer.id.as_str()),
+                    format!("attributes.{name}"),
+                    format!(
+                        "is a {} here but a {existing} in another offer: rules need one type",
+                        ValueType::of(value)
+                    ),
+                ));
+            }
+        }
+    }
+    for feature in &catalog.features {
+        let ty = match (feature.aggregate, &feature.attribute) {
+            (crate::model::Aggregation::Last, Some(attr)) => schema
+                .touchpoint
+                .get(attr.as_str())
+                .copied()
+                .unwrap_or(ValueType::Number),
+            _ => ValueType::Number,
+        };
+        add(&mut v.features, feature.id.as_str(), ty);
+    }
+    Ok(v)
+}
+
+const OFFER_BUILT_INS: [(&str, ValueType); 5] = [
+    ("id", ValueType::String),
+    ("category", ValueType::String),
+    ("value", ValueType::Number),
+    ("lever", ValueType::Number),
+    ("benefit", ValueType::Number),
+];
+
+/// The offer's `offer.*` values in slot order.
+fn offer_values(offer: &Offer, table: &SlotTable) -> Box<[Option<Value>]> {
+    table
+        .iter()
+        .map(|(name, _)| match name.as_str() {
+            "id" => Some(Value::String(Text::from(offer.id.as_str()))),
+            "category" => Some(Value::String(Text::from(offer.category.as_str()))),
+            "value" => Some(Value::Number(offer.value)),
+            "lever" => Some(Value::Number(offer.lever)),
+            "benefit" => offer.benefit.map(Value::Number),
+            other => offer.attributes.get(other).cloned(),
+        })
+        .collect()
+}

@@ -1,0 +1,547 @@
+//! The decision pipeline, as a pure function over a loaded customer state: candidates ->
+//! consent -> eligibility -> contact policy -> budget -> suitability -> scoring -> selection ->
+//! fallback. No I/O, no locks but the propensity model's read of its table, a fixed number of
+//! allocations per decision.
+
+use super::compiled::{CompiledCatalog, CompiledOffer};
+use super::explore::{DecisionRng, Pick, Scored, select};
+use super::features::{self, FeatureScratch};
+use super::policy::{CompiledContactRule, Lift};
+use super::propensity::PropensityModel;
+use super::trace::{Candidate, Exclusion, RuleRef, Trace};
+use crate::model::{
+    Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
+    ExplanationRef, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
+};
+use crate::rules::Env;
+use rand::SeedableRng;
+use std::sync::Arc;
+
+/// What a decision reads, loaded by the engine (or built by hand, in tests and simulations).
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    /// The customer.
+    pub customer: &'a Customer,
+    /// Their touchpoints, oldest first (at least the longest feature window).
+    pub touchpoints: &'a [Touchpoint],
+    /// Their contact history, oldest first (at least the longest contact-policy lookback).
+    pub contacts: &'a [ContactEvent],
+    /// How much of each catalogue budget is used in its current period, in catalogue order
+    /// ([`CompiledCatalog::budgets`]); missing entries count as unused.
+    pub budget_used: &'a [u64],
+    /// The instant of the decision.
+    pub now: Timestamp,
+}
+
+/// Makes decisions from a compiled catalogue and a propensity model. Cheap to clone and share.
+#[derive(Debug, Clone)]
+pub struct Arbitrator {
+    catalog: Arc<CompiledCatalog>,
+    model: Arc<dyn PropensityModel>,
+}
+
+impl Arbitrator {
+    /// An arbitrator over `catalog`, scoring with `model` (which must be bound to the catalogue:
+    /// see [`PropensityModel::bind`]).
+    pub fn new(catalog: Arc<CompiledCatalog>, model: Arc<dyn PropensityModel>) -> Self {
+        Arbitrator { catalog, model }
+    }
+
+    /// The catalogue.
+    pub fn catalog(&self) -> &Arc<CompiledCatalog> {
+        &self.catalog
+    }
+
+    /// The propensity model.
+    pub fn model(&self) -> &Arc<dyn PropensityModel> {
+        &self.model
+    }
+
+    /// Decides for one request. Pure: the same input, request and seed give the same decision.
+    /// A request without a seed draws one from the operating system's entropy.
+    pub fn decide(
+        &self,
+        input: &DecisionInput<'_>,
+        request: &DecisionRequest,
+        id: DecisionId,
+    ) -> Decision {
+        let catalog = &*self.catalog;
+        let config = catalog.config();
+        let now = input.now.timestamp_micros();
+        let channel = &request.channel;
+        let placement = request.placement.as_ref();
+        let k = request.k.unwrap_or(config.k).max(1) as usize;
+
+        // Slots every rule reads, resolved once.
+        let mut customer_slots = Vec::with_capacity(catalog.vocabulary.customer.len());
+        catalog
+            .vocabulary
+            .customer
+            .resolve(&input.customer.attributes, &mut customer_slots);
+        let mut feature_slots = Vec::with_capacity(catalog.features.len());
+        features::compute(
+            &catalog.features,
+            &catalog.vocabulary,
+            input.touchpoints,
+            now,
+            &mut FeatureScratch::default(),
+            &mut feature_slots,
+        );
+        let context = context_attributes(request);
+        let mut context_slots = Vec::with_capacity(catalog.vocabulary.context.len());
+        catalog
+            .vocabulary
+            .context
+            .resolve(&context, &mut context_slots);
+        let base_env = Env {
+            customer: &customer_slots,
+            context: &context_slots,
+            touchpoint: &[],
+            offer: &[],
+            features: &feature_slots,
+            now,
+        };
+
+        let segment = catalog.propensity_segments.iter().position(|&s| {
+            catalog
+                .segments
+                .get(s as usize)
+                .is_some_and(|seg| seg.rule.eval(&base_env).holds())
+        });
+
+        // Consent per interned purpose, on this channel.
+        let consent: Vec<bool> = catalog
+            .purposes
+            .iter()
+            .map(|p| input.customer.has_consent(channel, p, input.now))
+            .collect();
+
+        let history = History::new(catalog, input.contacts, channel, now);
+        let blocks: Vec<RuleBlocks> = catalog
+            .policies
+            .iter()
+            .map(|rule| RuleBlocks::new(rule, &history, now))
+            .collect();
+
+        let candidates: &[u32] = catalog.by_channel.get(channel).map_or(&[], |c| c);
+        let mut trace: Vec<Candidate> =
+            Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
+        let mut survivors: Vec<(u32, ScoreFactors)> = Vec::new();
+        for &index in candidates {
+            let Some(offer) = catalog.offers.get(index as usize) else {
+                continue;
+            };
+            let env = Env {
+                offer: &offer.values,
+                ..base_env
+            };
+            let exclusion = exclude(
+                offer,
+                &env,
+                &consent,
+                &blocks,
+                &history,
+                input.budget_used,
+                catalog,
+                now,
+                true,
+            );
+            match exclusion {
+                Some(exclusion) => {
+                    if request.explain {
+                        trace.push(Candidate::excluded(index, exclusion));
+                    }
+                }
+                None => survivors.push((index, factors(offer, channel, placement))),
+            }
+        }
+
+        // Scoring: propensity × context weight × value × lever, each factor switchable.
+        let scoring = config.scoring;
+        let offers: Vec<u32> = survivors.iter().map(|(i, _)| *i).collect();
+        let mut propensities = Vec::with_capacity(offers.len());
+        self.model.fill_means(&offers, segment, &mut propensities);
+        let mut scored: Vec<Scored> = Vec::with_capacity(survivors.len());
+        for ((index, f), p) in survivors.iter_mut().zip(&propensities) {
+            f.propensity = if scoring.propensity { *p } else { 1.0 };
+            if !scoring.context_weight {
+                f.context_weight = 1.0;
+            }
+            if !scoring.value {
+                f.value = 1.0;
+            }
+            if !scoring.lever {
+                f.lever = 1.0;
+            }
+            f.score = f.propensity * f.context_weight * f.value * f.lever;
+            let category = catalog
+                .offers
+                .get(*index as usize)
+                .map_or(u32::MAX, |o| o.category);
+            scored.push(Scored {
+                offer: *index,
+                category,
+                score: f.score,
+            });
+        }
+
+        let mut rng = DecisionRng::seed_from_u64(request.seed.unwrap_or_else(rand::random));
+        let mut picks: Vec<Pick> = Vec::with_capacity(k);
+        let model = &self.model;
+        let mut draw = |i: usize, rng: &mut DecisionRng| -> f64 {
+            let Some((index, f)) = survivors.get(i) else {
+                return 0.0;
+            };
+            let p = if scoring.propensity {
+                model.sample(*index, segment, rng)
+            } else {
+                1.0
+            };
+            p * f.context_weight * f.value * f.lever
+        };
+        select(
+            &config.exploration,
+            &scored,
+            k,
+            &mut draw,
+            &mut rng,
+            &mut picks,
+        );
+
+        // The fallback skips targeting (eligibility, suitability) but never a hard limit: it
+        // needs consent, room under every contact-policy rule and budget.
+        let mut fallback = false;
+        if picks.is_empty()
+            && let Some(index) = catalog.fallback
+            && let Some(offer) = catalog.offers.get(index as usize)
+            && offer.offer.channels.contains(channel)
+            && exclude(
+                offer,
+                &base_env,
+                &consent,
+                &blocks,
+                &history,
+                input.budget_used,
+                catalog,
+                now,
+                false,
+            )
+            .is_none()
+        {
+            let f = factors(offer, channel, placement);
+            picks.push(Pick {
+                offer: index,
+                category: offer.category,
+                score: f.score,
+                probability: 1.0,
+            });
+            fallback = true;
+        }
+
+        let selected: Vec<SelectedOffer> = picks
+            .iter()
+            .enumerate()
+            .filter_map(|(rank, pick)| {
+                let offer = catalog.offers.get(pick.offer as usize)?;
+                Some(SelectedOffer {
+                    offer: offer.offer.id.clone(),
+                    category: offer.offer.category.clone(),
+                    rank: u32::try_from(rank).unwrap_or(u32::MAX),
+                    score: pick.score,
+                    probability: pick.probability,
+                })
+            })
+            .collect();
+
+        let explanation = request.explain.then(|| {
+            for (index, f) in &survivors {
+                trace.push(Candidate::scored(*index, *f));
+            }
+            let explain: Arc<dyn crate::model::Explain> = Arc::new(Trace {
+                catalog: Arc::clone(&self.catalog),
+                customer: input.customer.clone(),
+                features: feature_slots.iter().map(|v| features::owned(*v)).collect(),
+                context,
+                channel: channel.clone(),
+                now,
+                budget_used: input.budget_used.to_vec(),
+                candidates: trace,
+                picks,
+                fallback,
+                exploration: config.exploration,
+            });
+            explain
+        });
+
+        Decision {
+            id,
+            customer: input.customer.id.clone(),
+            channel: channel.clone(),
+            placement: request.placement.clone(),
+            at: input.now,
+            catalog_version: catalog.version,
+            offers: selected,
+            context: request.context.clone(),
+            segment: segment
+                .and_then(|s| catalog.propensity_segments.get(s))
+                .and_then(|&s| catalog.segments.get(s as usize))
+                .map(|s| s.id.clone()),
+            explanation: ExplanationRef(explanation),
+        }
+    }
+}
+
+/// The request context as rules see it: the request's fields plus `channel` and `placement`.
+fn context_attributes(request: &DecisionRequest) -> Attributes {
+    let mut context = request.context.clone();
+    context.insert("channel", Value::String(request.channel.as_str().into()));
+    if let Some(placement) = &request.placement {
+        context.insert("placement", Value::String(placement.as_str().into()));
+    }
+    context
+}
+
+fn factors(
+    offer: &CompiledOffer,
+    channel: &crate::model::Channel,
+    placement: Option<&crate::model::Name>,
+) -> ScoreFactors {
+    let context_weight = offer.context_weight(channel, placement);
+    ScoreFactors {
+        propensity: 1.0,
+        context_weight,
+        value: offer.offer.value,
+        lever: offer.offer.lever,
+        score: context_weight * offer.offer.value * offer.offer.lever,
+    }
+}
+
+/// The first stage that excludes `offer`, in pipeline order; without `targeting`, the
+/// eligibility and suitability rules are skipped (for the fallback).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn exclude(
+    offer: &CompiledOffer,
+    env: &Env<'_>,
+    consent: &[bool],
+    blocks: &[RuleBlocks],
+    history: &History,
+    budget_used: &[u64],
+    catalog: &CompiledCatalog,
+    now: i64,
+    targeting: bool,
+) -> Option<Exclusion> {
+    if !offer.valid_at(now) {
+        return Some(Exclusion::NotValid);
+    }
+    if !consent
+        .get(offer.purpose as usize)
+        .copied()
+        .unwrap_or(false)
+    {
+        return Some(Exclusion::NoConsent);
+    }
+    if targeting && let Some(rule) = &offer.eligibility {
+        let verdict = rule.eval(env);
+        if !verdict.holds() {
+            return Some(Exclusion::Ineligible(verdict));
+        }
+    }
+    if let Some((rule, lift)) = contact_block(offer, blocks, history, now) {
+        return Some(Exclusion::Capped { rule, lift });
+    }
+    if let Some(b) = offer.budget
+        && let Some(budget) = catalog.budgets.get(b as usize)
+    {
+        let used = budget_used.get(b as usize).copied().unwrap_or(0);
+        if used >= budget.limit {
+            return Some(Exclusion::BudgetExhausted { budget: b, used });
+        }
+    }
+    if targeting && let Some(rule) = &offer.suitability {
+        let verdict = rule.eval(env);
+        if !verdict.holds() {
+            return Some(Exclusion::Unsuitable(verdict));
+        }
+    }
+    None
+}
+
+/// The contact-policy rule that holds `offer` back longest, if any.
+fn contact_block(
+    offer: &CompiledOffer,
+    blocks: &[RuleBlocks],
+    history: &History,
+    now: i64,
+) -> Option<(RuleRef, Lift)> {
+    let mut worst: Option<(RuleRef, Lift)> = None;
+    let mut consider = |rule: RuleRef, lift: Option<Lift>| {
+        if let Some(lift) = lift
+            && worst.is_none_or(|(_, w)| lift > w)
+        {
+            worst = Some((rule, lift));
+        }
+    };
+    for (i, b) in blocks.iter().enumerate() {
+        consider(RuleRef::Catalog(index(i)), b.lift_for(offer));
+    }
+    if !offer.policies.is_empty() {
+        let mut times = Vec::new();
+        for (i, rule) in offer.policies.iter().enumerate() {
+            history.times(rule.scope, rule.outcome, Key::of(offer), &mut times);
+            consider(RuleRef::Offer(index(i)), rule.blocks(&times, now));
+        }
+    }
+    worst
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// One contact-history event, keyed for counting.
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    offer: Option<u32>,
+    category: Option<u32>,
+    on_channel: bool,
+    kind: OutcomeKind,
+    at: i64,
+}
+
+/// The customer's contact history up to `now`, oldest first.
+struct History {
+    events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    offer: u32,
+    category: u32,
+}
+
+impl Key {
+    fn of(offer: &CompiledOffer) -> Key {
+        Key {
+            offer: offer.index,
+            category: offer.category,
+        }
+    }
+}
+
+impl History {
+    fn new(
+        catalog: &CompiledCatalog,
+        contacts: &[ContactEvent],
+        channel: &crate::model::Channel,
+        now: i64,
+    ) -> Self {
+        let events = contacts
+            .iter()
+            .filter(|e| e.at.timestamp_micros() <= now)
+            .map(|e| Event {
+                offer: catalog.offer_index.get(&e.offer).copied(),
+                category: catalog.category_index.get(&e.category).copied(),
+                on_channel: &e.channel == channel,
+                kind: e.kind,
+                at: e.at.timestamp_micros(),
+            })
+            .collect();
+        History { events }
+    }
+
+    /// The instants of events of `kind` in `scope` relative to the offer `key`, ascending.
+    fn times(&self, scope: ContactScope, kind: OutcomeKind, key: Key, out: &mut Vec<i64>) {
+        out.clear();
+        out.extend(
+            self.events
+                .iter()
+                .filter(|e| {
+                    e.kind == kind
+                        && match scope {
+                            ContactScope::Offer => e.offer == Some(key.offer),
+                            ContactScope::Category => e.category == Some(key.category),
+                            ContactScope::Channel => e.on_channel,
+                            ContactScope::All => true,
+                        }
+                })
+                .map(|e| e.at),
+        );
+    }
+}
+
+/// What one catalogue-wide rule blocks for this request, precomputed so each candidate is a
+/// lookup: a lift per offer or per category it blocks, or one for all.
+struct RuleBlocks {
+    scope: ContactScope,
+    /// For scope channel/all: whether and until when everything is blocked.
+    all: Option<Lift>,
+    /// For scope offer/category: (offer or category index, lift), sorted by index.
+    keyed: Vec<(u32, Lift)>,
+}
+
+impl RuleBlocks {
+    fn new(rule: &CompiledContactRule, history: &History, now: i64) -> Self {
+        let mut times = Vec::new();
+        let mut keyed = Vec::new();
+        let mut all = None;
+        match rule.scope {
+            ContactScope::Channel | ContactScope::All => {
+                let key = Key {
+                    offer: 0,
+                    category: 0,
+                };
+                history.times(rule.scope, rule.outcome, key, &mut times);
+                all = rule.blocks(&times, now);
+            }
+            ContactScope::Offer | ContactScope::Category => {
+                let mut keys: Vec<u32> = history
+                    .events
+                    .iter()
+                    .filter(|e| e.kind == rule.outcome)
+                    .filter_map(|e| {
+                        if rule.scope == ContactScope::Offer {
+                            e.offer
+                        } else {
+                            e.category
+                        }
+                    })
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                for k in keys {
+                    let key = Key {
+                        offer: k,
+                        category: k,
+                    };
+                    history.times(rule.scope, rule.outcome, key, &mut times);
+                    if let Some(lift) = rule.blocks(&times, now) {
+                        keyed.push((k, lift));
+                    }
+                }
+            }
+        }
+        RuleBlocks {
+            scope: rule.scope,
+            all,
+            keyed,
+        }
+    }
+
+    #[inline]
+    fn lift_for(&self, offer: &CompiledOffer) -> Option<Lift> {
+        let key = match self.scope {
+            ContactScope::Channel | ContactScope::All => return self.all,
+            ContactScope::Offer => offer.index,
+            ContactScope::Category => offer.category,
+        };
+        if self.keyed.is_empty() {
+            return None;
+        }
+        self.keyed
+            .binary_search_by_key(&key, |(k, _)| *k)
+            .ok()
+            .and_then(|i| self.keyed.get(i))
+            .map(|(_, lift)| *lift)
+    }
+}

@@ -1,0 +1,566 @@
+//! The decision pipeline, stage by stage, on the pure `Arbitrator` (no store).
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use cx_core::Error;
+use cx_core::arbitration::{
+    Arbitrator, BetaBernoulli, CompiledCatalog, DecisionInput, PropensityModel,
+};
+use cx_core::model::*;
+use std::sync::Arc;
+
+const CATALOG: &str = r#"
+schema:
+  customer: { plan: string, tenure_months: number, data_cap_gb: number, expected_overage_usd: number, name: string }
+  touchpoint: { data_gb: number }
+budgets:
+  - { id: boost-budget, limit: 100, counts: shown, period: day }
+contact_policy:
+  - { rule: cap, id: two-sms-a-week, scope: channel, outcome: shown, max: 2, window: 7d }
+  - { rule: suppress, scope: all, after: 2, within: 30d, duration: 14d }
+features:
+  - { id: data_used_gb, aggregate: sum, attribute: data_gb, kinds: [usage], window: 30d }
+offers:
+  - id: data-boost
+    name: 5 GB boost
+    category: data
+    channels: [sms, app]
+    eligibility: features.data_used_gb / customer.data_cap_gb > 0.8
+    suitability: offer.price < customer.expected_overage_usd
+    value: 6
+    attributes: { price: 8 }
+    budget: boost-budget
+  - id: upgrade
+    name: Upgrade to L
+    category: plan
+    channels: [sms, app]
+    eligibility: customer.plan in ["S", "M"] && customer.tenure_months >= 3
+    suitability: offer.fee_increase < customer.expected_overage_usd
+    value: 25
+    attributes: { fee_increase: 15 }
+  - id: upgrade-xl
+    name: Upgrade to XL
+    category: plan
+    channels: [sms, app]
+    value: 20
+  - id: named-greeting
+    name: Greeting by name
+    category: service
+    channels: [app]
+    eligibility: customer.name == "Zed"
+    value: 1
+  - id: reminder
+    name: Bill reminder
+    category: service
+    channels: [sms, app]
+    consent_purpose: service
+    value: 0.1
+    contact_policy:
+      - { rule: cap, scope: offer, outcome: shown, max: 1, window: 1d }
+arbitration:
+  k: 3
+  fallback: reminder
+  scoring: { propensity: false }
+"#;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn compiled() -> Arc<CompiledCatalog> {
+    let catalog = Catalog::from_yaml(CATALOG).unwrap();
+    Arc::new(CompiledCatalog::compile(catalog, 7).unwrap())
+}
+
+fn arbitrator() -> Arbitrator {
+    let catalog = compiled();
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(
+        &catalog.offer_ids(),
+        catalog.propensity_segment_count(),
+        catalog.config().prior,
+    );
+    Arbitrator::new(catalog, model)
+}
+
+/// Near the cap (9.5 of 10 GB), expected overage `overage` USD, plan S, 12 months, consent on sms and app.
+fn customer(overage: f64) -> Customer {
+    let t = now() - TimeDelta::days(400);
+    let mut c = Customer::new("c-1")
+        .with_attribute("plan", "S")
+        .with_attribute("tenure_months", 12)
+        .with_attribute("data_cap_gb", 10)
+        .with_attribute("expected_overage_usd", overage)
+        .with_pii_attribute("name", "Ann");
+    for channel in [Channel::Sms, Channel::App] {
+        for purpose in [Purpose::MARKETING, Purpose::SERVICE] {
+            c = c.with_consent(Consent::granted(channel.clone(), purpose, t));
+        }
+    }
+    c
+}
+
+fn usage(gb: f64) -> Vec<Touchpoint> {
+    (0..5)
+        .map(|i| {
+            Touchpoint::new(
+                format!("u{i}"),
+                CustomerId::new("c-1"),
+                Channel::Other("network".into()),
+                Kind::USAGE,
+                now() - TimeDelta::days(i + 1),
+            )
+            .with_attribute("data_gb", gb / 5.0)
+        })
+        .collect()
+}
+
+fn contact(
+    offer: &str,
+    category: &str,
+    channel: Channel,
+    kind: OutcomeKind,
+    ago: TimeDelta,
+) -> ContactEvent {
+    ContactEvent {
+        customer: CustomerId::new("c-1"),
+        decision: DecisionId::new("d-old"),
+        offer: OfferId::new(offer),
+        category: Category::new(category),
+        channel,
+        kind,
+        at: now() - ago,
+    }
+}
+
+fn decide_with(
+    customer: &Customer,
+    touchpoints: &[Touchpoint],
+    contacts: &[ContactEvent],
+    budget_used: &[u64],
+    request: &DecisionRequest,
+) -> Decision {
+    let input = DecisionInput {
+        customer,
+        touchpoints,
+        contacts,
+        budget_used,
+        now: now(),
+    };
+    arbitrator().decide(&input, request, DecisionId::new("d-1"))
+}
+
+fn chosen(d: &Decision) -> Vec<&str> {
+    d.offers.iter().map(|s| s.offer.as_str()).collect()
+}
+
+fn stage_of(d: &Decision, offer: &str) -> PipelineStage {
+    d.explanations()
+        .into_iter()
+        .find(|e| e.offer == offer)
+        .map(|e| e.stage)
+        .unwrap()
+}
+
+#[test]
+fn top_k_with_one_offer_per_category() {
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    // upgrade (25) and upgrade-xl (20) share a category: only the better one goes.
+    assert_eq!(chosen(&d), ["upgrade", "data-boost", "reminder"]);
+    assert_eq!(d.catalog_version, 7);
+    assert!(d.offers.iter().all(|s| s.probability == 1.0));
+    assert_eq!(stage_of(&d, "upgrade-xl"), PipelineStage::Selection);
+    let why = d.why_not(&OfferId::new("upgrade-xl"));
+    assert!(
+        why.contains("category \"plan\" went to offer \"upgrade\""),
+        "{why}"
+    );
+    let why = d.why_not(&OfferId::new("upgrade"));
+    assert!(why.contains("was chosen at rank 1"), "{why}");
+}
+
+#[test]
+fn an_unsuitable_offer_is_never_chosen_and_says_why() {
+    // Overage of 12 USD: the upgrade's 15 USD fee increase costs the customer more.
+    let d = decide_with(
+        &customer(12.0),
+        &usage(9.5),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    assert!(!chosen(&d).contains(&"upgrade"));
+    assert_eq!(stage_of(&d, "upgrade"), PipelineStage::Suitability);
+    let why = d.why_not(&OfferId::new("upgrade"));
+    assert_eq!(
+        why,
+        "offer \"upgrade\" is not suitable for the customer: `offer.fee_increase < customer.expected_overage_usd` is false (offer.fee_increase = 15, customer.expected_overage_usd = 12)"
+    );
+}
+
+#[test]
+fn eligibility_failures_name_the_clause_and_values() {
+    let d = decide_with(
+        &customer(30.0),
+        &usage(5.0),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    assert_eq!(stage_of(&d, "data-boost"), PipelineStage::Eligibility);
+    let why = d.why_not(&OfferId::new("data-boost"));
+    assert!(
+        why.contains("`(features.data_used_gb / customer.data_cap_gb) > 0.8` is false"),
+        "{why}"
+    );
+    assert!(why.contains("features.data_used_gb = 5"), "{why}");
+    // A missing value makes the rule false and is named.
+    let mut c = customer(30.0);
+    c.attributes.remove("data_cap_gb");
+    let d = decide_with(
+        &c,
+        &usage(9.5),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    let why = d.why_not(&OfferId::new("data-boost"));
+    assert!(why.contains("customer.data_cap_gb is missing"), "{why}");
+}
+
+#[test]
+fn explanations_never_print_pii() {
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::App).seed(1),
+    );
+    let why = d.why_not(&OfferId::new("named-greeting"));
+    assert!(why.contains("customer.name = <redacted>"), "{why}");
+    assert!(d.explanations().iter().all(|e| !e.reason.contains("Ann")));
+}
+
+#[test]
+fn consent_is_a_hard_filter() {
+    let mut c = customer(30.0);
+    c.set_consent(Consent::denied(
+        Channel::Sms,
+        Purpose::MARKETING,
+        now() - TimeDelta::days(1),
+    ));
+    let d = decide_with(
+        &c,
+        &usage(9.5),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    assert_eq!(
+        chosen(&d),
+        ["reminder"],
+        "only the service message has consent"
+    );
+    assert_eq!(stage_of(&d, "upgrade"), PipelineStage::Consent);
+    let why = d.why_not(&OfferId::new("upgrade"));
+    assert!(
+        why.contains("needs consent for \"marketing\" on sms") && why.contains("denied"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_channel_cap_names_the_rule_and_when_it_lifts() {
+    let contacts = [
+        contact(
+            "upgrade-xl",
+            "plan",
+            Channel::Sms,
+            OutcomeKind::Shown,
+            TimeDelta::days(6),
+        ),
+        contact(
+            "reminder",
+            "service",
+            Channel::Sms,
+            OutcomeKind::Shown,
+            TimeDelta::days(2),
+        ),
+    ];
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &contacts,
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    assert!(
+        d.offers.is_empty(),
+        "two sms shown this week: nothing goes out on sms, not even the fallback: {:?}",
+        chosen(&d)
+    );
+    let e = d
+        .explanations()
+        .into_iter()
+        .find(|e| e.offer == "upgrade")
+        .unwrap();
+    assert_eq!(e.stage, PipelineStage::ContactPolicy);
+    assert_eq!(
+        e.lifts_at,
+        Some(now() - TimeDelta::days(6) + TimeDelta::days(7))
+    );
+    assert!(
+        e.reason
+            .contains("`two-sms-a-week` until 2026-11-23T12:00:00Z"),
+        "{}",
+        e.reason
+    );
+    // The app channel is not capped.
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &contacts,
+        &[],
+        &DecisionRequest::new("c-1", Channel::App).seed(1),
+    );
+    assert_eq!(chosen(&d).len(), 3);
+}
+
+#[test]
+fn two_rejections_suppress_everything_for_two_weeks() {
+    let contacts = [
+        contact(
+            "upgrade",
+            "plan",
+            Channel::App,
+            OutcomeKind::Rejected,
+            TimeDelta::days(20),
+        ),
+        contact(
+            "data-boost",
+            "data",
+            Channel::App,
+            OutcomeKind::Rejected,
+            TimeDelta::days(5),
+        ),
+    ];
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &contacts,
+        &[],
+        &DecisionRequest::new("c-1", Channel::App).seed(1),
+    );
+    let e = d
+        .explanations()
+        .into_iter()
+        .find(|e| e.offer == "upgrade")
+        .unwrap();
+    assert_eq!(e.stage, PipelineStage::ContactPolicy);
+    assert_eq!(
+        e.lifts_at,
+        Some(now() - TimeDelta::days(5) + TimeDelta::days(14))
+    );
+}
+
+#[test]
+fn an_offer_level_cap_applies_to_that_offer_only() {
+    let contacts = [contact(
+        "reminder",
+        "service",
+        Channel::App,
+        OutcomeKind::Shown,
+        TimeDelta::hours(3),
+    )];
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &contacts,
+        &[],
+        &DecisionRequest::new("c-1", Channel::App).seed(1),
+    );
+    assert_eq!(stage_of(&d, "reminder"), PipelineStage::ContactPolicy);
+    assert!(chosen(&d).contains(&"upgrade"));
+}
+
+#[test]
+fn a_used_up_budget_excludes_its_offers() {
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &[],
+        &[100],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    assert_eq!(stage_of(&d, "data-boost"), PipelineStage::Budget);
+    let why = d.why_not(&OfferId::new("data-boost"));
+    assert!(
+        why.contains("budget \"boost-budget\", which is used up (100 of 100 for 2026-11-22)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn the_fallback_goes_out_when_nothing_survives_but_never_past_a_hard_limit() {
+    // The reminder is targeted at nobody, so it only ever goes out as the fallback.
+    let yaml = CATALOG.replace(
+        "    consent_purpose: service\n",
+        "    consent_purpose: service\n    eligibility: customer.tenure_months > 100\n",
+    );
+    let catalog =
+        Arc::new(CompiledCatalog::compile(Catalog::from_yaml(&yaml).unwrap(), 1).unwrap());
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
+    let arbitrator = Arbitrator::new(catalog, model);
+    let mut c = customer(30.0);
+    c.set_consent(Consent::denied(
+        Channel::App,
+        Purpose::MARKETING,
+        now() - TimeDelta::days(1),
+    ));
+    let touchpoints = usage(9.5);
+    let request = DecisionRequest::new("c-1", Channel::App).seed(1);
+    let input = DecisionInput {
+        customer: &c,
+        touchpoints: &touchpoints,
+        contacts: &[],
+        budget_used: &[],
+        now: now(),
+    };
+    let d = arbitrator.decide(&input, &request, DecisionId::new("d"));
+    assert_eq!(chosen(&d), ["reminder"]);
+    assert!(d.why_not(&OfferId::new("reminder")).contains("fallback"));
+    assert_eq!(
+        d.explanations()
+            .iter()
+            .filter(|e| e.stage == PipelineStage::Fallback)
+            .count(),
+        1
+    );
+    // Shown 3 hours ago: its own cap (1 a day) holds, so not even the fallback goes out.
+    let contacts = [contact(
+        "reminder",
+        "service",
+        Channel::App,
+        OutcomeKind::Shown,
+        TimeDelta::hours(3),
+    )];
+    let input = DecisionInput {
+        contacts: &contacts,
+        ..input
+    };
+    assert!(
+        arbitrator
+            .decide(&input, &request, DecisionId::new("d"))
+            .offers
+            .is_empty()
+    );
+}
+
+#[test]
+fn offers_not_on_the_channel_or_not_in_the_catalogue_are_explained() {
+    let d = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms).seed(1),
+    );
+    assert!(
+        d.why_not(&OfferId::new("named-greeting"))
+            .contains("not deliverable on sms")
+    );
+    assert!(
+        d.why_not(&OfferId::new("nope"))
+            .contains("not in catalogue version 7")
+    );
+    let quiet = decide_with(
+        &customer(30.0),
+        &usage(9.5),
+        &[],
+        &[],
+        &DecisionRequest::new("c-1", Channel::Sms)
+            .seed(1)
+            .without_explanation(),
+    );
+    assert_eq!(chosen(&quiet), chosen(&d));
+    assert!(quiet.explanations().is_empty());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_decision() {
+    let mut catalog = Catalog::from_yaml(CATALOG).unwrap();
+    catalog.arbitration.exploration = Exploration::EpsilonGreedy { epsilon: 0.5 };
+    let catalog = Arc::new(CompiledCatalog::compile(catalog, 1).unwrap());
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
+    let arbitrator = Arbitrator::new(catalog, model);
+    let c = customer(30.0);
+    let touchpoints = usage(9.5);
+    let input = DecisionInput {
+        customer: &c,
+        touchpoints: &touchpoints,
+        contacts: &[],
+        budget_used: &[],
+        now: now(),
+    };
+    let decide = |seed| {
+        arbitrator.decide(
+            &input,
+            &DecisionRequest::new("c-1", Channel::App).seed(seed),
+            DecisionId::new("d"),
+        )
+    };
+    for seed in 0..20 {
+        assert_eq!(decide(seed), decide(seed));
+    }
+    let distinct: std::collections::HashSet<Vec<String>> = (0..50)
+        .map(|seed| {
+            decide(seed)
+                .offers
+                .iter()
+                .map(|s| s.offer.to_string())
+                .collect()
+        })
+        .collect();
+    assert!(distinct.len() > 1, "epsilon 0.5 explores");
+}
+
+#[test]
+fn rules_with_unknown_names_or_bad_types_fail_to_load_naming_the_offer() {
+    let bad = CATALOG.replace("customer.tenure_months >= 3", "customer.tenure >= 3");
+    match CompiledCatalog::compile(Catalog::from_yaml(&bad).unwrap(), 1) {
+        Err(Error::InvalidRule {
+            item,
+            position,
+            message,
+        }) => {
+            assert_eq!(item, "offer \"upgrade\" eligibility");
+            assert_eq!((position.line, position.column), (1, 32));
+            assert!(message.contains("customer.tenure"), "{message}");
+        }
+        other => panic!("expected a rule error, got {other:?}"),
+    }
+    let bad = CATALOG.replace(
+        "offer.price < customer.expected_overage_usd",
+        "offer.price < customer.plan",
+    );
+    assert!(matches!(
+        CompiledCatalog::compile(Catalog::from_yaml(&bad).unwrap(), 1),
+        Err(Error::InvalidRule { item, .. }) if item == "offer \"data-boost\" suitability"
+    ));
+    let bad = CATALOG.replace(
+        "attributes: { fee_increase: 15 }",
+        "attributes: { price: \"cheap\" }",
+    );
+    assert!(matches!(
+        CompiledCatalog::compile(Catalog::from_yaml(&bad).unwrap(), 1),
+        Err(Error::Validation { field, .. }) if field == "attributes.price"
+    ));
+}
