@@ -29,6 +29,9 @@ pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+/// The date and time library `cx` uses for instants and durations, re-exported so callers
+/// build [`Timestamp`](model::Timestamp)s with the same version.
+pub use chrono;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{CustomerState, Engine, EngineOptions, IngestReport};
 pub use error::{BoxError, Error, Position, Result};

@@ -1,0 +1,259 @@
+//! `Engine::decide` and `Engine::record_outcome` end to end on the in-memory store: the
+//! decision log, learning from outcomes, contact history feeding the policies, and budgets that
+//! hold under 16 concurrent deciders.
+
+use cx::chrono::{TimeDelta, TimeZone, Utc};
+use cx::model::*;
+use cx::store::OutcomeRecorded;
+use cx::{Engine, Error, ManualClock, MemoryStore};
+use std::sync::Arc;
+
+const CATALOG: &str = r#"
+schema:
+  customer: { plan: string }
+budgets:
+  - { id: launch, limit: 100, counts: shown, period: total }
+contact_policy:
+  - { rule: cap, scope: offer, outcome: shown, max: 2, window: 7d }
+offers:
+  - { id: premium, name: Premium, category: plan, channels: [app], value: 10, budget: launch }
+  - { id: basic, name: Basic, category: plan, channels: [app], value: 9 }
+  - { id: tips, name: Tips, category: content, channels: [app], value: 1 }
+arbitration:
+  k: 2
+"#;
+
+fn engine() -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap(),
+    ));
+    let engine = Engine::new(Arc::new(MemoryStore::new())).with_clock(clock.clone());
+    (engine, clock)
+}
+
+fn customer(id: &str) -> Customer {
+    let since = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    Customer::new(id)
+        .with_attribute("plan", "S")
+        .with_consent(Consent::granted(Channel::App, Purpose::MARKETING, since))
+}
+
+async fn setup(customers: usize) -> (Engine, Arc<ManualClock>) {
+    let (engine, clock) = engine();
+    engine
+        .load_catalog(Catalog::from_yaml(CATALOG).unwrap())
+        .await
+        .unwrap();
+    let all = (0..customers).map(|i| customer(&format!("c{i}"))).collect();
+    engine.upsert_customers(all).await.unwrap();
+    (engine, clock)
+}
+
+fn offers(d: &Decision) -> Vec<&str> {
+    d.offers.iter().map(|s| s.offer.as_str()).collect()
+}
+
+#[tokio::test]
+async fn decisions_are_logged_and_explained() {
+    let (engine, _) = setup(1).await;
+    let d = engine
+        .decide(&DecisionRequest::new("c0", Channel::App).seed(3))
+        .await
+        .unwrap();
+    assert_eq!(offers(&d), ["premium", "tips"]);
+    assert!(
+        d.why_not(&OfferId::new("basic"))
+            .contains("went to offer \"premium\"")
+    );
+    let stored = engine
+        .store()
+        .decision(&d.id)
+        .await
+        .unwrap()
+        .expect("logged");
+    assert_eq!(stored, d);
+    assert_eq!(stored.catalog_version, 1);
+}
+
+#[tokio::test]
+async fn unknown_customers_and_missing_catalogues_are_errors() {
+    let (engine, _) = engine();
+    assert!(matches!(
+        engine
+            .decide(&DecisionRequest::new("c0", Channel::App))
+            .await,
+        Err(Error::NotFound {
+            kind: "catalog",
+            ..
+        })
+    ));
+    let (engine, _) = setup(1).await;
+    assert!(matches!(
+        engine
+            .decide(&DecisionRequest::new("nobody", Channel::App))
+            .await,
+        Err(Error::NotFound {
+            kind: "customer",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn outcomes_feed_the_contact_policy() {
+    let (engine, clock) = setup(1).await;
+    for _ in 0..2 {
+        let d = engine
+            .decide(&DecisionRequest::new("c0", Channel::App).seed(1))
+            .await
+            .unwrap();
+        assert_eq!(d.offers[0].offer, "premium");
+        engine
+            .record_outcome(&d.id, &OfferId::new("premium"), OutcomeKind::Shown)
+            .await
+            .unwrap();
+        clock.advance(TimeDelta::hours(1));
+    }
+    // Shown twice this week: capped, so the next best of its category takes the slot.
+    let d = engine
+        .decide(&DecisionRequest::new("c0", Channel::App).seed(1))
+        .await
+        .unwrap();
+    assert_eq!(offers(&d), ["basic", "tips"]);
+    let e = d
+        .explanations()
+        .into_iter()
+        .find(|e| e.offer == "premium")
+        .unwrap();
+    assert_eq!(e.stage, PipelineStage::ContactPolicy);
+    assert_eq!(
+        e.lifts_at,
+        Some(Utc.with_ymd_and_hms(2026, 11, 29, 9, 0, 0).unwrap())
+    );
+}
+
+#[tokio::test]
+async fn outcomes_are_checked_and_counted_once() {
+    let (engine, _) = setup(1).await;
+    let d = engine
+        .decide(&DecisionRequest::new("c0", Channel::App).seed(1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        engine
+            .record_outcome(
+                &DecisionId::new("d-nope"),
+                &OfferId::new("premium"),
+                OutcomeKind::Accepted
+            )
+            .await,
+        Err(Error::NotFound {
+            kind: "decision",
+            ..
+        })
+    ));
+    assert!(matches!(
+        engine
+            .record_outcome(&d.id, &OfferId::new("basic"), OutcomeKind::Accepted)
+            .await,
+        Err(Error::Validation { .. })
+    ));
+    let premium = OfferId::new("premium");
+    assert_eq!(
+        engine
+            .record_outcome(&d.id, &premium, OutcomeKind::Accepted)
+            .await
+            .unwrap(),
+        OutcomeRecorded::New
+    );
+    assert_eq!(
+        engine
+            .record_outcome(&d.id, &premium, OutcomeKind::Accepted)
+            .await
+            .unwrap(),
+        OutcomeRecorded::Duplicate
+    );
+    let model = engine.propensity_model();
+    let mut means = Vec::new();
+    model.fill_means(&[0, 1], None, &mut means);
+    // Prior Beta(1, 9): one success moves premium to 2/11; basic stays at 1/10.
+    assert!((means[0] - 2.0 / 11.0).abs() < 1e-12, "{means:?}");
+    assert!((means[1] - 0.1).abs() < 1e-12, "{means:?}");
+}
+
+#[tokio::test]
+async fn learning_shifts_the_choice() {
+    let (engine, clock) = setup(60).await;
+    // Whatever leads gets rejected if it is premium and accepted if it is basic: premium's
+    // higher value wins only until its propensity falls below basic's.
+    let mut premium_first = 0;
+    for i in 0..60 {
+        let d = engine
+            .decide(&DecisionRequest::new(format!("c{i}"), Channel::App).seed(i))
+            .await
+            .unwrap();
+        let first = d.offers[0].offer.clone();
+        let kind = if first == "premium" {
+            premium_first += 1;
+            OutcomeKind::Rejected
+        } else {
+            OutcomeKind::Accepted
+        };
+        engine.record_outcome(&d.id, &first, kind).await.unwrap();
+        clock.advance(TimeDelta::minutes(1));
+    }
+    // Prior Beta(1, 9): after 2 rejections premium's 10 × 1/12 < basic's 9 × 1/10.
+    assert_eq!(premium_first, 2);
+    let mut means = Vec::new();
+    engine
+        .propensity_model()
+        .fill_means(&[0, 1], None, &mut means);
+    assert!((means[0] - 1.0 / 12.0).abs() < 1e-12, "{means:?}");
+    assert!(
+        (means[1] - 59.0 / 68.0).abs() < 1e-12,
+        "basic: 58 acceptances on Beta(1, 9): {means:?}"
+    );
+    let d = engine
+        .decide(&DecisionRequest::new("c0", Channel::App).seed(1))
+        .await
+        .unwrap();
+    assert_eq!(d.offers[0].offer, "basic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_deciders_never_exceed_a_budget() {
+    let (engine, _) = setup(400).await;
+    let engine = Arc::new(engine);
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let engine = Arc::clone(&engine);
+        tasks.push(tokio::spawn(async move {
+            let mut premium = 0u64;
+            for i in 0..25 {
+                let id = format!("c{}", t * 25 + i);
+                let d = engine
+                    .decide(&DecisionRequest::new(id, Channel::App).seed(i))
+                    .await
+                    .unwrap();
+                premium += d.offers.iter().filter(|s| s.offer == "premium").count() as u64;
+                // Once the budget is gone, basic takes the plan slot.
+                assert!(d.offers.iter().any(|s| s.category == "plan"));
+            }
+            premium
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert_eq!(
+        total, 100,
+        "exactly the budget: 400 deciders wanted premium, 100 could have it"
+    );
+    let used = engine
+        .store()
+        .budget_used(&cx::store::BudgetKey::new("launch", "total"))
+        .await
+        .unwrap();
+    assert_eq!(used, 100);
+}
