@@ -196,3 +196,89 @@ pub(crate) fn owned(value: Option<Scalar<'_>>) -> Option<Value> {
         Scalar::List(items) => Value::List(items.to_vec()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Catalog, CustomerId, Kind};
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    const FEATURES: &str = r#"
+schema:
+  touchpoint: { product: string, dwell_seconds: number, data_gb: number }
+features:
+  - { id: views_10m, aggregate: count, kinds: [product_view], window: 10m }
+  - { id: long_views_1d, aggregate: count, kinds: [product_view], window: 1d, filter: "touchpoint.dwell_seconds >= 60" }
+  - { id: data_gb_30d, aggregate: sum, attribute: data_gb, kinds: [usage], window: 30d }
+  - { id: avg_dwell, aggregate: avg, attribute: dwell_seconds, window: 1d }
+  - { id: min_dwell, aggregate: min, attribute: dwell_seconds, window: 1d }
+  - { id: max_dwell, aggregate: max, attribute: dwell_seconds, window: 1d }
+  - { id: last_product, aggregate: last, attribute: product, window: 1d }
+  - { id: products, aggregate: distinct_count, attribute: product, window: 1d }
+  - { id: app_views, aggregate: count, channels: [app], window: 1d }
+  - { id: old_avg, aggregate: avg, attribute: dwell_seconds, window: 1m }
+"#;
+
+    #[test]
+    fn every_aggregation_over_its_window_kinds_channels_and_filter() {
+        let catalog = Catalog::from_yaml(FEATURES).unwrap();
+        let compiled = crate::arbitration::CompiledCatalog::compile(catalog, 1).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let view = |id: &str, mins: i64, product: &str, dwell: f64, channel: Channel| {
+            Touchpoint::new(
+                id,
+                CustomerId::new("c"),
+                channel,
+                Kind::PRODUCT_VIEW,
+                now - TimeDelta::minutes(mins),
+            )
+            .with_attribute("product", product)
+            .with_attribute("dwell_seconds", dwell)
+        };
+        let usage = |id: &str, days: i64, gb: f64| {
+            Touchpoint::new(
+                id,
+                CustomerId::new("c"),
+                Channel::Other("network".into()),
+                Kind::USAGE,
+                now - TimeDelta::days(days),
+            )
+            .with_attribute("data_gb", gb)
+        };
+        let mut touchpoints = vec![
+            usage("u1", 40, 100.0), // outside 30 days
+            usage("u2", 20, 2.5),
+            usage("u3", 1, 1.5),
+            view("v1", 120, "phone", 90.0, Channel::Web),
+            view("v2", 9, "case", 10.0, Channel::App),
+            view("v3", 2, "phone", 61.0, Channel::App),
+            view("future", -5, "tv", 1000.0, Channel::App), // after now: never counts
+        ];
+        touchpoints.sort_by_key(|t| t.occurred_at);
+        let mut out = Vec::new();
+        compute(
+            &compiled.features,
+            &compiled.vocabulary,
+            &touchpoints,
+            now.timestamp_micros(),
+            &mut FeatureScratch::default(),
+            &mut out,
+        );
+        let values: Vec<Option<Scalar<'_>>> = out;
+        assert_eq!(
+            values,
+            vec![
+                Some(Scalar::Num(2.0)),
+                Some(Scalar::Num(2.0)),
+                Some(Scalar::Num(4.0)),
+                Some(Scalar::Num((90.0 + 10.0 + 61.0) / 3.0)),
+                Some(Scalar::Num(10.0)),
+                Some(Scalar::Num(90.0)),
+                Some(Scalar::Str("phone")),
+                Some(Scalar::Num(2.0)),
+                Some(Scalar::Num(2.0)),
+                None,
+            ]
+        );
+    }
+}
