@@ -401,10 +401,8 @@ impl Engine {
         if recorded == OutcomeRecorded::Duplicate {
             return Ok(recorded);
         }
-        let accepted = match kind {
-            OutcomeKind::Accepted => true,
-            OutcomeKind::Rejected | OutcomeKind::Ignored => false,
-            OutcomeKind::Shown | OutcomeKind::Converted => return Ok(recorded),
+        let Some(accepted) = crate::arbitration::propensity::trial_result(kind) else {
+            return Ok(recorded);
         };
         let arbitrator = self.arbitrator().ok();
         let segment = match (&arbitrator, self.store.decision(decision).await?) {

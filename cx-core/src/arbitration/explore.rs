@@ -23,7 +23,7 @@
 //! | `Greedy` | highest score, ties to the lower `offer` | 1 |
 //! | `EpsilonGreedy { ε }` | greedy with probability 1 − ε, else uniform over the eligible | exact: ε/n, plus 1 − ε for the greedy choice |
 //! | `Softmax { T }` | at random, P(i) ∝ exp((sᵢ − max s)/T) | exact |
-//! | `Thompson { samples }` | argmax of one posterior draw per eligible candidate | estimated from `samples` more draws, at least 1/(2·samples) |
+//! | `Thompson { samples }` | argmax of one posterior draw per eligible candidate, ties to the lower `offer` | estimated from `samples` more draws, at least 1/(2·samples) |
 //!
 //! Parameters outside what catalogue validation accepts never panic: ε is clamped to [0, 1]
 //! (NaN counts as 0), a temperature that is not above 0 (or NaN) selects greedily, and
@@ -108,6 +108,22 @@ pub fn select(
     picks: &mut Vec<Pick>,
 ) {
     picks.clear();
+    if let Exploration::Greedy = policy {
+        greedy_top(candidates, k, picks);
+        return;
+    }
+    select_slots(policy, candidates, k, draw, rng, picks);
+}
+
+/// The slot-by-slot selection every policy follows (greedy has a faster equivalent).
+fn select_slots(
+    policy: &Exploration,
+    candidates: &[Scored],
+    k: usize,
+    draw: &mut dyn FnMut(usize, &mut DecisionRng) -> f64,
+    rng: &mut DecisionRng,
+    picks: &mut Vec<Pick>,
+) {
     while picks.len() < k {
         let taken: &[Pick] = picks;
         let view = |i: usize| {
@@ -145,7 +161,7 @@ pub fn slot_distribution(policy: &Exploration, scores: &[f64], out: &mut Vec<f64
     out.resize(scores.len(), 0.0);
     let view = |i: usize| index_view(scores, i);
     let (best, n) = best(scores.len(), &view);
-    let Some(best) = best else {
+    let Some((best, max)) = best else {
         return;
     };
     match *policy {
@@ -163,7 +179,7 @@ pub fn slot_distribution(policy: &Exploration, scores: &[f64], out: &mut Vec<f64
             }
         }
         Exploration::Softmax { temperature } if temperature > 0.0 => {
-            let (max, z) = softmax_norm(scores.len(), &view, temperature);
+            let z = softmax_norm(scores.len(), &view, max, temperature);
             for (i, p) in out.iter_mut().enumerate() {
                 if let Some((_, s)) = view(i) {
                     *p = softmax_weight(s, max, temperature) / z;
@@ -206,6 +222,44 @@ pub fn thompson_distribution(
     }
 }
 
+/// Greedy selection in one pass: slot after slot, greedy takes the best remaining category's
+/// best offer, so its picks are the k best "best of a category", in rank order. `picks` holds
+/// the best of up to k categories seen so far, best first, which is the only memory needed.
+fn greedy_top(candidates: &[Scored], k: usize, picks: &mut Vec<Pick>) {
+    let ranks_above =
+        |c: &Scored, p: &Pick| beats(c.score, c.offer.into(), p.score, p.offer.into());
+    for c in candidates {
+        if !c.score.is_finite() {
+            continue;
+        }
+        // The common case: full, and not better than the worst kept (so not better than the
+        // kept offer of its own category either).
+        if picks.len() >= k && picks.last().is_none_or(|worst| !ranks_above(c, worst)) {
+            continue;
+        }
+        match picks.iter().position(|p| p.category == c.category) {
+            Some(same) if picks.get(same).is_some_and(|p| ranks_above(c, p)) => {
+                picks.remove(same);
+            }
+            Some(_) => continue,
+            None if picks.len() >= k => {
+                picks.pop();
+            }
+            None => {}
+        }
+        let at = picks.partition_point(|p| !ranks_above(c, p));
+        picks.insert(
+            at,
+            Pick {
+                offer: c.offer,
+                category: c.category,
+                score: c.score,
+                probability: 1.0,
+            },
+        );
+    }
+}
+
 /// The eligible view of a plain score list: the tie-break key is the index.
 fn index_view(scores: &[f64], i: usize) -> Option<(u64, f64)> {
     scores
@@ -224,7 +278,7 @@ fn pick_one(
     rng: &mut DecisionRng,
 ) -> Option<(usize, f64)> {
     let (greedy, n) = best(len, view);
-    let greedy = greedy?;
+    let (greedy, max) = greedy?;
     match *policy {
         Exploration::Greedy => Some((greedy, 1.0)),
         Exploration::EpsilonGreedy { epsilon } => {
@@ -248,7 +302,7 @@ fn pick_one(
             Some((picked, probability))
         }
         Exploration::Softmax { temperature } if temperature > 0.0 => {
-            let (max, z) = softmax_norm(len, view, temperature);
+            let z = softmax_norm(len, view, max, temperature);
             let target = rng.random::<f64>() * z;
             let mut cumulative = 0.0;
             // Rounding can leave the target just above the final sum: the last candidate with
@@ -288,8 +342,9 @@ fn pick_one(
     }
 }
 
-/// The greedy choice (highest score, ties to the lower key) and how many are eligible.
-fn best(len: usize, view: &impl Fn(usize) -> Option<(u64, f64)>) -> (Option<usize>, usize) {
+/// The greedy choice (highest score, ties to the lower key) with its score, and how many are
+/// eligible.
+fn best(len: usize, view: &impl Fn(usize) -> Option<(u64, f64)>) -> (Option<(usize, f64)>, usize) {
     let mut best: Option<(usize, u64, f64)> = None;
     let mut n = 0;
     for i in 0..len {
@@ -300,7 +355,7 @@ fn best(len: usize, view: &impl Fn(usize) -> Option<(u64, f64)>) -> (Option<usiz
             }
         }
     }
-    (best.map(|(i, _, _)| i), n)
+    (best.map(|(i, _, s)| (i, s)), n)
 }
 
 /// Whether `(score, key)` ranks above `(other, other_key)`: higher score, then lower key.
@@ -327,22 +382,18 @@ fn thompson_argmax(
     best.map(|(i, _, _)| i)
 }
 
-/// The highest eligible score and the softmax normaliser Σ exp((sᵢ − max)/T), which is at
-/// least 1 (the best contributes exp(0)) whenever something is eligible.
+/// The softmax normaliser Σ exp((sᵢ − max)/T) given the highest eligible score: at least 1
+/// (the best contributes exp(0)).
 fn softmax_norm(
     len: usize,
     view: &impl Fn(usize) -> Option<(u64, f64)>,
+    max: f64,
     temperature: f64,
-) -> (f64, f64) {
-    let max = (0..len)
-        .filter_map(view)
-        .map(|(_, s)| s)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let z = (0..len)
+) -> f64 {
+    (0..len)
         .filter_map(view)
         .map(|(_, s)| softmax_weight(s, max, temperature))
-        .sum();
-    (max, z)
+        .sum()
 }
 
 /// exp((s − max)/T): in (0, 1] up to underflow, so it cannot overflow whatever the scores.
@@ -776,12 +827,22 @@ mod tests {
         }
 
         #[test]
+        fn greedy_in_one_pass_equals_greedy_slot_by_slot(c in candidates(), k in 0..6usize) {
+            let fast = run(&Exploration::Greedy, &c, k, 0);
+            let mut slow = Vec::new();
+            let mut rng = DecisionRng::seed_from_u64(0);
+            select_slots(&Exploration::Greedy, &c, k, &mut no_draw(), &mut rng, &mut slow);
+            prop_assert_eq!(fast, slow);
+        }
+
+        #[test]
         fn greedy_is_the_argmax(c in candidates(), seed: u64) {
             let picks = run(&Exploration::Greedy, &c, 1, seed);
             let best = c
                 .iter()
                 .filter(|c| c.score.is_finite())
-                .max_by(|a, b| a.score.total_cmp(&b.score).then(b.offer.cmp(&a.offer)));
+                // partial_cmp, not total_cmp: -0.0 and 0.0 tie.
+                .max_by(|a, b| a.score.partial_cmp(&b.score).unwrap().then(b.offer.cmp(&a.offer)));
             prop_assert_eq!(picks.first().map(|p| p.offer), best.map(|b| b.offer));
         }
 
