@@ -56,3 +56,8 @@ pub use cx_store_memory::MemoryStore;
 /// The PostgreSQL backend (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub use cx_store_postgres as postgres;
+
+/// The README's examples, compiled and run as doctests so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
