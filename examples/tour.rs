@@ -8,13 +8,24 @@
 //! It generates the world (`cx_core::testkit::world`), stores the customers, ingests the
 //! touchpoints in batches of 10,000 (with a progress bar on stderr), sends one batch again to
 //! show that ingest is idempotent, then prints what the store holds per channel and per kind and
-//! one customer's state as the engine sees it. The engine's clock is set to the end of the world
-//! so the output is the same on every run (timings apart).
+//! one customer's state as the engine sees it.
+//!
+//! Then it arbitrates: it loads the example catalogue (`examples/catalog/telecom.yaml`, whose
+//! rules read what the world holds), decides for 10,000 customers on sms and in the app, prints
+//! what was chosen, where the other candidates stopped and a few explanations, records how the
+//! (simulated) customers answered so the propensity model learns, and decides again 12 hours
+//! later, when contact policy holds back what was just shown. The engine's clock is set to the end
+//! of the world and exploration is seeded, so the output is the same on every run (timings
+//! apart).
 #![allow(clippy::print_stdout)]
 
-use cx::model::{ConsentStatus, Customer, CustomerId, Subject, TimeRange, Touchpoint, Value};
+use cx::model::{
+    Channel, ConsentStatus, Customer, CustomerId, Decision, DecisionRequest, Explanation,
+    Exploration, OfferId, OutcomeKind, PipelineStage, Subject, TimeRange, Touchpoint, Value,
+};
 use cx::store::{AggregateQuery, AggregateRow, TouchpointQuery};
 use cx::{Engine, ManualClock, MemoryStore};
+use cx_core::chrono::TimeDelta;
 use cx_core::testkit::world::{self, WorldSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +34,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 10_000;
+/// Customers arbitrated for, each on both channels.
+const DECIDE_FOR: usize = 10_000;
+const CHANNELS: [Channel; 2] = [Channel::Sms, Channel::App];
+const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/catalog/telecom.yaml");
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -51,6 +66,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let generation = started.elapsed();
 
     let sample = most_active(&world.touchpoints);
+    let deciding: Vec<CustomerId> = world
+        .customers
+        .iter()
+        .take(DECIDE_FOR)
+        .map(|c| c.id.clone())
+        .collect();
     let by_identity = world
         .touchpoints
         .iter()
@@ -60,7 +81,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let total = world.touchpoints.len();
     // The engine's clock stands at the end of the world, so customer states are reproducible.
     let store = Arc::new(MemoryStore::new());
-    let engine = Engine::new(store).with_clock(Arc::new(ManualClock::new(end)));
+    let clock = Arc::new(ManualClock::new(end));
+    let engine = Engine::new(store).with_clock(Arc::clone(&clock) as _);
 
     // Customers first: touchpoints that name an identity resolve against them.
     let started = Instant::now();
@@ -193,7 +215,444 @@ async fn main() -> Result<(), Box<dyn Error>> {
             println!("    {}", describe(t));
         }
     }
+
+    arbitrate(&engine, &clock, &deciding).await
+}
+
+/// How the simulated customers answer, unknown to the engine: the chance that they accept an
+/// offer they were shown (otherwise they reject or ignore it, half and half).
+const ACCEPTANCE: &[(&str, f64)] = &[
+    ("data-boost-5gb", 0.35),
+    ("upgrade-plan-l", 0.15),
+    ("roaming-pack", 0.25),
+    ("billing-reminder", 0.5),
+];
+
+/// The pipeline's stages, in order.
+const STAGES: [PipelineStage; 9] = [
+    PipelineStage::Candidates,
+    PipelineStage::Consent,
+    PipelineStage::Eligibility,
+    PipelineStage::ContactPolicy,
+    PipelineStage::Budget,
+    PipelineStage::Suitability,
+    PipelineStage::Selection,
+    PipelineStage::Selected,
+    PipelineStage::Fallback,
+];
+
+/// Loads the example catalogue and decides for `customers` on each channel; records the
+/// customers' answers; decides again a day later.
+async fn arbitrate(
+    engine: &Engine,
+    clock: &ManualClock,
+    customers: &[CustomerId],
+) -> Result<(), Box<dyn Error>> {
+    let version = engine.load_catalog_file(CATALOG).await?;
+    let arbitrator = engine.arbitrator()?;
+    let catalog = arbitrator.catalog();
+    let offers = catalog.offer_ids();
+    println!();
+    println!("Arbitration");
+    field(
+        "catalogue",
+        format!(
+            "examples/catalog/telecom.yaml (version {})",
+            version.version
+        ),
+    );
+    let names: Vec<&str> = offers.iter().map(OfferId::as_str).collect();
+    field("offers", names.join(", "));
+    field(
+        "requests",
+        format!(
+            "{} customers, each on sms and in the app; {} offers each at most, one per category",
+            thousands(customers.len() as u64),
+            catalog.config().k
+        ),
+    );
+    let policy = match catalog.config().exploration {
+        Exploration::Greedy => "greedy".to_owned(),
+        Exploration::EpsilonGreedy { epsilon } => format!("epsilon-greedy (epsilon {epsilon})"),
+        Exploration::Softmax { temperature } => format!("softmax (temperature {temperature})"),
+        Exploration::Thompson { samples } => format!("Thompson sampling ({samples} draws)"),
+    };
+    field("selection", format!("{policy}, seeded per request"));
+
+    let (first, took) = decide_all(engine, customers, 1).await?;
+    report(
+        &format!("Round 1, {}", engine.now().format("%Y-%m-%d %H:%M UTC")),
+        &first,
+        took,
+        &offers,
+    );
+    examples(
+        &first,
+        &[
+            (
+                "unsuitable: the upgrade costs more than the overage; the data boost went instead",
+                upgrade_unsuitable,
+            ),
+            ("no consent on the channel", no_consent),
+            ("budget used up", over_budget),
+        ],
+    );
+
+    learn(engine, &first, &offers).await?;
+
+    // Later the same day (the customers' attributes are the billing system's figures of that
+    // day): what was shown this morning now counts against the contact policy.
+    clock.advance(TimeDelta::hours(12));
+    let (second, took) = decide_all(engine, customers, 2).await?;
+    report(
+        &format!(
+            "Round 2, the same customers 12 hours later ({})",
+            engine.now().format("%Y-%m-%d %H:%M UTC")
+        ),
+        &second,
+        took,
+        &offers,
+    );
+    examples(
+        &second,
+        &[
+            (
+                "capped by contact policy, with the time the cap lifts",
+                capped,
+            ),
+            ("suppressed after two rejections", suppressed),
+        ],
+    );
     Ok(())
+}
+
+/// One decision per customer and channel, in order, one at a time; and how long they took.
+async fn decide_all(
+    engine: &Engine,
+    customers: &[CustomerId],
+    round: u64,
+) -> Result<(Vec<Decision>, Duration), cx::Error> {
+    let mut decisions = Vec::with_capacity(customers.len() * CHANNELS.len());
+    let started = Instant::now();
+    for (i, id) in customers.iter().enumerate() {
+        for (c, channel) in CHANNELS.iter().enumerate() {
+            // Seeded, so exploration makes the same draws on every run.
+            let seed = (round << 40) | ((i as u64) << 1) | c as u64;
+            let request = DecisionRequest::new(id.clone(), channel.clone()).seed(seed);
+            decisions.push(engine.decide(&request).await?);
+        }
+    }
+    Ok((decisions, started.elapsed()))
+}
+
+/// Where each offer of the catalogue stopped in `decision`: its explanation's stage, or
+/// `candidates` for an offer not deliverable on the channel (explanations cover candidates only).
+fn stages(decision: &Decision, offers: &[OfferId]) -> Vec<PipelineStage> {
+    let mut stages = vec![PipelineStage::Candidates; offers.len()];
+    for e in decision.explanations() {
+        let Some(stage) = offers
+            .iter()
+            .position(|o| *o == e.offer)
+            .and_then(|i| stages.get_mut(i))
+        else {
+            continue;
+        };
+        // A fallback is listed after the offer's own entry, and is where it ended.
+        if *stage != PipelineStage::Fallback {
+            *stage = e.stage;
+        }
+    }
+    stages
+}
+
+/// Throughput, what was chosen per channel, and where every offer stopped.
+fn report(title: &str, decisions: &[Decision], took: Duration, offers: &[OfferId]) {
+    let n = decisions.len() as u64;
+    println!();
+    println!("{title}");
+    field(
+        "decisions",
+        format!(
+            "{} in {}  {:>9} decisions/s (one task, explanations kept)",
+            thousands(n),
+            seconds(took).trim_start(),
+            per_second(n, took)
+        ),
+    );
+    let chose = decisions.iter().filter(|d| !d.offers.is_empty()).count() as u64;
+    field(
+        "chose something",
+        format!(
+            "{} ({:.1}%), {} offers in all",
+            thousands(chose),
+            percent(chose, n),
+            thousands(decisions.iter().map(|d| d.offers.len() as u64).sum())
+        ),
+    );
+
+    let width = offers.iter().map(|o| o.as_str().len()).max().unwrap_or(0) + 2;
+    println!();
+    println!(
+        "  {:<w$}{:>9}{:>9}{:>9}{:>12}",
+        "offer chosen",
+        "sms",
+        "app",
+        "total",
+        "explored",
+        w = width.max(18)
+    );
+    for offer in offers {
+        let mut per_channel = [0u64; CHANNELS.len()];
+        let mut explored = 0;
+        for d in decisions {
+            if let Some(s) = d.selected(offer) {
+                if let Some(slot) = CHANNELS
+                    .iter()
+                    .position(|c| *c == d.channel)
+                    .and_then(|c| per_channel.get_mut(c))
+                {
+                    *slot += 1;
+                }
+                // A pick the greedy policy would not have made has a small probability.
+                explored += u64::from(s.probability < 0.5);
+            }
+        }
+        let total: u64 = per_channel.iter().sum();
+        let [sms, app] = per_channel;
+        println!(
+            "  {:<w$}{:>9}{:>9}{:>9}{:>12}",
+            offer.as_str(),
+            thousands(sms),
+            thousands(app),
+            thousands(total),
+            thousands(explored),
+            w = width.max(18)
+        );
+    }
+    println!(
+        "  (explored: picked by the policy's random draw, with a logged probability below 0.5)"
+    );
+
+    // Stage × offer: each decision counts once per offer of the catalogue.
+    let mut counts = vec![vec![0u64; offers.len()]; STAGES.len()];
+    for d in decisions {
+        for (o, stage) in stages(d, offers).into_iter().enumerate() {
+            if let Some(c) = STAGES
+                .iter()
+                .position(|s| *s == stage)
+                .and_then(|s| counts.get_mut(s))
+                .and_then(|row| row.get_mut(o))
+            {
+                *c += 1;
+            }
+        }
+    }
+    println!();
+    print!("  {:<16}", "where it stopped");
+    for offer in offers {
+        print!(
+            "{:>w$}",
+            offer.as_str(),
+            w = offer.as_str().len().max(8) + 2
+        );
+    }
+    println!("{:>10}", "total");
+    for (stage, row) in STAGES.iter().zip(&counts) {
+        let total: u64 = row.iter().sum();
+        if total == 0 && *stage == PipelineStage::Fallback {
+            continue;
+        }
+        print!("  {:<16}", stage.as_str());
+        for (offer, count) in offers.iter().zip(row) {
+            print!(
+                "{:>w$}",
+                thousands(*count),
+                w = offer.as_str().len().max(8) + 2
+            );
+        }
+        println!("{:>10}", thousands(total));
+    }
+    println!("  (candidates: not deliverable on the channel, or not valid at the time)");
+}
+
+/// A kind of case worth explaining: a title, and whether an explanation of a decision is one.
+type Case = (&'static str, fn(&Decision, &Explanation) -> bool);
+
+/// The upgrade held back as unsuitable (it costs more than the overage), the data boost chosen.
+fn upgrade_unsuitable(d: &Decision, e: &Explanation) -> bool {
+    e.offer == "upgrade-plan-l"
+        && e.stage == PipelineStage::Suitability
+        && e.reason.contains("is false")
+        && d.selected(&OfferId::new("data-boost-5gb")).is_some()
+}
+
+fn no_consent(_: &Decision, e: &Explanation) -> bool {
+    e.stage == PipelineStage::Consent
+}
+
+fn capped(_: &Decision, e: &Explanation) -> bool {
+    e.stage == PipelineStage::ContactPolicy && e.lifts_at.is_some()
+}
+
+fn suppressed(d: &Decision, e: &Explanation) -> bool {
+    capped(d, e) && e.reason.contains("cool-off")
+}
+
+fn over_budget(_: &Decision, e: &Explanation) -> bool {
+    e.stage == PipelineStage::Budget
+}
+
+/// For each case, the first decision (in request order) that shows it, with its `why_not`.
+fn examples(decisions: &[Decision], cases: &[Case]) {
+    println!();
+    println!("  Why not? (the first case of each kind)");
+    for (title, is_case) in cases {
+        let found = decisions.iter().find_map(|d| {
+            d.explanations()
+                .into_iter()
+                .find(|e| is_case(d, e))
+                .map(|e| (d, e))
+        });
+        println!("  - {title}");
+        let Some((d, e)) = found else {
+            println!("      no such case in this round");
+            continue;
+        };
+        let chosen: Vec<&str> = d.offers.iter().map(|s| s.offer.as_str()).collect();
+        println!(
+            "      {} on {}: chosen {}",
+            d.customer,
+            d.channel,
+            if chosen.is_empty() {
+                "nothing".to_owned()
+            } else {
+                chosen.join(", ")
+            }
+        );
+        for line in wrap(&d.why_not(&e.offer), 90) {
+            println!("      {line}");
+        }
+        if let Some(at) = e.lifts_at {
+            println!("      (lifts_at: {})", at.format("%Y-%m-%d %H:%M UTC"));
+        }
+    }
+}
+
+/// Records what the simulated customers did with every offer shown in `decisions`, then shows
+/// how the propensities moved.
+async fn learn(
+    engine: &Engine,
+    decisions: &[Decision],
+    offers: &[OfferId],
+) -> Result<(), Box<dyn Error>> {
+    let model = engine.propensity_model();
+    let indices: Vec<u32> = (0..offers.len() as u32).collect();
+    let mut before = Vec::new();
+    model.fill_means(&indices, None, &mut before);
+
+    // Per offer: shown, accepted, rejected, ignored.
+    let mut tally = vec![[0u64; 4]; offers.len()];
+    let started = Instant::now();
+    let mut recorded = 0u64;
+    for (n, d) in decisions.iter().enumerate() {
+        for s in &d.offers {
+            let rate = ACCEPTANCE
+                .iter()
+                .find(|(id, _)| *id == s.offer.as_str())
+                .map_or(0.0, |(_, p)| *p);
+            let draw = unit(n as u64 * 8 + u64::from(s.rank));
+            let answer = if draw < rate {
+                OutcomeKind::Accepted
+            } else if draw < rate + (1.0 - rate) / 2.0 {
+                OutcomeKind::Rejected
+            } else {
+                OutcomeKind::Ignored
+            };
+            engine
+                .record_outcome(&d.id, &s.offer, OutcomeKind::Shown)
+                .await?;
+            engine.record_outcome(&d.id, &s.offer, answer).await?;
+            recorded += 2;
+            let column = match answer {
+                OutcomeKind::Accepted => 1,
+                OutcomeKind::Rejected => 2,
+                _ => 3,
+            };
+            if let Some(row) = offers
+                .iter()
+                .position(|o| *o == s.offer)
+                .and_then(|i| tally.get_mut(i))
+            {
+                row[0] += 1;
+                row[column] += 1;
+            }
+        }
+    }
+    let took = started.elapsed();
+    let mut after = Vec::new();
+    model.fill_means(&indices, None, &mut after);
+
+    println!();
+    println!("Outcomes of round 1 (simulated customers answer; the propensity model learns)");
+    field(
+        "recorded",
+        format!(
+            "{} outcomes in {}  {:>9} outcomes/s",
+            thousands(recorded),
+            seconds(took).trim_start(),
+            per_second(recorded, took)
+        ),
+    );
+    println!(
+        "  {:<18}{:>8}{:>10}{:>10}{:>9}   propensity",
+        "offer", "shown", "accepted", "rejected", "ignored"
+    );
+    for (i, offer) in offers.iter().enumerate() {
+        let [shown, accepted, rejected, ignored] = tally.get(i).copied().unwrap_or_default();
+        let b = before.get(i).copied().unwrap_or_default();
+        let a = after.get(i).copied().unwrap_or_default();
+        println!(
+            "  {:<18}{:>8}{:>10}{:>10}{:>9}   {b:.3} -> {a:.3}",
+            offer.as_str(),
+            thousands(shown),
+            thousands(accepted),
+            thousands(rejected),
+            thousands(ignored),
+        );
+    }
+    Ok(())
+}
+
+/// A number in [0, 1) from `key`, the same on every run (SplitMix64's finaliser).
+fn unit(key: u64) -> f64 {
+    let mut x = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    100.0 * part as f64 / whole.max(1) as f64
 }
 
 const USAGE: &str =

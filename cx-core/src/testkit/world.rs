@@ -28,8 +28,10 @@
 //! |---|---|---|
 //! | `plan` | string | `S` (5 GB, 15/month), `M` (20 GB, 25), `L` (50 GB, 35), `XL` (200 GB, 55) |
 //! | `data_cap_gb`, `monthly_fee` | number | from the plan |
+//! | `overage_usd_per_gb` | number | what data over the cap costs, from the plan: 10 (S, M), 8 (L), 6 (XL) |
 //! | `data_used_gb` | number | used so far in the current billing cycle; about a quarter of the customers use data at over 80 % of their cap a month, 1 in 12 at over the cap |
 //! | `billing_cycle_day` | number | 1 to 28 |
+//! | `days_to_reset` | number | days left in the current 30-day billing cycle at the end of the window, 0 to 29 (0: it resets that day); consistent with `data_used_gb` |
 //! | `region`, `home_store` | string | `north`, `south`, `east`, `west`, `central`; `store-<region>-<1..3>` |
 //! | `tenure_months` | number | skewed: many recent customers, a long tail of loyal ones |
 //! | `signed_up_at` | timestamp | consistent with `tenure_months`; about 4 % signed up inside the window |
@@ -302,17 +304,23 @@ struct Plan {
     name: &'static str,
     cap_gb: f64,
     fee: f64,
+    overage_per_gb: f64,
 }
 
-const fn plan(name: &'static str, cap_gb: f64, fee: f64) -> Plan {
-    Plan { name, cap_gb, fee }
+const fn plan(name: &'static str, cap_gb: f64, fee: f64, overage_per_gb: f64) -> Plan {
+    Plan {
+        name,
+        cap_gb,
+        fee,
+        overage_per_gb,
+    }
 }
 
 const PLANS: &[(Plan, f64)] = &[
-    (plan("S", 5.0, 15.0), 30.0),
-    (plan("M", 20.0, 25.0), 35.0),
-    (plan("L", 50.0, 35.0), 25.0),
-    (plan("XL", 200.0, 55.0), 10.0),
+    (plan("S", 5.0, 15.0, 10.0), 30.0),
+    (plan("M", 20.0, 25.0, 10.0), 35.0),
+    (plan("L", 50.0, 35.0, 8.0), 25.0),
+    (plan("XL", 200.0, 55.0, 6.0), 10.0),
 ];
 
 const REGIONS: &[(&str, f64)] = &[
@@ -806,12 +814,14 @@ fn generate_customers(spec: &WorldSpec, window: &Window) -> (Vec<Customer>, Vec<
             .with("billing_cycle_day", billing_cycle_day as f64)
             .with("data_cap_gb", plan.cap_gb)
             .with("data_used_gb", data_used_gb)
+            .with("days_to_reset", (30 - days_into_cycle) as f64)
             .with("devices", Value::List(devices))
             .with("email", email)
             .with("frequent_traveller", traveller)
             .with("home_store", home_store.clone())
             .with("monthly_fee", plan.fee)
             .with("name", format!("{first} {last}"))
+            .with("overage_usd_per_gb", plan.overage_per_gb)
             .with("plan", plan.name)
             .with("region", region)
             .with("signed_up_at", signed_up_at)
@@ -1599,6 +1609,40 @@ mod tests {
         }
         let share = f64::from(by_identity) / w.touchpoints.len() as f64;
         assert!((0.002..0.03).contains(&share), "identity share {share}");
+    }
+
+    #[test]
+    fn billing_attributes_agree_with_each_other() {
+        let w = small().generate();
+        let number = |c: &Customer, name: &str| {
+            c.attributes
+                .get(name)
+                .and_then(Value::as_number)
+                .unwrap_or_else(|| panic!("{} has no number {name}", c.id))
+        };
+        let mut over = 0;
+        for c in &w.customers {
+            let (cap, used) = (number(c, "data_cap_gb"), number(c, "data_used_gb"));
+            let left = number(c, "days_to_reset");
+            assert!(
+                (0.0..=29.0).contains(&left) && left.fract() == 0.0,
+                "{left}"
+            );
+            assert!(number(c, "overage_usd_per_gb") > 0.0);
+            // The cycle's pace so far, over 30 days: at most 1.35 caps (plus rounding).
+            let days_in = 30.0 - left;
+            let month = used / days_in * 30.0;
+            assert!(
+                month <= 1.35 * cap + 0.05 * 30.0 / days_in + 1e-9,
+                "{month}"
+            );
+            over += usize::from(month > cap + 1.5);
+        }
+        let share = over as f64 / w.customers.len() as f64;
+        assert!(
+            (0.02..0.12).contains(&share),
+            "{share} heading over the cap"
+        );
     }
 
     #[test]
