@@ -418,7 +418,7 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(rules[0].to_string(), "at most 3 shown per 7days (offer)");
+        assert_eq!(rules[0].to_string(), "at most 3 shown per 7d (offer)");
         assert_eq!(rules[1].lookback(), Span::days(44));
         let typo = "- { rule: cap, scope: offer, outcome: shown, max: 3, windw: 7d }";
         assert!(serde_norway::from_str::<Vec<ContactRule>>(typo).is_err());

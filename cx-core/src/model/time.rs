@@ -106,11 +106,33 @@ impl From<TimeDelta> for Span {
 }
 
 impl fmt::Display for Span {
+    /// The way definitions write it: `7d`, `1h 30m`, `90s` → `1m 30s`, `250ms`; `0s` for zero.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.to_std() {
-            Ok(std) => write!(f, "{}", humantime::format_duration(std)),
-            Err(_) => f.write_str("0s"),
+        let total_ms = self.0.num_milliseconds();
+        if total_ms <= 0 {
+            return f.write_str("0s");
         }
+        let units = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+            (1, "ms"),
+        ];
+        let mut rest = total_ms;
+        let mut first = true;
+        for (size, unit) in units {
+            let n = rest / size;
+            rest %= size;
+            if n > 0 {
+                if !first {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{n}{unit}")?;
+                first = false;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -144,7 +166,12 @@ mod tests {
         assert_eq!(Span::parse("90s"), Ok(Span::seconds(90)));
         assert!(Span::parse("soon").is_err());
         assert!(Span::parse("-3d").is_err());
-        assert_eq!(Span::days(7).to_string(), "7days");
+        assert_eq!(Span::days(7).to_string(), "7d");
+        assert_eq!(Span::minutes(90).to_string(), "1h 30m");
+        assert_eq!(
+            Span::parse(&Span::seconds(100_000).to_string()),
+            Ok(Span::seconds(100_000))
+        );
         let json = serde_json::to_string(&Span::minutes(10)).unwrap_or_default();
         assert_eq!(json, "\"10m\"");
     }
