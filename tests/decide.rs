@@ -257,3 +257,51 @@ async fn sixteen_concurrent_deciders_never_exceed_a_budget() {
         .unwrap();
     assert_eq!(used, 100);
 }
+
+#[tokio::test]
+async fn propensities_can_be_learned_per_segment() {
+    let yaml = CATALOG.replace(
+        "arbitration:\n  k: 2\n",
+        "segments:\n  - { id: large, name: Large plans, rule: 'customer.plan == \"L\"' }\narbitration:\n  k: 2\n  propensity_segments: [large]\n",
+    );
+    let (engine, _) = engine();
+    engine
+        .load_catalog(Catalog::from_yaml(&yaml).unwrap())
+        .await
+        .unwrap();
+    let mut large = customer("big");
+    large.attributes.insert("plan", "L");
+    engine
+        .upsert_customers(vec![customer("small"), large])
+        .await
+        .unwrap();
+
+    let d = engine
+        .decide(&DecisionRequest::new("big", Channel::App).seed(1))
+        .await
+        .unwrap();
+    assert_eq!(d.segment.as_ref().map(|s| s.as_str()), Some("large"));
+    engine
+        .record_outcome(&d.id, &OfferId::new("premium"), OutcomeKind::Accepted)
+        .await
+        .unwrap();
+    let d = engine
+        .decide(&DecisionRequest::new("small", Channel::App).seed(1))
+        .await
+        .unwrap();
+    assert_eq!(d.segment, None);
+
+    let mut means = Vec::new();
+    engine
+        .propensity_model()
+        .fill_means(&[0], Some(0), &mut means);
+    assert!(
+        (means[0] - 2.0 / 11.0).abs() < 1e-12,
+        "the segment learned: {means:?}"
+    );
+    engine.propensity_model().fill_means(&[0], None, &mut means);
+    assert!(
+        (means[0] - 2.0 / 11.0).abs() < 1e-12,
+        "and so did the offer overall: {means:?}"
+    );
+}
