@@ -1,0 +1,312 @@
+//! Customers: the directory (profiles, identity index, merge aliases) and the
+//! [`CustomerStore`] implementation — upsert, lookups, merge and forget.
+
+use crate::MemoryStore;
+use async_trait::async_trait;
+use cx_core::model::{Customer, CustomerId, Identity};
+use cx_core::store::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
+use cx_core::{Error, Result};
+use foldhash::{HashMap, HashMapExt};
+
+/// Profiles, the identity index and merge aliases, behind the store's `directory` lock.
+///
+/// Invariants (kept by every method that takes `&mut self`):
+/// - the identity index maps each identity of each profile to that profile's id, and nothing
+///   else;
+/// - an alias maps a merged id straight to a customer with a profile (one hop, never a chain),
+///   and `merged` is its exact reverse;
+/// - an id is never both an alias and a profile.
+#[derive(Debug, Default)]
+pub(crate) struct Directory {
+    profiles: HashMap<CustomerId, Customer>,
+    identities: HashMap<Identity, CustomerId>,
+    /// Merged id -> the customer that holds its data now.
+    aliases: HashMap<CustomerId, CustomerId>,
+    /// Customer -> every id that is an alias of it (to re-point or erase them in one step).
+    merged: HashMap<CustomerId, Vec<CustomerId>>,
+}
+
+impl Directory {
+    /// The id that data of `id` is stored under: the customer it was merged into, or itself.
+    pub(crate) fn canonical<'a>(&'a self, id: &'a CustomerId) -> &'a CustomerId {
+        self.aliases.get(id).unwrap_or(id)
+    }
+
+    /// The customer `id` was merged into, if it was.
+    pub(crate) fn alias(&self, id: &CustomerId) -> Option<&CustomerId> {
+        self.aliases.get(id)
+    }
+
+    /// The customer that holds `identity`.
+    pub(crate) fn identity_owner(&self, identity: &Identity) -> Option<&CustomerId> {
+        self.identities.get(identity)
+    }
+
+    /// How many profiles there are.
+    pub(crate) fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Checks a validated batch against the directory: no id of a merged customer, no identity
+    /// claimed twice or held by a customer outside the batch. Nothing is changed.
+    fn check_upsert(&self, customers: &[Customer]) -> Result<()> {
+        let mut in_batch: HashMap<&CustomerId, usize> = HashMap::with_capacity(customers.len());
+        for (i, c) in customers.iter().enumerate() {
+            if let Some(first) = in_batch.insert(&c.id, i) {
+                // Two profiles for one id in one batch: which one is meant is unclear, so say so
+                // rather than keep either.
+                return Err(Error::validation(
+                    format!("customer {:?} (#{i} in batch)", c.id.as_str()),
+                    "id",
+                    format!("repeats customer #{first} of the same batch"),
+                ));
+            }
+            if let Some(survivor) = self.aliases.get(&c.id) {
+                return Err(Error::conflict(
+                    "customer",
+                    c.id.as_str(),
+                    format!(
+                        "was merged into customer {:?}; update that customer instead",
+                        survivor.as_str()
+                    ),
+                ));
+            }
+        }
+        let mut claims: HashMap<&Identity, &CustomerId> = HashMap::new();
+        for c in customers {
+            for (k, identity) in c.identities.iter().enumerate() {
+                if let Some(other) = claims.insert(identity, &c.id) {
+                    return Err(Error::conflict(
+                        "customer",
+                        c.id.as_str(),
+                        format!(
+                            "its {} identity (identities[{k}]) is also claimed by customer {:?} \
+                             in the same batch",
+                            identity.kind,
+                            other.as_str()
+                        ),
+                    ));
+                }
+                // An identity held by a customer of the batch that no longer lists it is free:
+                // the whole batch applies at once.
+                if let Some(owner) = self.identities.get(identity)
+                    && owner != &c.id
+                    && !in_batch.contains_key(owner)
+                {
+                    return Err(Error::conflict(
+                        "customer",
+                        c.id.as_str(),
+                        format!(
+                            "its {} identity (identities[{k}]) already belongs to customer {:?}",
+                            identity.kind,
+                            owner.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces or inserts the profiles of a checked batch and re-indexes their identities.
+    fn apply_upsert(&mut self, customers: Vec<Customer>) -> UpsertReport {
+        // Unindex every old identity of the batch first, so that an identity moving between two
+        // customers of the batch ends up with its new holder whatever the order.
+        for c in &customers {
+            if let Some(old) = self.profiles.get(&c.id) {
+                for identity in &old.identities {
+                    if self.identities.get(identity) == Some(&c.id) {
+                        self.identities.remove(identity);
+                    }
+                }
+            }
+        }
+        let (mut inserted, mut updated) = (0, 0);
+        for c in customers {
+            for identity in &c.identities {
+                self.identities.insert(identity.clone(), c.id.clone());
+            }
+            match self.profiles.insert(c.id.clone(), c) {
+                Some(_) => updated += 1,
+                None => inserted += 1,
+            }
+        }
+        UpsertReport::new(inserted, updated)
+    }
+
+    /// Merges the profile of `absorbed` into `survivor` and makes `absorbed`, and every id
+    /// merged into it, an alias of `survivor`. Returns how many identities the survivor gained.
+    fn merge(&mut self, survivor: &CustomerId, absorbed: &CustomerId) -> Result<u64> {
+        if !self.profiles.contains_key(survivor) {
+            return Err(Error::not_found("customer", survivor.as_str()));
+        }
+        let Some(gone) = self.profiles.remove(absorbed) else {
+            return Err(Error::not_found("customer", absorbed.as_str()));
+        };
+        let Some(kept) = self.profiles.get_mut(survivor) else {
+            // Checked above; put it back so a failure changes nothing.
+            self.profiles.insert(absorbed.clone(), gone);
+            return Err(Error::not_found("customer", survivor.as_str()));
+        };
+
+        kept.attributes.fill_from(&gone.attributes);
+        let mut identities_added = 0;
+        for identity in gone.identities {
+            self.identities.insert(identity.clone(), survivor.clone());
+            if !kept.identities.contains(&identity) {
+                kept.identities.push(identity);
+                identities_added += 1;
+            }
+        }
+        for name in gone.pii {
+            if !kept.pii.contains(&name) {
+                kept.pii.push(name);
+            }
+        }
+        for consent in gone.consents {
+            match kept
+                .consents
+                .iter_mut()
+                .find(|c| c.channel == consent.channel && c.purpose == consent.purpose)
+            {
+                // The later record is the customer's current wish; on a tie the survivor's stays.
+                Some(mine) if consent.since > mine.since => *mine = consent,
+                Some(_) => {}
+                None => kept.consents.push(consent),
+            }
+        }
+
+        // Keep aliases one hop: ids merged into `absorbed` before now point at `survivor`.
+        let mut moved = self.merged.remove(absorbed).unwrap_or_default();
+        for id in &moved {
+            self.aliases.insert(id.clone(), survivor.clone());
+        }
+        self.aliases.insert(absorbed.clone(), survivor.clone());
+        moved.push(absorbed.clone());
+        self.merged
+            .entry(survivor.clone())
+            .or_default()
+            .extend(moved);
+        Ok(identities_added)
+    }
+
+    /// Erases the profile of `canonical`, its identities and the aliases that lead to it.
+    /// Returns whether there was a profile.
+    fn forget(&mut self, canonical: &CustomerId) -> bool {
+        let profile = self.profiles.remove(canonical);
+        if let Some(profile) = &profile {
+            for identity in &profile.identities {
+                if self.identities.get(identity) == Some(canonical) {
+                    self.identities.remove(identity);
+                }
+            }
+        }
+        for alias in self.merged.remove(canonical).unwrap_or_default() {
+            self.aliases.remove(&alias);
+        }
+        profile.is_some()
+    }
+}
+
+#[async_trait]
+impl CustomerStore for MemoryStore {
+    async fn upsert_customers(&self, customers: Vec<Customer>) -> Result<UpsertReport> {
+        for c in &customers {
+            c.validate()?;
+        }
+        let mut directory = self.directory.write();
+        directory.check_upsert(&customers)?;
+        Ok(directory.apply_upsert(customers))
+    }
+
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>> {
+        Ok(self.directory.read().profiles.get(id).cloned())
+    }
+
+    async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Option<Customer>>> {
+        let directory = self.directory.read();
+        Ok(ids
+            .iter()
+            .map(|id| directory.profiles.get(id).cloned())
+            .collect())
+    }
+
+    async fn resolve_identity(&self, identity: &Identity) -> Result<Option<CustomerId>> {
+        let directory = self.directory.read();
+        // Stored identities are in normal form; accept one built without `Identity::new` too.
+        let owner = match directory.identity_owner(identity) {
+            Some(owner) => Some(owner),
+            None => directory.identity_owner(&identity.normalized()),
+        };
+        Ok(owner.cloned())
+    }
+
+    async fn resolve_customer(&self, id: &CustomerId) -> Result<Option<CustomerId>> {
+        let directory = self.directory.read();
+        let canonical = directory.canonical(id);
+        Ok(directory
+            .profiles
+            .contains_key(canonical)
+            .then(|| canonical.clone()))
+    }
+
+    async fn merge_customers(
+        &self,
+        survivor: &CustomerId,
+        absorbed: &CustomerId,
+    ) -> Result<MergeReport> {
+        if survivor == absorbed {
+            return Err(Error::validation(
+                format!("merge into customer {:?}", survivor.as_str()),
+                "absorbed",
+                "is the survivor itself; a customer cannot be merged into itself",
+            ));
+        }
+        // Lock order: directory, shards ascending, decisions (see the crate docs). Everything
+        // that can fail happens in `Directory::merge`, before any data moves.
+        let mut directory = self.directory.write();
+        let identities_added = directory.merge(survivor, absorbed)?;
+
+        let (survivor_key, absorbed_key) = (
+            self.keys.key(survivor.clone()),
+            self.keys.key(absorbed.clone()),
+        );
+        let (to, from) = (survivor_key.shard(), absorbed_key.shard());
+        let touchpoints_moved = if to == from {
+            let mut shard = self.shards.get(to).write();
+            let moving = shard.take(&absorbed_key);
+            shard.absorb(&survivor_key, moving)
+        } else {
+            let (mut to_shard, mut from_shard) = if to < from {
+                let t = self.shards.get(to).write();
+                (t, self.shards.get(from).write())
+            } else {
+                let f = self.shards.get(from).write();
+                (self.shards.get(to).write(), f)
+            };
+            let moving = from_shard.take(&absorbed_key);
+            to_shard.absorb(&survivor_key, moving)
+        };
+        let decisions_moved = self.decisions.write().merge(survivor, absorbed);
+        Ok(MergeReport::new(
+            touchpoints_moved,
+            decisions_moved,
+            identities_added,
+        ))
+    }
+
+    async fn forget_customer(&self, id: &CustomerId) -> Result<ForgetReport> {
+        // Lock order: directory, then the customer's shard, then decisions.
+        let mut directory = self.directory.write();
+        let canonical = directory.canonical(id).clone();
+        let profile = directory.forget(&canonical);
+        let key = self.keys.key(canonical.clone());
+        let touchpoints = self.shards.get(key.shard()).write().remove(&key) as u64;
+        let (decisions, contacts) = self.decisions.write().forget(&canonical);
+        Ok(ForgetReport::new(profile, touchpoints, decisions, contacts))
+    }
+
+    async fn count_customers(&self) -> Result<u64> {
+        Ok(self.directory.read().profile_count() as u64)
+    }
+}

@@ -1,0 +1,224 @@
+//! The decision log and contact history, and the [`DecisionStore`] implementation.
+
+use crate::MemoryStore;
+use crate::sorted::merge_sorted;
+use async_trait::async_trait;
+use cx_core::model::{
+    ContactEvent, CustomerId, Decision, DecisionId, OfferId, Outcome, OutcomeKind, TimeRange,
+};
+use cx_core::store::{ContactCount, DecisionStore, OutcomeRecorded};
+use cx_core::{Error, Result};
+use foldhash::HashMap;
+
+/// Decisions by id and each customer's history, behind the store's `decisions` lock.
+///
+/// Customer ids here are always canonical: decisions are stored under the resolved id, and a
+/// merge moves the absorbed customer's history to the survivor.
+#[derive(Debug, Default)]
+pub(crate) struct DecisionLog {
+    decisions: HashMap<DecisionId, Logged>,
+    customers: HashMap<CustomerId, History>,
+}
+
+/// A stored decision and the outcome keys recorded against it (the dedup key is
+/// (decision, offer, kind); the decision is implied).
+#[derive(Debug)]
+struct Logged {
+    decision: Decision,
+    outcomes: Vec<(OfferId, OutcomeKind)>,
+}
+
+/// One customer's decisions and contact history.
+#[derive(Debug, Default)]
+struct History {
+    decisions: Vec<DecisionId>,
+    /// Sorted by `at`; equal instants in the order they were recorded.
+    contacts: Vec<ContactEvent>,
+}
+
+impl History {
+    /// The contact events whose instant is in `range`.
+    fn contacts_in(&self, range: &TimeRange) -> &[ContactEvent] {
+        let start = self.contacts.partition_point(|e| e.at < range.start);
+        let end = self.contacts.partition_point(|e| e.at < range.end);
+        self.contacts.get(start..end.max(start)).unwrap_or_default()
+    }
+}
+
+impl DecisionLog {
+    /// How many decisions are stored.
+    pub(crate) fn decision_count(&self) -> usize {
+        self.decisions.len()
+    }
+
+    /// Stores `decision`, whose customer id is already canonical.
+    fn record(&mut self, decision: Decision) -> Result<()> {
+        if let Some(stored) = self.decisions.get(&decision.id) {
+            return if stored.decision == decision {
+                Ok(())
+            } else {
+                Err(Error::conflict(
+                    "decision",
+                    decision.id.as_str(),
+                    "another decision is already stored under this id",
+                ))
+            };
+        }
+        self.customers
+            .entry(decision.customer.clone())
+            .or_default()
+            .decisions
+            .push(decision.id.clone());
+        self.decisions.insert(
+            decision.id.clone(),
+            Logged {
+                decision,
+                outcomes: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Records `outcome` and adds it to the customer's contact history, once per key.
+    fn record_outcome(&mut self, outcome: &Outcome) -> Result<OutcomeRecorded> {
+        let Some(logged) = self.decisions.get_mut(&outcome.decision) else {
+            return Err(Error::not_found("decision", outcome.decision.as_str()));
+        };
+        let decision = &logged.decision;
+        let Some(selected) = decision.selected(&outcome.offer) else {
+            return Err(Error::validation(
+                format!("outcome of decision {:?}", outcome.decision.as_str()),
+                "offer",
+                format!(
+                    "{:?} was not chosen by the decision",
+                    outcome.offer.as_str()
+                ),
+            ));
+        };
+        if logged
+            .outcomes
+            .iter()
+            .any(|(offer, kind)| offer == &outcome.offer && *kind == outcome.kind)
+        {
+            return Ok(OutcomeRecorded::Duplicate);
+        }
+        let event = ContactEvent {
+            customer: decision.customer.clone(),
+            decision: decision.id.clone(),
+            offer: outcome.offer.clone(),
+            category: selected.category.clone(),
+            channel: decision.channel.clone(),
+            kind: outcome.kind,
+            at: outcome.at,
+        };
+        logged.outcomes.push((outcome.offer.clone(), outcome.kind));
+        let contacts = &mut self
+            .customers
+            .entry(event.customer.clone())
+            .or_default()
+            .contacts;
+        let at = contacts.partition_point(|e| e.at <= event.at);
+        contacts.insert(at, event);
+        Ok(OutcomeRecorded::New)
+    }
+
+    /// Moves the decisions and contact history of `absorbed` to `survivor`. Returns how many
+    /// decisions moved.
+    pub(crate) fn merge(&mut self, survivor: &CustomerId, absorbed: &CustomerId) -> u64 {
+        let Some(gone) = self.customers.remove(absorbed) else {
+            return 0;
+        };
+        for id in &gone.decisions {
+            if let Some(logged) = self.decisions.get_mut(id) {
+                logged.decision.customer = survivor.clone();
+            }
+        }
+        let mut contacts = gone.contacts;
+        for event in &mut contacts {
+            event.customer = survivor.clone();
+        }
+        let moved = gone.decisions.len() as u64;
+        let kept = self.customers.entry(survivor.clone()).or_default();
+        kept.decisions.extend(gone.decisions);
+        let mine = std::mem::take(&mut kept.contacts);
+        kept.contacts = merge_sorted(mine, contacts, |x, y| x.at <= y.at);
+        moved
+    }
+
+    /// Erases the decisions (with their outcome keys) and contact history of `customer`.
+    /// Returns how many decisions and contact events were erased.
+    pub(crate) fn forget(&mut self, customer: &CustomerId) -> (u64, u64) {
+        let Some(gone) = self.customers.remove(customer) else {
+            return (0, 0);
+        };
+        for id in &gone.decisions {
+            self.decisions.remove(id);
+        }
+        (gone.decisions.len() as u64, gone.contacts.len() as u64)
+    }
+}
+
+#[async_trait]
+impl DecisionStore for MemoryStore {
+    async fn record_decision(&self, decision: &Decision) -> Result<()> {
+        decision.validate()?;
+        // Hold the directory while storing, so a merge cannot slip in between resolving the
+        // customer and storing under it (lock order: directory, then decisions).
+        let directory = self.directory.read();
+        let mut stored = decision.clone();
+        if let Some(canonical) = directory.alias(&decision.customer) {
+            stored.customer = canonical.clone();
+        }
+        self.decisions.write().record(stored)
+    }
+
+    async fn decision(&self, id: &DecisionId) -> Result<Option<Decision>> {
+        Ok(self
+            .decisions
+            .read()
+            .decisions
+            .get(id)
+            .map(|logged| logged.decision.clone()))
+    }
+
+    async fn record_outcome(&self, outcome: &Outcome) -> Result<OutcomeRecorded> {
+        // The decision's customer is canonical and only merge/forget change it, under this same
+        // lock: no directory lock needed.
+        self.decisions.write().record_outcome(outcome)
+    }
+
+    async fn contact_history(
+        &self,
+        customer: &CustomerId,
+        range: TimeRange,
+    ) -> Result<Vec<ContactEvent>> {
+        let directory = self.directory.read();
+        let log = self.decisions.read();
+        Ok(log
+            .customers
+            .get(directory.canonical(customer))
+            .map(|history| history.contacts_in(&range).to_vec())
+            .unwrap_or_default())
+    }
+
+    async fn count_contacts(
+        &self,
+        customer: &CustomerId,
+        queries: &[ContactCount],
+    ) -> Result<Vec<u64>> {
+        let directory = self.directory.read();
+        let log = self.decisions.read();
+        let history = log.customers.get(directory.canonical(customer));
+        Ok(queries
+            .iter()
+            .map(|query| {
+                history.map_or(0, |h| {
+                    h.contacts_in(&query.range)
+                        .iter()
+                        .filter(|e| query.matches(e))
+                        .count() as u64
+                })
+            })
+            .collect())
+    }
+}
