@@ -19,6 +19,8 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _native {
     /// The version of the `cx` library this module was built from.
+    // Python's name for a module's version.
+    #[allow(non_upper_case_globals)]
     #[pymodule_export]
     const __version__: &str = env!("CARGO_PKG_VERSION");
 }
