@@ -5,7 +5,7 @@
 //! [`conformance_tests!`](crate::conformance_tests) (one `#[tokio::test]` per case, so failures
 //! show per case) or with [`run_all`].
 //!
-//! ```ignore
+//! ```text
 //! // cx-store-foo/tests/conformance.rs
 //! cx_core::conformance_tests!(cx_store_foo::FooStore::new());
 //! ```
@@ -158,7 +158,7 @@ macro_rules! __cx_make_store {
 /// also be an `async { ... }` block. It must give something [`IntoStore`] accepts: a backend
 /// value, an `Arc` of one, or an `Arc<dyn Store>`.
 ///
-/// ```ignore
+/// ```text
 /// cx_core::conformance_tests!(cx_store_memory::MemoryStore::new());
 /// // or, for a backend that needs async set-up:
 /// cx_core::conformance_tests!(async { fresh_database_store().await });
