@@ -4,6 +4,8 @@
 //!   [`conformance::run_all`]. A backend's tests call them all.
 //! - [`world`]: a seeded, reproducible synthetic world (customers with identities and consent,
 //!   touchpoints over several channels) for the tour, the benches and your own experiments.
+//! - [`scenario`]: seeded, reproducible arbitration scenarios (catalogue, customer, request).
 
 pub mod conformance;
+pub mod scenario;
 pub mod world;
