@@ -16,14 +16,12 @@
 //!   suitability and the feature filter) compiled once with `cel::Program::compile`, and per
 //!   decision a `cel::Context` holding `customer`, `features`, `context` and `now` as CEL
 //!   values, plus `offer` for the offers whose rules read it, with `program.execute(&ctx)` per
-//!   rule. Consent, contact
-//!   policy (each rule's blocked offers and categories worked out once per decision), budgets,
-//!   scoring (the same propensity model), top-k selection with one offer per category and the
-//!   fallback have
-//!   the same semantics, and it records the stage where each candidate stopped, as the
-//!   explanation trace does. Before timing, it is checked to choose the same offers, with the
-//!   same scores, and to stop every candidate at the same stage, as `Arbitrator::decide` on
-//!   five seeds of telco-1k and 20 other customers.
+//!   rule. Consent, contact policy (each rule's blocked offers and categories worked out once
+//!   per decision), budgets, scoring (the same propensity model), top-k selection with one
+//!   offer per category and the fallback have the same semantics, and it records the stage
+//!   where each candidate stopped, as the explanation trace does. Before timing, it is checked
+//!   to choose the same offers, with the same scores, and to stop every candidate at the same
+//!   stage, as `Arbitrator::decide` on five seeds of telco-1k and 20 other customers each.
 //! - `arbitration/telco-1k/engine-memory`: [`Engine::decide`] end to end on a [`MemoryStore`]
 //!   holding the scenario (catalogue loaded with `load_catalog`, customer upserted,
 //!   touchpoints ingested, the contact history recorded as decisions and outcomes, budgets

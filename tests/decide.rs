@@ -73,6 +73,9 @@ async fn decisions_are_logged_and_explained() {
         .expect("logged");
     assert_eq!(stored, d);
     assert_eq!(stored.catalog_version, 1);
+    // The log keeps what was decided, not the in-memory explanation.
+    assert!(stored.explanations().is_empty());
+    assert_eq!(d.explanations().len(), 3);
 }
 
 #[tokio::test]

@@ -153,26 +153,32 @@ impl Engine {
 
     /// Compiles `stored` and starts using it, unless a newer version is in use already.
     fn install(&self, stored: StoredCatalog) -> Result<()> {
+        let compiled = CompiledCatalog::compile(stored.catalog.clone(), stored.version.version)?;
+        self.install_compiled(stored, compiled);
+        Ok(())
+    }
+
+    /// Starts using `compiled` (the compiled form of `stored`), unless a newer version is in
+    /// use already, and binds the propensity model to it.
+    fn install_compiled(&self, stored: StoredCatalog, compiled: CompiledCatalog) {
         let version = stored.version.version;
-        let compiled = Arc::new(CompiledCatalog::compile(stored.catalog.clone(), version)?);
-        self.model.bind(
-            &compiled.offer_ids(),
-            compiled.propensity_segment_count(),
-            compiled.config().prior,
-        );
-        let loaded = Loaded {
-            stored: Arc::new(stored),
-            arbitrator: Arbitrator::new(compiled, Arc::clone(&self.model)),
-        };
+        let compiled = Arc::new(compiled.with_version(version));
         let mut current = self.current.write();
         // Another task may have loaded a newer version meanwhile; keep the newest.
         if current
             .as_ref()
             .is_none_or(|c| c.stored.version.version <= version)
         {
-            *current = Some(loaded);
+            self.model.bind(
+                &compiled.offer_ids(),
+                compiled.propensity_segment_count(),
+                compiled.config().prior,
+            );
+            *current = Some(Loaded {
+                stored: Arc::new(stored),
+                arbitrator: Arbitrator::new(compiled, Arc::clone(&self.model)),
+            });
         }
-        Ok(())
     }
 
     /// Validates `catalog`, stores it as the next version and starts using it.
@@ -188,13 +194,13 @@ impl Engine {
         meta: CatalogMeta,
     ) -> Result<CatalogVersion> {
         // Compile before storing: a catalogue whose rules do not compile is never stored.
-        CompiledCatalog::compile(catalog.clone(), 0)?;
+        let compiled = CompiledCatalog::compile(catalog.clone(), 0)?;
         let meta = CatalogMeta {
             at: meta.at.or_else(|| Some(self.now())),
             ..meta
         };
         let version = self.store.put_catalog(&catalog, meta).await?;
-        self.install(StoredCatalog::new(version.clone(), catalog))?;
+        self.install_compiled(StoredCatalog::new(version.clone(), catalog), compiled);
         Ok(version)
     }
 

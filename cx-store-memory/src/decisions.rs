@@ -166,6 +166,8 @@ impl DecisionStore for MemoryStore {
         // customer and storing under it (lock order: directory, then decisions).
         let directory = self.directory.read();
         let mut stored = decision.clone();
+        // The log keeps what was decided; the explanation stays with the caller's copy.
+        stored.explanation = Default::default();
         if let Some(canonical) = directory.alias(&decision.customer) {
             stored.customer = canonical.clone();
         }

@@ -239,6 +239,14 @@ impl CompiledCatalog {
         })
     }
 
+    /// The same catalogue, recording `version` in its decisions (for a catalogue compiled
+    /// before the store gave it its version number).
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+
     /// The catalogue version decisions record.
     pub fn version(&self) -> u64 {
         self.version

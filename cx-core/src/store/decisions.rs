@@ -9,7 +9,8 @@ use async_trait::async_trait;
 ///
 /// # Contract
 ///
-/// - **Decisions** are stored under their id, with the customer id resolved (following merges).
+/// - **Decisions** are stored under their id, with the customer id resolved (following merges),
+///   without their in-memory explanation (`Decision::explanation`), which is not part of the log.
 ///   Recording the same decision again is a no-op; recording another decision under a stored id
 ///   fails with [`Error::Conflict`]. An invalid decision fails with [`Error::Validation`].
 /// - **Outcomes** must name a stored decision ([`Error::NotFound`] otherwise) and an offer that
