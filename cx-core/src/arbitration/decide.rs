@@ -264,7 +264,6 @@ impl Arbitrator {
                 context,
                 channel: channel.clone(),
                 now,
-                budget_used: input.budget_used.to_vec(),
                 candidates: trace,
                 picks,
                 fallback,

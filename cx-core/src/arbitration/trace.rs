@@ -63,7 +63,6 @@ pub(crate) struct Trace {
     pub(crate) context: Attributes,
     pub(crate) channel: Channel,
     pub(crate) now: i64,
-    pub(crate) budget_used: Vec<u64>,
     pub(crate) candidates: Vec<Candidate>,
     pub(crate) picks: Vec<Pick>,
     pub(crate) fallback: bool,
@@ -215,7 +214,6 @@ impl Trace {
                                 (b.id.as_str().to_owned(), b.limit, b.period_key(now))
                             })
                             .unwrap_or_default();
-                        let _ = &self.budget_used;
                         (
                             PipelineStage::Budget,
                             format!(
