@@ -8,8 +8,9 @@ use crate::model::{
     ArbitrationConfig, Budget, Catalog, Category, Channel, Name, Offer, OfferId, Purpose, Text,
     Value, ValueType,
 };
-use crate::rules::{CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule};
-use std::collections::HashMap;
+use crate::rules::{ClauseInterner, CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule};
+use foldhash::HashMap;
+use foldhash::HashMapExt as _;
 use std::sync::Arc;
 
 /// Names rules may read in offer eligibility and suitability rules.
@@ -19,6 +20,9 @@ const OFFER_RULE: &[Namespace] = &[
     Namespace::Offer,
     Namespace::Feature,
 ];
+/// What changes from one candidate to the next within a decision: clauses reading these are
+/// evaluated per offer; all others once per decision (see [`crate::rules::ClauseMemo`]).
+const PER_CANDIDATE: &[Namespace] = &[Namespace::Offer, Namespace::Touchpoint];
 /// Names segment rules may read.
 const SEGMENT_RULE: &[Namespace] = &[Namespace::Customer, Namespace::Feature];
 
@@ -104,6 +108,8 @@ pub struct CompiledCatalog {
     pub(crate) contact_lookback: i64,
     /// How far back decisions need touchpoints (the longest feature window), in microseconds.
     pub(crate) touchpoint_lookback: i64,
+    /// How many distinct clauses offer rules share (the size of a decision's clause memo).
+    pub(crate) shared_clauses: u32,
 }
 
 impl CompiledCatalog {
@@ -176,6 +182,17 @@ impl CompiledCatalog {
             offers.push(compiled);
         }
 
+        let mut interner = ClauseInterner::new(&vocabulary, PER_CANDIDATE);
+        for offer in &mut offers {
+            for rule in [&mut offer.eligibility, &mut offer.suitability]
+                .into_iter()
+                .flatten()
+            {
+                interner.share(rule);
+            }
+        }
+        let shared_clauses = interner.count();
+
         let features = catalog
             .features
             .iter()
@@ -235,6 +252,7 @@ impl CompiledCatalog {
             fallback,
             contact_lookback,
             touchpoint_lookback,
+            shared_clauses,
             catalog: Arc::new(catalog),
         })
     }

@@ -13,7 +13,7 @@ use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
     ExplanationRef, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
 };
-use crate::rules::Env;
+use crate::rules::{ClauseMemo, Env};
 use rand::SeedableRng;
 use std::sync::Arc;
 
@@ -123,6 +123,7 @@ impl Arbitrator {
             .map(|rule| RuleBlocks::new(rule, &history, now))
             .collect();
 
+        let mut memo = ClauseMemo::new(catalog.shared_clauses);
         let candidates: &[u32] = catalog.by_channel.get(channel).map_or(&[], |c| c);
         let mut trace: Vec<Candidate> =
             Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
@@ -144,7 +145,7 @@ impl Arbitrator {
                 input.budget_used,
                 catalog,
                 now,
-                true,
+                Some(&mut memo),
             );
             match exclusion {
                 Some(exclusion) => {
@@ -224,7 +225,7 @@ impl Arbitrator {
                 input.budget_used,
                 catalog,
                 now,
-                false,
+                None,
             )
             .is_none()
         {
@@ -315,8 +316,9 @@ fn factors(
     }
 }
 
-/// The first stage that excludes `offer`, in pipeline order; without `targeting`, the
-/// eligibility and suitability rules are skipped (for the fallback).
+/// The first stage that excludes `offer`, in pipeline order. `targeting` is the decision's
+/// clause memo; without it, the eligibility and suitability rules are skipped (for the
+/// fallback).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn exclude(
@@ -328,7 +330,7 @@ fn exclude(
     budget_used: &[u64],
     catalog: &CompiledCatalog,
     now: i64,
-    targeting: bool,
+    mut targeting: Option<&mut ClauseMemo>,
 ) -> Option<Exclusion> {
     if !offer.valid_at(now) {
         return Some(Exclusion::NotValid);
@@ -340,8 +342,10 @@ fn exclude(
     {
         return Some(Exclusion::NoConsent);
     }
-    if targeting && let Some(rule) = &offer.eligibility {
-        let verdict = rule.eval(env);
+    if let Some(memo) = targeting.as_deref_mut()
+        && let Some(rule) = &offer.eligibility
+    {
+        let verdict = rule.eval_memo(env, memo);
         if !verdict.holds() {
             return Some(Exclusion::Ineligible(verdict));
         }
@@ -357,8 +361,10 @@ fn exclude(
             return Some(Exclusion::BudgetExhausted { budget: b, used });
         }
     }
-    if targeting && let Some(rule) = &offer.suitability {
-        let verdict = rule.eval(env);
+    if let Some(memo) = targeting
+        && let Some(rule) = &offer.suitability
+    {
+        let verdict = rule.eval_memo(env, memo);
         if !verdict.holds() {
             return Some(Exclusion::Unsuitable(verdict));
         }
@@ -437,13 +443,15 @@ impl History {
     ) -> Self {
         let events = contacts
             .iter()
-            .filter(|e| e.at.timestamp_micros() <= now)
-            .map(|e| Event {
-                offer: catalog.offer_index.get(&e.offer).copied(),
-                category: catalog.category_index.get(&e.category).copied(),
-                on_channel: &e.channel == channel,
-                kind: e.kind,
-                at: e.at.timestamp_micros(),
+            .filter_map(|e| {
+                let at = e.at.timestamp_micros();
+                (at <= now).then(|| Event {
+                    offer: catalog.offer_index.get(&e.offer).copied(),
+                    category: catalog.category_index.get(&e.category).copied(),
+                    on_channel: &e.channel == channel,
+                    kind: e.kind,
+                    at,
+                })
             })
             .collect();
         History { events }
@@ -494,28 +502,29 @@ impl RuleBlocks {
                 all = rule.blocks(&times, now);
             }
             ContactScope::Offer | ContactScope::Category => {
-                let mut keys: Vec<u32> = history
+                // (key, instant) of the rule's events, grouped by key with one sort.
+                let mut events: Vec<(u32, i64)> = history
                     .events
                     .iter()
                     .filter(|e| e.kind == rule.outcome)
                     .filter_map(|e| {
-                        if rule.scope == ContactScope::Offer {
+                        let key = if rule.scope == ContactScope::Offer {
                             e.offer
                         } else {
                             e.category
-                        }
+                        };
+                        key.map(|k| (k, e.at))
                     })
                     .collect();
-                keys.sort_unstable();
-                keys.dedup();
-                for k in keys {
-                    let key = Key {
-                        offer: k,
-                        category: k,
+                events.sort_unstable();
+                for group in events.chunk_by(|a, b| a.0 == b.0) {
+                    let Some(&(key, _)) = group.first() else {
+                        continue;
                     };
-                    history.times(rule.scope, rule.outcome, key, &mut times);
+                    times.clear();
+                    times.extend(group.iter().map(|(_, at)| *at));
                     if let Some(lift) = rule.blocks(&times, now) {
-                        keyed.push((k, lift));
+                        keyed.push((key, lift));
                     }
                 }
             }

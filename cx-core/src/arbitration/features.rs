@@ -1,7 +1,9 @@
 //! Features: named aggregates over a customer's touchpoints in a window, computed per decision.
 
 use crate::error::Result;
-use crate::model::{Aggregation, Channel, Feature, FeatureId, Kind, Name, Touchpoint, Value};
+use crate::model::{
+    Aggregation, Channel, Feature, FeatureId, Kind, Name, Touchpoint, Value, ValueType,
+};
 use crate::rules::{CompiledRule, Env, Namespace, Scalar, Vocabulary, compile_rule};
 
 /// A feature, compiled.
@@ -16,6 +18,42 @@ pub struct CompiledFeature {
     /// The window, in microseconds.
     pub(crate) window: i64,
     filter: Option<CompiledRule>,
+    /// The `touchpoint.*` slots the filter reads, and where each value comes from.
+    filter_reads: Box<[(usize, Field)]>,
+}
+
+/// Where a `touchpoint.*` value comes from.
+#[derive(Debug, Clone)]
+enum Field {
+    Kind,
+    Channel,
+    OccurredAt,
+    Attribute(Name, ValueType),
+}
+
+impl Field {
+    fn of(name: &Name, ty: ValueType) -> Field {
+        match name.as_str() {
+            "kind" => Field::Kind,
+            "channel" => Field::Channel,
+            "occurred_at" => Field::OccurredAt,
+            _ => Field::Attribute(name.clone(), ty),
+        }
+    }
+
+    #[inline]
+    fn read<'a>(&self, t: &'a Touchpoint, at: i64) -> Option<Scalar<'a>> {
+        match self {
+            Field::Kind => Some(Scalar::Str(t.kind.as_str())),
+            Field::Channel => Some(Scalar::Str(t.channel.as_str())),
+            Field::OccurredAt => Some(Scalar::Time(at)),
+            Field::Attribute(name, ty) => t
+                .attributes
+                .get(name.as_str())
+                .filter(|v| ty.admits(v))
+                .map(Scalar::of),
+        }
+    }
 }
 
 impl CompiledFeature {
@@ -31,6 +69,15 @@ impl CompiledFeature {
                 compile_rule(rule.as_str(), vocabulary, &[Namespace::Touchpoint], &item)
             })
             .transpose()?;
+        let filter_reads = filter
+            .iter()
+            .flat_map(CompiledRule::slots)
+            .filter(|slot| slot.namespace == Namespace::Touchpoint)
+            .filter_map(|slot| {
+                let (name, ty) = vocabulary.touchpoint.iter().nth(usize::from(slot.index))?;
+                Some((usize::from(slot.index), Field::of(name, ty)))
+            })
+            .collect();
         Ok(CompiledFeature {
             id: feature.id.clone(),
             aggregate: feature.aggregate,
@@ -43,9 +90,11 @@ impl CompiledFeature {
                 .num_microseconds()
                 .unwrap_or(i64::MAX),
             filter,
+            filter_reads,
         })
     }
 
+    #[inline]
     fn admits(&self, t: &Touchpoint) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&t.kind))
             && (self.channels.is_empty() || self.channels.contains(&t.channel))
@@ -56,12 +105,18 @@ impl CompiledFeature {
 #[derive(Debug, Default)]
 pub(crate) struct FeatureScratch<'a> {
     touchpoint: Vec<Option<Scalar<'a>>>,
-    distinct: Vec<Scalar<'a>>,
+    /// (feature, value) pairs seen by distinct counts.
+    distinct: Vec<(usize, Scalar<'a>)>,
+    accs: Vec<Acc<'a>>,
+    starts: Vec<i64>,
 }
 
 /// Computes every feature at `now` (microseconds) over `touchpoints` (oldest first), into `out`
 /// in feature-slot order. Empty windows give 0 for count, sum and distinct count, and no value
 /// (missing) for avg, min, max and last.
+///
+/// One pass over the longest window: each touchpoint's instant is converted once and offered
+/// to every feature whose window it falls in.
 pub(crate) fn compute<'a>(
     features: &[CompiledFeature],
     vocabulary: &Vocabulary,
@@ -71,21 +126,40 @@ pub(crate) fn compute<'a>(
     out: &mut Vec<Option<Scalar<'a>>>,
 ) {
     out.clear();
-    for feature in features {
-        let start = now.saturating_sub(feature.window);
-        // Touchpoints are sorted by time: skip to the window's start.
-        let first = touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < start);
-        let mut acc = Acc::new(feature.aggregate);
-        scratch.distinct.clear();
-        for t in touchpoints.get(first..).unwrap_or(&[]) {
-            if t.occurred_at.timestamp_micros() >= now {
-                break;
-            }
-            if !feature.admits(t) {
+    scratch.distinct.clear();
+    scratch.accs.clear();
+    scratch
+        .accs
+        .extend(features.iter().map(|f| Acc::new(f.aggregate)));
+    scratch.starts.clear();
+    scratch
+        .starts
+        .extend(features.iter().map(|f| now.saturating_sub(f.window)));
+    scratch.touchpoint.clear();
+    scratch.touchpoint.resize(vocabulary.touchpoint.len(), None);
+    let earliest = scratch.starts.iter().copied().min().unwrap_or(now);
+    // Touchpoints are sorted by time: skip to the longest window's start.
+    let first = touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < earliest);
+    for t in touchpoints.get(first..).unwrap_or(&[]) {
+        let at = t.occurred_at.timestamp_micros();
+        if at >= now {
+            break;
+        }
+        for (i, ((feature, &start), acc)) in features
+            .iter()
+            .zip(&scratch.starts)
+            .zip(&mut scratch.accs)
+            .enumerate()
+        {
+            if at < start || !feature.admits(t) {
                 continue;
             }
             if let Some(filter) = &feature.filter {
-                touchpoint_slots(vocabulary, t, &mut scratch.touchpoint);
+                for (slot, field) in &feature.filter_reads {
+                    if let Some(value) = scratch.touchpoint.get_mut(*slot) {
+                        *value = field.read(t, at);
+                    }
+                }
                 let env = Env {
                     touchpoint: &scratch.touchpoint,
                     ..Env::empty_micros(now)
@@ -98,39 +172,20 @@ pub(crate) fn compute<'a>(
                 None => acc.count += 1,
                 Some(name) => {
                     if let Some(value) = t.attributes.get(name.as_str()) {
-                        acc.add(Scalar::of(value), &mut scratch.distinct);
+                        acc.add(i, Scalar::of(value), &mut scratch.distinct);
                     }
                 }
             }
         }
-        out.push(acc.finish(scratch.distinct.len()));
     }
-}
-
-/// The `touchpoint.*` values of `t`, in slot order.
-pub(crate) fn touchpoint_slots<'a>(
-    vocabulary: &Vocabulary,
-    t: &'a Touchpoint,
-    out: &mut Vec<Option<Scalar<'a>>>,
-) {
-    out.clear();
-    out.extend(vocabulary.touchpoint.iter().map(|(name, ty)| {
-        let value = match name.as_str() {
-            "kind" => Scalar::Str(t.kind.as_str()),
-            "channel" => Scalar::Str(t.channel.as_str()),
-            "occurred_at" => Scalar::Time(t.occurred_at.timestamp_micros()),
-            other => {
-                return t
-                    .attributes
-                    .get(other)
-                    .filter(|v| ty.admits(v))
-                    .map(Scalar::of);
-            }
-        };
-        Some(value)
+    let distinct = &scratch.distinct;
+    out.extend(scratch.accs.drain(..).enumerate().map(|(i, acc)| {
+        let n = distinct.iter().filter(|(f, _)| *f == i).count();
+        acc.finish(n)
     }));
 }
 
+#[derive(Debug)]
 struct Acc<'a> {
     aggregate: Aggregation,
     count: u64,
@@ -152,12 +207,12 @@ impl<'a> Acc<'a> {
         }
     }
 
-    fn add(&mut self, value: Scalar<'a>, distinct: &mut Vec<Scalar<'a>>) {
+    fn add(&mut self, feature: usize, value: Scalar<'a>, distinct: &mut Vec<(usize, Scalar<'a>)>) {
         match self.aggregate {
             Aggregation::Last => self.last = Some(value),
             Aggregation::DistinctCount => {
-                if !distinct.contains(&value) {
-                    distinct.push(value);
+                if !distinct.contains(&(feature, value)) {
+                    distinct.push((feature, value));
                 }
             }
             Aggregation::Count => self.count += 1,

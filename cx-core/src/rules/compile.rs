@@ -2,7 +2,8 @@
 //! against the vocabulary, check every operator's types, and report the first problem with the
 //! definition it belongs to and its position.
 
-use super::eval::{Arith, B, Cmp, D, L, N, S, Show, StrTest, T, Verdict, slots_of};
+use super::eval::{Arith, B, Cmp, D, Fault, L, N, S, Show, StrTest, T, Verdict, slots_of};
+use super::shared::{ClauseMemo, UNSHARED};
 use super::vocabulary::{Env, Namespace, SlotRef, Vocabulary};
 use crate::error::{Error, Position, Result};
 use crate::model::{Span, Text, ValueType};
@@ -17,6 +18,9 @@ pub struct CompiledRule {
     root: B,
     /// For each clause of the top-level `&&`, the slots it reads (for explanations).
     clause_slots: Box<[Box<[SlotRef]>]>,
+    /// For each clause, its id among the catalogue's shared clauses, or [`UNSHARED`]; empty
+    /// until the catalogue interns the rule's clauses.
+    shared: Box<[u32]>,
     vocabulary: Arc<Vocabulary>,
 }
 
@@ -79,6 +83,7 @@ pub fn compile_rule(
         text: Arc::from(text),
         root,
         clause_slots,
+        shared: Box::default(),
         vocabulary: Arc::clone(vocabulary),
     })
 }
@@ -88,10 +93,28 @@ impl CompiledRule {
     /// counts as false.
     #[inline]
     pub fn eval(&self, env: &Env<'_>) -> Verdict {
+        self.verdict(|_, clause| clause.eval(env))
+    }
+
+    /// Evaluates the rule as [`CompiledRule::eval`] does, taking the results of shared clauses
+    /// from `memo` (evaluating them there on first use). Same verdict, less work when many
+    /// rules of one decision share clauses.
+    #[inline]
+    pub(crate) fn eval_memo(&self, env: &Env<'_>, memo: &mut ClauseMemo) -> Verdict {
+        self.verdict(|i, clause| match self.shared.get(i) {
+            Some(&id) if id != UNSHARED => memo.get_or_eval(id, clause, env),
+            _ => clause.eval(env),
+        })
+    }
+
+    /// The verdict from each clause's result, in order: the first false clause decides;
+    /// otherwise the first undecided one; otherwise the rule holds.
+    #[inline]
+    fn verdict(&self, mut clause_result: impl FnMut(usize, &B) -> Result<bool, Fault>) -> Verdict {
         let mut undecided = None;
         for (i, clause) in self.root.clauses().iter().enumerate() {
             let clause_index = u16::try_from(i).unwrap_or(u16::MAX);
-            match clause.eval(env) {
+            match clause_result(i, clause) {
                 Ok(true) => {}
                 Ok(false) => {
                     return Verdict::False {
@@ -107,6 +130,16 @@ impl CompiledRule {
             }
         }
         undecided.unwrap_or(Verdict::True)
+    }
+
+    /// The compiled tree.
+    pub(crate) fn root(&self) -> &B {
+        &self.root
+    }
+
+    /// Records the shared-clause ids of the rule's clauses (see [`super::shared`]).
+    pub(crate) fn set_shared(&mut self, ids: Box<[u32]>) {
+        self.shared = ids;
     }
 
     /// The rule's source text.

@@ -182,6 +182,24 @@ pub(crate) enum L {
 
 type Eval<X> = Result<X, Fault>;
 
+/// The number in `slot`.
+#[inline]
+fn num(env: &Env<'_>, slot: SlotRef) -> Eval<f64> {
+    match env.get(slot) {
+        Some(Scalar::Num(n)) => Ok(n),
+        _ => Err(Fault::Missing(slot)),
+    }
+}
+
+/// The string in `slot`.
+#[inline]
+fn string<'e>(env: &Env<'e>, slot: SlotRef) -> Eval<&'e str> {
+    match env.get(slot) {
+        Some(Scalar::Str(s)) => Ok(s),
+        _ => Err(Fault::Missing(slot)),
+    }
+}
+
 impl B {
     pub(crate) fn eval(&self, env: &Env<'_>) -> Eval<bool> {
         Ok(match self {
@@ -220,7 +238,11 @@ impl B {
                     None => false,
                 }
             }
+            // The common `slot <op> constant` shapes read the slot directly instead of
+            // recursing into both operands.
+            B::Num(cmp, N::Slot(slot), N::Const(c)) => cmp.test(&num(env, *slot)?, c),
             B::Num(cmp, a, b) => cmp.test(&a.eval(env)?, &b.eval(env)?),
+            B::Str(cmp, S::Slot(slot), S::Const(c)) => cmp.test(string(env, *slot)?, c.as_str()),
             B::Str(cmp, a, b) => cmp.test(a.eval(env)?, b.eval(env)?),
             B::Bool(cmp, a, b) => cmp.test(&a.eval(env)?, &b.eval(env)?),
             B::Time(cmp, a, b) => cmp.test(&a.eval(env)?, &b.eval(env)?),
@@ -283,10 +305,7 @@ impl N {
     fn eval(&self, env: &Env<'_>) -> Eval<f64> {
         Ok(match self {
             N::Const(n) => *n,
-            N::Slot(slot) => match env.get(*slot) {
-                Some(Scalar::Num(n)) => n,
-                _ => return Err(Fault::Missing(*slot)),
-            },
+            N::Slot(slot) => num(env, *slot)?,
             N::Arith(op, a, b) => {
                 let (a, b) = (a.eval(env)?, b.eval(env)?);
                 match op {
@@ -320,10 +339,7 @@ impl S {
     fn eval<'e>(&'e self, env: &Env<'e>) -> Eval<&'e str> {
         Ok(match self {
             S::Const(s) => s.as_str(),
-            S::Slot(slot) => match env.get(*slot) {
-                Some(Scalar::Str(s)) => s,
-                _ => return Err(Fault::Missing(*slot)),
-            },
+            S::Slot(slot) => string(env, *slot)?,
             S::Cond(c, a, b) => {
                 if c.eval(env)? {
                     a.eval(env)?

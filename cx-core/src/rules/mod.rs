@@ -18,10 +18,12 @@
 
 mod compile;
 mod eval;
+mod shared;
 mod vocabulary;
 
 pub use compile::{CompiledRule, compile_rule};
 pub use eval::{Fault, Verdict};
+pub(crate) use shared::{ClauseInterner, ClauseMemo};
 pub use vocabulary::{Env, Namespace, Scalar, SlotRef, SlotTable, Vocabulary};
 
 #[cfg(test)]

@@ -322,3 +322,116 @@ fn resolve_fills_slots_in_table_order() {
     );
     let _ = Value::Bool(true);
 }
+
+/// Rules made of clauses from one pool, as a catalogue's offers are: clause `i` of the pool
+/// is shared by every rule that uses it, except those reading `offer.*`.
+const POOL: &[&str] = &[
+    r#"customer.plan in ["S", "M"]"#,
+    "customer.tenure_months >= 6",
+    "customer.tenure_months >= 12",
+    "features.data_used_gb / customer.data_cap_gb > 0.8",
+    r#"context.channel == "sms""#,
+    "customer.frequent_traveller",
+    r#"now - customer.signed_up_at > duration("30d")"#,
+    r#""vip" in customer.tags"#,
+    "customer.data_cap_gb / (customer.tenure_months - 7) > 1.0",
+    "offer.price < customer.data_cap_gb * 2.0",
+    r#"customer.name.startsWith("A") || customer.plan == "L""#,
+];
+
+fn pooled_rule(picks: &[usize]) -> String {
+    picks
+        .iter()
+        .map(|&i| format!("({})", POOL[i % POOL.len()]))
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
+fn env_for<'a>(
+    customer: &'a [Option<Scalar<'a>>],
+    features: &'a [Option<Scalar<'a>>],
+    offer: &'a [Option<Value>],
+) -> Env<'a> {
+    const SMS: [Option<Scalar<'static>>; 1] = [Some(Scalar::Str("sms"))];
+    Env {
+        customer,
+        context: &SMS,
+        offer,
+        features,
+        ..Env::empty(Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap())
+    }
+}
+
+#[test]
+fn shared_clauses_get_one_id_and_offer_clauses_none() {
+    let v = vocabulary();
+    let mut rules: Vec<CompiledRule> = [&[0, 1][..], &[1, 9, 0], &[2, 1]]
+        .iter()
+        .map(|picks| compile_rule(&pooled_rule(picks), &v, ALL, "offer \"o\" eligibility").unwrap())
+        .collect();
+    let mut interner = ClauseInterner::new(&v, &[Namespace::Offer, Namespace::Touchpoint]);
+    for rule in &mut rules {
+        interner.share(rule);
+    }
+    // Distinct offer-independent clauses: pool 0, 1 and 2; pool 9 reads the offer.
+    assert_eq!(interner.count(), 3);
+
+    // Rules sharing clauses give their plain verdicts through one memo.
+    let attrs = customer();
+    let mut slots = Vec::new();
+    v.customer.resolve(&attrs, &mut slots);
+    let features = [Some(Scalar::Num(9.1))];
+    let offer = [Some(Value::Number(15.0))];
+    let env = env_for(&slots, &features, &offer);
+    let mut memo = ClauseMemo::new(interner.count());
+    assert!(rules[0].eval_memo(&env, &mut memo).holds());
+    // Rule 2 starts with pool 2 (tenure >= 12, false for this customer).
+    assert_eq!(
+        rules[2].eval_memo(&env, &mut memo),
+        Verdict::False { clause: 0 }
+    );
+    assert_eq!(rules[1].eval_memo(&env, &mut memo), rules[1].eval(&env));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+    /// Evaluating through a decision's clause memo gives exactly the verdict (the same false
+    /// or undecided clause) plain evaluation gives, whatever values are missing.
+    #[test]
+    fn memo_evaluation_gives_the_plain_verdict(
+        rules in proptest::collection::vec(proptest::collection::vec(0..POOL.len(), 1..5), 1..12),
+        tenure in proptest::option::of(0..24i64),
+        plan in proptest::option::of(proptest::sample::select(vec!["S", "M", "L"])),
+        used in proptest::option::of(0.0..20.0f64),
+        price in proptest::option::of(0.0..40.0f64),
+    ) {
+        let v = vocabulary();
+        let mut compiled: Vec<CompiledRule> = rules
+            .iter()
+            .map(|picks| compile_rule(&pooled_rule(picks), &v, ALL, "offer \"o\" eligibility").unwrap())
+            .collect();
+        let mut interner = ClauseInterner::new(&v, &[Namespace::Offer, Namespace::Touchpoint]);
+        for rule in &mut compiled {
+            interner.share(rule);
+        }
+        let mut attrs = customer();
+        match tenure {
+            Some(t) => { attrs.insert("tenure_months", t); }
+            None => { attrs.remove("tenure_months"); }
+        }
+        match plan {
+            Some(p) => { attrs.insert("plan", p); }
+            None => { attrs.remove("plan"); }
+        }
+        let mut slots = Vec::new();
+        v.customer.resolve(&attrs, &mut slots);
+        let features = [used.map(Scalar::Num)];
+        let offer = [price.map(Value::Number)];
+        let env = env_for(&slots, &features, &offer);
+        let mut memo = ClauseMemo::new(interner.count());
+        for rule in &compiled {
+            proptest::prop_assert_eq!(rule.eval_memo(&env, &mut memo), rule.eval(&env), "{}", rule.text());
+        }
+    }
+}
