@@ -8,7 +8,9 @@ use crate::model::{
     ArbitrationConfig, Budget, Catalog, Category, Channel, Name, Offer, OfferId, Purpose, Text,
     Value, ValueType,
 };
-use crate::rules::{ClauseInterner, CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule};
+use crate::rules::{
+    ClauseInterner, ClausePlan, CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule,
+};
 use foldhash::HashMap;
 use foldhash::HashMapExt as _;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ const OFFER_RULE: &[Namespace] = &[
     Namespace::Feature,
 ];
 /// What changes from one candidate to the next within a decision: clauses reading these are
-/// evaluated per offer; all others once per decision (see [`crate::rules::ClauseMemo`]).
+/// evaluated per offer; all others once per decision (see [`ClausePlan`]).
 const PER_CANDIDATE: &[Namespace] = &[Namespace::Offer, Namespace::Touchpoint];
 /// Names segment rules may read.
 const SEGMENT_RULE: &[Namespace] = &[Namespace::Customer, Namespace::Feature];
@@ -108,8 +110,10 @@ pub struct CompiledCatalog {
     pub(crate) contact_lookback: i64,
     /// How far back decisions need touchpoints (the longest feature window), in microseconds.
     pub(crate) touchpoint_lookback: i64,
-    /// How many distinct clauses offer rules share (the size of a decision's clause memo).
-    pub(crate) shared_clauses: u32,
+    /// How many distinct clauses offer rules share.
+    pub(crate) shared_clauses: usize,
+    /// Per channel, the plan evaluating the shared clauses of the offers deliverable on it.
+    pub(crate) clause_plans: HashMap<Channel, ClausePlan>,
 }
 
 impl CompiledCatalog {
@@ -192,6 +196,18 @@ impl CompiledCatalog {
             }
         }
         let shared_clauses = interner.count();
+        let clause_plans = by_channel
+            .iter()
+            .map(|(channel, indices)| {
+                let ids = indices
+                    .iter()
+                    .filter_map(|&i| offers.get(i as usize))
+                    .flat_map(|o| [&o.eligibility, &o.suitability])
+                    .flatten()
+                    .flat_map(|rule| rule.shared_ids().iter().copied());
+                (channel.clone(), interner.plan(ids))
+            })
+            .collect();
 
         let features = catalog
             .features
@@ -253,6 +269,7 @@ impl CompiledCatalog {
             contact_lookback,
             touchpoint_lookback,
             shared_clauses,
+            clause_plans,
             catalog: Arc::new(catalog),
         })
     }

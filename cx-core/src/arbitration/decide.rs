@@ -13,7 +13,7 @@ use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
     ExplanationRef, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
 };
-use crate::rules::{ClauseMemo, Env};
+use crate::rules::{ClauseResults, Env};
 use rand::SeedableRng;
 use std::sync::Arc;
 
@@ -123,7 +123,11 @@ impl Arbitrator {
             .map(|rule| RuleBlocks::new(rule, &history, now))
             .collect();
 
-        let mut memo = ClauseMemo::new(catalog.shared_clauses);
+        // Every clause the channel's offers share, evaluated once.
+        let mut shared = ClauseResults::new(catalog.shared_clauses);
+        if let Some(plan) = catalog.clause_plans.get(channel) {
+            plan.eval(&base_env, &mut shared);
+        }
         let candidates: &[u32] = catalog.by_channel.get(channel).map_or(&[], |c| c);
         let mut trace: Vec<Candidate> =
             Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
@@ -145,7 +149,7 @@ impl Arbitrator {
                 input.budget_used,
                 catalog,
                 now,
-                Some(&mut memo),
+                Some(&shared),
             );
             match exclusion {
                 Some(exclusion) => {
@@ -316,9 +320,9 @@ fn factors(
     }
 }
 
-/// The first stage that excludes `offer`, in pipeline order. `targeting` is the decision's
-/// clause memo; without it, the eligibility and suitability rules are skipped (for the
-/// fallback).
+/// The first stage that excludes `offer`, in pipeline order. `targeting` holds the decision's
+/// shared-clause results; without it, the eligibility and suitability rules are skipped (for
+/// the fallback).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn exclude(
@@ -330,7 +334,7 @@ fn exclude(
     budget_used: &[u64],
     catalog: &CompiledCatalog,
     now: i64,
-    mut targeting: Option<&mut ClauseMemo>,
+    targeting: Option<&ClauseResults>,
 ) -> Option<Exclusion> {
     if !offer.valid_at(now) {
         return Some(Exclusion::NotValid);
@@ -342,10 +346,10 @@ fn exclude(
     {
         return Some(Exclusion::NoConsent);
     }
-    if let Some(memo) = targeting.as_deref_mut()
+    if let Some(shared) = targeting
         && let Some(rule) = &offer.eligibility
     {
-        let verdict = rule.eval_memo(env, memo);
+        let verdict = rule.eval_shared(env, shared);
         if !verdict.holds() {
             return Some(Exclusion::Ineligible(verdict));
         }
@@ -361,10 +365,10 @@ fn exclude(
             return Some(Exclusion::BudgetExhausted { budget: b, used });
         }
     }
-    if let Some(memo) = targeting
+    if let Some(shared) = targeting
         && let Some(rule) = &offer.suitability
     {
-        let verdict = rule.eval_memo(env, memo);
+        let verdict = rule.eval_shared(env, shared);
         if !verdict.holds() {
             return Some(Exclusion::Unsuitable(verdict));
         }

@@ -95,9 +95,8 @@ impl CompiledFeature {
     }
 
     #[inline]
-    fn admits(&self, t: &Touchpoint) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&t.kind))
-            && (self.channels.is_empty() || self.channels.contains(&t.channel))
+    fn admits_channel(&self, t: &Touchpoint) -> bool {
+        self.channels.is_empty() || self.channels.contains(&t.channel)
     }
 }
 
@@ -105,18 +104,20 @@ impl CompiledFeature {
 #[derive(Debug, Default)]
 pub(crate) struct FeatureScratch<'a> {
     touchpoint: Vec<Option<Scalar<'a>>>,
-    /// (feature, value) pairs seen by distinct counts.
-    distinct: Vec<(usize, Scalar<'a>)>,
-    accs: Vec<Acc<'a>>,
-    starts: Vec<i64>,
+    /// Values seen by the current distinct count.
+    distinct: Vec<Scalar<'a>>,
+    /// The instants of the touchpoints in the longest window, in microseconds.
+    times: Vec<i64>,
+    /// Their kinds, as one bit over the call's kind table (0 for a kind no feature counts).
+    kind_bits: Vec<u64>,
 }
 
 /// Computes every feature at `now` (microseconds) over `touchpoints` (oldest first), into `out`
 /// in feature-slot order. Empty windows give 0 for count, sum and distinct count, and no value
 /// (missing) for avg, min, max and last.
 ///
-/// One pass over the longest window: each touchpoint's instant is converted once and offered
-/// to every feature whose window it falls in.
+/// Columnar: the touchpoints of the longest window get their instant and kind decoded once
+/// (kinds interned as bits), then each feature scans its own window testing bits.
 pub(crate) fn compute<'a>(
     features: &[CompiledFeature],
     vocabulary: &Vocabulary,
@@ -126,32 +127,71 @@ pub(crate) fn compute<'a>(
     out: &mut Vec<Option<Scalar<'a>>>,
 ) {
     out.clear();
-    scratch.distinct.clear();
-    scratch.accs.clear();
-    scratch
-        .accs
-        .extend(features.iter().map(|f| Acc::new(f.aggregate)));
-    scratch.starts.clear();
-    scratch
-        .starts
-        .extend(features.iter().map(|f| now.saturating_sub(f.window)));
     scratch.touchpoint.clear();
     scratch.touchpoint.resize(vocabulary.touchpoint.len(), None);
-    let earliest = scratch.starts.iter().copied().min().unwrap_or(now);
-    // Touchpoints are sorted by time: skip to the longest window's start.
+
+    // The kinds features count, interned; more than 64 fall back to comparing names.
+    let mut kinds: Vec<&str> = Vec::new();
+    for feature in features {
+        for kind in feature.kinds.iter() {
+            if !kinds.contains(&kind.as_str()) {
+                kinds.push(kind.as_str());
+            }
+        }
+    }
+    let interned = kinds.len() <= 64;
+    let bit = |kind: &str| -> u64 {
+        kinds
+            .iter()
+            .position(|k| *k == kind)
+            .and_then(|p| 1u64.checked_shl(u32::try_from(p).ok()?))
+            .unwrap_or(0)
+    };
+
+    let earliest = features
+        .iter()
+        .map(|f| now.saturating_sub(f.window))
+        .min()
+        .unwrap_or(now);
+    // Touchpoints are sorted by time: skip to the longest window's start, stop at `now`.
     let first = touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < earliest);
-    for t in touchpoints.get(first..).unwrap_or(&[]) {
+    let window = touchpoints.get(first..).unwrap_or(&[]);
+    scratch.times.clear();
+    scratch.kind_bits.clear();
+    for t in window {
         let at = t.occurred_at.timestamp_micros();
         if at >= now {
             break;
         }
-        for (i, ((feature, &start), acc)) in features
+        scratch.times.push(at);
+        scratch
+            .kind_bits
+            .push(if interned { bit(t.kind.as_str()) } else { 0 });
+    }
+    let window = window.get(..scratch.times.len()).unwrap_or(&[]);
+
+    for feature in features {
+        let start = now.saturating_sub(feature.window);
+        let from = scratch.times.partition_point(|&at| at < start);
+        let mask = if feature.kinds.is_empty() {
+            u64::MAX
+        } else {
+            feature.kinds.iter().fold(0, |m, k| m | bit(k.as_str()))
+        };
+        let mut acc = Acc::new(feature.aggregate);
+        scratch.distinct.clear();
+        let rows = window
             .iter()
-            .zip(&scratch.starts)
-            .zip(&mut scratch.accs)
-            .enumerate()
-        {
-            if at < start || !feature.admits(t) {
+            .zip(&scratch.times)
+            .zip(&scratch.kind_bits)
+            .skip(from);
+        for ((t, &at), &kind_bit) in rows {
+            let kind_ok = if !interned {
+                feature.kinds.is_empty() || feature.kinds.contains(&t.kind)
+            } else {
+                mask == u64::MAX || mask & kind_bit != 0
+            };
+            if !kind_ok || !feature.admits_channel(t) {
                 continue;
             }
             if let Some(filter) = &feature.filter {
@@ -172,17 +212,13 @@ pub(crate) fn compute<'a>(
                 None => acc.count += 1,
                 Some(name) => {
                     if let Some(value) = t.attributes.get(name.as_str()) {
-                        acc.add(i, Scalar::of(value), &mut scratch.distinct);
+                        acc.add(Scalar::of(value), &mut scratch.distinct);
                     }
                 }
             }
         }
+        out.push(acc.finish(scratch.distinct.len()));
     }
-    let distinct = &scratch.distinct;
-    out.extend(scratch.accs.drain(..).enumerate().map(|(i, acc)| {
-        let n = distinct.iter().filter(|(f, _)| *f == i).count();
-        acc.finish(n)
-    }));
 }
 
 #[derive(Debug)]
@@ -207,12 +243,12 @@ impl<'a> Acc<'a> {
         }
     }
 
-    fn add(&mut self, feature: usize, value: Scalar<'a>, distinct: &mut Vec<(usize, Scalar<'a>)>) {
+    fn add(&mut self, value: Scalar<'a>, distinct: &mut Vec<Scalar<'a>>) {
         match self.aggregate {
             Aggregation::Last => self.last = Some(value),
             Aggregation::DistinctCount => {
-                if !distinct.contains(&(feature, value)) {
-                    distinct.push((feature, value));
+                if !distinct.contains(&value) {
+                    distinct.push(value);
                 }
             }
             Aggregation::Count => self.count += 1,

@@ -3,7 +3,7 @@
 //! definition it belongs to and its position.
 
 use super::eval::{Arith, B, Cmp, D, Fault, L, N, S, Show, StrTest, T, Verdict, slots_of};
-use super::shared::{ClauseMemo, UNSHARED};
+use super::shared::{ClauseResults, UNSHARED};
 use super::vocabulary::{Env, Namespace, SlotRef, Vocabulary};
 use crate::error::{Error, Position, Result};
 use crate::model::{Span, Text, ValueType};
@@ -96,15 +96,20 @@ impl CompiledRule {
         self.verdict(|_, clause| clause.eval(env))
     }
 
-    /// Evaluates the rule as [`CompiledRule::eval`] does, taking the results of shared clauses
-    /// from `memo` (evaluating them there on first use). Same verdict, less work when many
-    /// rules of one decision share clauses.
+    /// Evaluates the rule as [`CompiledRule::eval`] does, reading the results of its shared
+    /// clauses from `shared` (filled by the decision's [`ClausePlan`](super::ClausePlan), which
+    /// must cover them). Same verdict, less work when many rules of one decision share clauses.
     #[inline]
-    pub(crate) fn eval_memo(&self, env: &Env<'_>, memo: &mut ClauseMemo) -> Verdict {
+    pub(crate) fn eval_shared(&self, env: &Env<'_>, shared: &ClauseResults) -> Verdict {
         self.verdict(|i, clause| match self.shared.get(i) {
-            Some(&id) if id != UNSHARED => memo.get_or_eval(id, clause, env),
+            Some(&id) if id != UNSHARED => shared.get(id),
             _ => clause.eval(env),
         })
+    }
+
+    /// The shared-clause ids of the rule's clauses ([`UNSHARED`] for the others).
+    pub(crate) fn shared_ids(&self) -> &[u32] {
+        &self.shared
     }
 
     /// The verdict from each clause's result, in order: the first false clause decides;

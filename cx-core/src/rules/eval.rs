@@ -53,7 +53,7 @@ pub(crate) enum Cmp {
 
 impl Cmp {
     #[inline]
-    fn test<T: PartialOrd + ?Sized>(self, a: &T, b: &T) -> bool {
+    pub(crate) fn test<T: PartialOrd + ?Sized>(self, a: &T, b: &T) -> bool {
         match self {
             Cmp::Eq => a == b,
             Cmp::Ne => a != b,
@@ -302,7 +302,7 @@ impl B {
 }
 
 impl N {
-    fn eval(&self, env: &Env<'_>) -> Eval<f64> {
+    pub(crate) fn eval(&self, env: &Env<'_>) -> Eval<f64> {
         Ok(match self {
             N::Const(n) => *n,
             N::Slot(slot) => num(env, *slot)?,
@@ -336,7 +336,7 @@ impl N {
 }
 
 impl S {
-    fn eval<'e>(&'e self, env: &Env<'e>) -> Eval<&'e str> {
+    pub(crate) fn eval<'e>(&'e self, env: &Env<'e>) -> Eval<&'e str> {
         Ok(match self {
             S::Const(s) => s.as_str(),
             S::Slot(slot) => string(env, *slot)?,
@@ -352,7 +352,7 @@ impl S {
 }
 
 impl T {
-    fn eval(&self, env: &Env<'_>) -> Eval<i64> {
+    pub(crate) fn eval(&self, env: &Env<'_>) -> Eval<i64> {
         Ok(match self {
             T::Const(t) => *t,
             T::Slot(slot) => match env.get(*slot) {
@@ -373,7 +373,7 @@ impl T {
 }
 
 impl D {
-    fn eval(&self, env: &Env<'_>) -> Eval<i64> {
+    pub(crate) fn eval(&self, env: &Env<'_>) -> Eval<i64> {
         Ok(match self {
             D::Const(d) => *d,
             D::Between(a, b) => a.eval(env)?.saturating_sub(b.eval(env)?),

@@ -337,6 +337,13 @@ const POOL: &[&str] = &[
     "customer.data_cap_gb / (customer.tenure_months - 7) > 1.0",
     "offer.price < customer.data_cap_gb * 2.0",
     r#"customer.name.startsWith("A") || customer.plan == "L""#,
+    "3 < customer.tenure_months",
+    r#""S" == customer.plan"#,
+    r#"customer.plan != "M""#,
+    r#"customer.signed_up_at < timestamp("2026-02-01T00:00:00Z")"#,
+    r#"timestamp("2026-02-01T00:00:00Z") >= customer.signed_up_at"#,
+    r#"duration("30d") < now - customer.signed_up_at"#,
+    "customer.tenure_months / 0 > 1.0",
 ];
 
 fn pooled_rule(picks: &[usize]) -> String {
@@ -362,44 +369,63 @@ fn env_for<'a>(
     }
 }
 
+/// Shares the clauses of `rules` and evaluates them all through one plan, as a decision does.
+fn shared_results(
+    v: &Vocabulary,
+    rules: &mut [CompiledRule],
+    env: &Env<'_>,
+) -> (usize, ClauseResults) {
+    let mut interner = ClauseInterner::new(v, &[Namespace::Offer, Namespace::Touchpoint]);
+    for rule in rules.iter_mut() {
+        interner.share(rule);
+    }
+    let plan = interner.plan(rules.iter().flat_map(|r| r.shared_ids().to_vec()));
+    let mut results = ClauseResults::new(interner.count());
+    plan.eval(env, &mut results);
+    (interner.count(), results)
+}
+
 #[test]
 fn shared_clauses_get_one_id_and_offer_clauses_none() {
     let v = vocabulary();
-    let mut rules: Vec<CompiledRule> = [&[0, 1][..], &[1, 9, 0], &[2, 1]]
+    let mut rules: Vec<CompiledRule> = [&[0, 1][..], &[1, 9, 0], &[2, 1], &[7, 6, 5, 4, 3]]
         .iter()
         .map(|picks| compile_rule(&pooled_rule(picks), &v, ALL, "offer \"o\" eligibility").unwrap())
         .collect();
-    let mut interner = ClauseInterner::new(&v, &[Namespace::Offer, Namespace::Touchpoint]);
-    for rule in &mut rules {
-        interner.share(rule);
-    }
-    // Distinct offer-independent clauses: pool 0, 1 and 2; pool 9 reads the offer.
-    assert_eq!(interner.count(), 3);
-
-    // Rules sharing clauses give their plain verdicts through one memo.
     let attrs = customer();
     let mut slots = Vec::new();
     v.customer.resolve(&attrs, &mut slots);
     let features = [Some(Scalar::Num(9.1))];
     let offer = [Some(Value::Number(15.0))];
     let env = env_for(&slots, &features, &offer);
-    let mut memo = ClauseMemo::new(interner.count());
-    assert!(rules[0].eval_memo(&env, &mut memo).holds());
+    let (count, shared) = shared_results(&v, &mut rules, &env);
+    // Distinct offer-independent clauses: pool 0 to 7; pool 9 reads the offer.
+    assert_eq!(count, 8);
+    assert_eq!(rules[1].shared_ids()[1], super::shared::UNSHARED);
+    assert_eq!(rules[0].shared_ids()[1], rules[1].shared_ids()[0]);
+    assert!(rules[0].eval_shared(&env, &shared).holds());
     // Rule 2 starts with pool 2 (tenure >= 12, false for this customer).
     assert_eq!(
-        rules[2].eval_memo(&env, &mut memo),
+        rules[2].eval_shared(&env, &shared),
         Verdict::False { clause: 0 }
     );
-    assert_eq!(rules[1].eval_memo(&env, &mut memo), rules[1].eval(&env));
+    for rule in &rules {
+        assert_eq!(
+            rule.eval_shared(&env, &shared),
+            rule.eval(&env),
+            "{}",
+            rule.text()
+        );
+    }
 }
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
 
-    /// Evaluating through a decision's clause memo gives exactly the verdict (the same false
-    /// or undecided clause) plain evaluation gives, whatever values are missing.
+    /// Evaluating through a decision's shared-clause results gives exactly the verdict (the
+    /// same false or undecided clause) plain evaluation gives, whatever values are missing.
     #[test]
-    fn memo_evaluation_gives_the_plain_verdict(
+    fn shared_evaluation_gives_the_plain_verdict(
         rules in proptest::collection::vec(proptest::collection::vec(0..POOL.len(), 1..5), 1..12),
         tenure in proptest::option::of(0..24i64),
         plan in proptest::option::of(proptest::sample::select(vec!["S", "M", "L"])),
@@ -411,10 +437,6 @@ proptest::proptest! {
             .iter()
             .map(|picks| compile_rule(&pooled_rule(picks), &v, ALL, "offer \"o\" eligibility").unwrap())
             .collect();
-        let mut interner = ClauseInterner::new(&v, &[Namespace::Offer, Namespace::Touchpoint]);
-        for rule in &mut compiled {
-            interner.share(rule);
-        }
         let mut attrs = customer();
         match tenure {
             Some(t) => { attrs.insert("tenure_months", t); }
@@ -429,9 +451,9 @@ proptest::proptest! {
         let features = [used.map(Scalar::Num)];
         let offer = [price.map(Value::Number)];
         let env = env_for(&slots, &features, &offer);
-        let mut memo = ClauseMemo::new(interner.count());
+        let (_, shared) = shared_results(&v, &mut compiled, &env);
         for rule in &compiled {
-            proptest::prop_assert_eq!(rule.eval_memo(&env, &mut memo), rule.eval(&env), "{}", rule.text());
+            proptest::prop_assert_eq!(rule.eval_shared(&env, &shared), rule.eval(&env), "{}", rule.text());
         }
     }
 }
