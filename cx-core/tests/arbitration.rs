@@ -564,3 +564,77 @@ fn rules_with_unknown_names_or_bad_types_fail_to_load_naming_the_offer() {
         Err(Error::Validation { field, .. }) if field == "attributes.price"
     ));
 }
+
+/// Three catalogue-wide rules of different scopes block the same offer: the explanation names
+/// the one that lifts last and, on a tie, the first in catalogue order.
+#[test]
+fn the_rule_lifting_last_is_named_and_ties_go_to_the_first_rule() {
+    let catalog = |second_offer_window: &str| {
+        format!(
+            r#"
+contact_policy:
+  - {{ rule: cap, id: offer-week, scope: offer, outcome: shown, max: 1, window: 7d }}
+  - {{ rule: cap, id: category-ten-days, scope: category, outcome: shown, max: 1, window: 10d }}
+  - {{ rule: cap, id: offer-long, scope: offer, outcome: shown, max: 1, window: {second_offer_window} }}
+offers:
+  - {{ id: a, name: A, category: x, channels: [app], value: 1 }}
+  - {{ id: b, name: B, category: x, channels: [app], value: 1 }}
+  - {{ id: c, name: C, category: y, channels: [app], value: 1 }}
+arbitration: {{ scoring: {{ propensity: false }} }}
+"#
+        )
+    };
+    let shown_a = [contact(
+        "a",
+        "x",
+        Channel::App,
+        OutcomeKind::Shown,
+        TimeDelta::days(2),
+    )];
+    let explain = |yaml: &str, offer: &str| {
+        let catalog =
+            Arc::new(CompiledCatalog::compile(Catalog::from_yaml(yaml).unwrap(), 1).unwrap());
+        let model = Arc::new(BetaBernoulli::new());
+        model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
+        let customer = customer(30.0);
+        let input = DecisionInput {
+            customer: &customer,
+            touchpoints: &[],
+            contacts: &shown_a,
+            budget_used: &[],
+            now: now(),
+        };
+        let d = Arbitrator::new(catalog, model).decide(
+            &input,
+            &DecisionRequest::new("c-1", Channel::App).seed(1),
+            DecisionId::new("d-1"),
+        );
+        d.explanations()
+            .into_iter()
+            .find(|e| e.offer == offer)
+            .unwrap()
+    };
+    let shown = now() - TimeDelta::days(2);
+
+    // 10 days: the category rule and the second offer rule both lift at +10d; the category
+    // rule comes first.
+    let yaml = catalog("10d");
+    let e = explain(&yaml, "a");
+    assert_eq!(e.stage, PipelineStage::ContactPolicy);
+    assert_eq!(e.lifts_at, Some(shown + TimeDelta::days(10)));
+    assert!(e.reason.contains("`category-ten-days`"), "{}", e.reason);
+    // b shares the category only.
+    let e = explain(&yaml, "b");
+    assert_eq!(e.lifts_at, Some(shown + TimeDelta::days(10)));
+    assert!(e.reason.contains("`category-ten-days`"), "{}", e.reason);
+    assert_ne!(explain(&yaml, "c").stage, PipelineStage::ContactPolicy);
+
+    // 12 days: the second offer rule now lifts last.
+    let e = explain(&catalog("12d"), "a");
+    assert_eq!(e.lifts_at, Some(shown + TimeDelta::days(12)));
+    assert!(e.reason.contains("`offer-long`"), "{}", e.reason);
+    // 5 days: the category rule lifts last.
+    let e = explain(&catalog("5d"), "a");
+    assert_eq!(e.lifts_at, Some(shown + TimeDelta::days(10)));
+    assert!(e.reason.contains("`category-ten-days`"), "{}", e.reason);
+}

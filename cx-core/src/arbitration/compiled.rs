@@ -57,12 +57,6 @@ impl CompiledOffer {
         self.budget.map(|b| b as usize)
     }
 
-    /// Whether the offer is valid at `now` (microseconds).
-    #[inline]
-    pub(crate) fn valid_at(&self, now: i64) -> bool {
-        self.valid_from <= now && now < self.valid_until
-    }
-
     /// The context weight for a request on `channel` at `placement`.
     pub(crate) fn context_weight(&self, channel: &Channel, placement: Option<&Name>) -> f64 {
         let weights = &self.offer.context_weights;
@@ -75,6 +69,43 @@ impl CompiledOffer {
             .copied()
             .unwrap_or(1.0);
         by_channel * by_placement
+    }
+}
+
+/// What the candidate loop reads of an offer, packed so a decision walks a small array rather
+/// than the offers themselves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hot {
+    pub(crate) valid_from: i64,
+    pub(crate) valid_until: i64,
+    pub(crate) purpose: u32,
+    pub(crate) category: u32,
+    /// Index of its budget, or [`Hot::NO_BUDGET`].
+    pub(crate) budget: u32,
+    /// Where its eligibility clause ids sit in [`CompiledCatalog::eligibility_ids`], when
+    /// [`Hot::SHARED_ELIGIBILITY`] says every clause is shared.
+    pub(crate) eligibility: (u32, u32),
+    pub(crate) flags: u8,
+}
+
+impl Hot {
+    pub(crate) const NO_BUDGET: u32 = u32::MAX;
+    /// The eligibility rule's clauses are all shared: its verdict comes from the decision's
+    /// shared-clause results.
+    pub(crate) const SHARED_ELIGIBILITY: u8 = 1;
+    /// The eligibility rule reads the offer: evaluate it.
+    pub(crate) const OWN_ELIGIBILITY: u8 = 2;
+    pub(crate) const SUITABILITY: u8 = 4;
+    pub(crate) const OWN_POLICIES: u8 = 8;
+
+    #[inline]
+    pub(crate) fn has(self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    #[inline]
+    pub(crate) fn valid_at(self, now: i64) -> bool {
+        self.valid_from <= now && now < self.valid_until
     }
 }
 
@@ -114,6 +145,10 @@ pub struct CompiledCatalog {
     pub(crate) shared_clauses: usize,
     /// Per channel, the plan evaluating the shared clauses of the offers deliverable on it.
     pub(crate) clause_plans: HashMap<Channel, ClausePlan>,
+    /// Per offer, what the candidate loop reads.
+    pub(crate) hot: Box<[Hot]>,
+    /// The shared clause ids of eligibility rules, offer after offer (see [`Hot::eligibility`]).
+    pub(crate) eligibility_ids: Box<[u32]>,
 }
 
 impl CompiledCatalog {
@@ -196,6 +231,38 @@ impl CompiledCatalog {
             }
         }
         let shared_clauses = interner.count();
+        let mut eligibility_ids = Vec::new();
+        let hot = offers
+            .iter()
+            .map(|o| {
+                let mut flags = 0;
+                let start = index(eligibility_ids.len());
+                if let Some(rule) = &o.eligibility {
+                    let ids = rule.shared_ids();
+                    if ids.iter().all(|&id| id != crate::rules::UNSHARED) {
+                        flags |= Hot::SHARED_ELIGIBILITY;
+                        eligibility_ids.extend_from_slice(ids);
+                    } else {
+                        flags |= Hot::OWN_ELIGIBILITY;
+                    }
+                }
+                if o.suitability.is_some() {
+                    flags |= Hot::SUITABILITY;
+                }
+                if !o.policies.is_empty() {
+                    flags |= Hot::OWN_POLICIES;
+                }
+                Hot {
+                    valid_from: o.valid_from,
+                    valid_until: o.valid_until,
+                    purpose: o.purpose,
+                    category: o.category,
+                    budget: o.budget.unwrap_or(Hot::NO_BUDGET),
+                    eligibility: (start, index(eligibility_ids.len())),
+                    flags,
+                }
+            })
+            .collect();
         let clause_plans = by_channel
             .iter()
             .map(|(channel, indices)| {
@@ -270,6 +337,8 @@ impl CompiledCatalog {
             touchpoint_lookback,
             shared_clauses,
             clause_plans,
+            hot,
+            eligibility_ids: eligibility_ids.into_boxed_slice(),
             catalog: Arc::new(catalog),
         })
     }

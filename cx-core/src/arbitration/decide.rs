@@ -3,7 +3,7 @@
 //! fallback. No I/O, no locks but the propensity model's read of its table, a fixed number of
 //! allocations per decision.
 
-use super::compiled::{CompiledCatalog, CompiledOffer};
+use super::compiled::{CompiledCatalog, CompiledOffer, Hot};
 use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch};
 use super::policy::{CompiledContactRule, Lift};
@@ -117,11 +117,7 @@ impl Arbitrator {
             .collect();
 
         let history = History::new(catalog, input.contacts, channel, now);
-        let blocks: Vec<RuleBlocks> = catalog
-            .policies
-            .iter()
-            .map(|rule| RuleBlocks::new(rule, &history, now))
-            .collect();
+        let blocks = Blocks::new(catalog, &history, now);
 
         // Every clause the channel's offers share, evaluated once.
         let mut shared = ClauseResults::new(catalog.shared_clauses);
@@ -132,26 +128,23 @@ impl Arbitrator {
         let mut trace: Vec<Candidate> =
             Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
         let mut survivors: Vec<(u32, ScoreFactors)> = Vec::new();
+        let stage = Stage {
+            catalog,
+            base: &base_env,
+            consent: &consent,
+            blocks: &blocks,
+            history: &history,
+            budget_used: input.budget_used,
+            now,
+        };
         for &index in candidates {
-            let Some(offer) = catalog.offers.get(index as usize) else {
+            let (Some(hot), Some(offer)) = (
+                catalog.hot.get(index as usize),
+                catalog.offers.get(index as usize),
+            ) else {
                 continue;
             };
-            let env = Env {
-                offer: &offer.values,
-                ..base_env
-            };
-            let exclusion = exclude(
-                offer,
-                &env,
-                &consent,
-                &blocks,
-                &history,
-                input.budget_used,
-                catalog,
-                now,
-                Some(&shared),
-            );
-            match exclusion {
+            match stage.exclude(*hot, offer, Some(&shared)) {
                 Some(exclusion) => {
                     if request.explain {
                         trace.push(Candidate::excluded(index, exclusion));
@@ -219,19 +212,9 @@ impl Arbitrator {
         if picks.is_empty()
             && let Some(index) = catalog.fallback
             && let Some(offer) = catalog.offers.get(index as usize)
+            && let Some(hot) = catalog.hot.get(index as usize)
             && offer.offer.channels.contains(channel)
-            && exclude(
-                offer,
-                &base_env,
-                &consent,
-                &blocks,
-                &history,
-                input.budget_used,
-                catalog,
-                now,
-                None,
-            )
-            .is_none()
+            && stage.exclude(*hot, offer, None).is_none()
         {
             let f = factors(offer, channel, placement);
             picks.push(Pick {
@@ -320,88 +303,201 @@ fn factors(
     }
 }
 
-/// The first stage that excludes `offer`, in pipeline order. `targeting` holds the decision's
-/// shared-clause results; without it, the eligibility and suitability rules are skipped (for
-/// the fallback).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn exclude(
-    offer: &CompiledOffer,
-    env: &Env<'_>,
-    consent: &[bool],
-    blocks: &[RuleBlocks],
-    history: &History,
-    budget_used: &[u64],
-    catalog: &CompiledCatalog,
+/// What every candidate's stages read, fixed for the decision.
+struct Stage<'d> {
+    catalog: &'d CompiledCatalog,
+    base: &'d Env<'d>,
+    consent: &'d [bool],
+    blocks: &'d Blocks,
+    history: &'d History,
+    budget_used: &'d [u64],
     now: i64,
-    targeting: Option<&ClauseResults>,
-) -> Option<Exclusion> {
-    if !offer.valid_at(now) {
-        return Some(Exclusion::NotValid);
-    }
-    if !consent
-        .get(offer.purpose as usize)
-        .copied()
-        .unwrap_or(false)
-    {
-        return Some(Exclusion::NoConsent);
-    }
-    if let Some(shared) = targeting
-        && let Some(rule) = &offer.eligibility
-    {
-        let verdict = rule.eval_shared(env, shared);
-        if !verdict.holds() {
-            return Some(Exclusion::Ineligible(verdict));
-        }
-    }
-    if let Some((rule, lift)) = contact_block(offer, blocks, history, now) {
-        return Some(Exclusion::Capped { rule, lift });
-    }
-    if let Some(b) = offer.budget
-        && let Some(budget) = catalog.budgets.get(b as usize)
-    {
-        let used = budget_used.get(b as usize).copied().unwrap_or(0);
-        if used >= budget.limit {
-            return Some(Exclusion::BudgetExhausted { budget: b, used });
-        }
-    }
-    if let Some(shared) = targeting
-        && let Some(rule) = &offer.suitability
-    {
-        let verdict = rule.eval_shared(env, shared);
-        if !verdict.holds() {
-            return Some(Exclusion::Unsuitable(verdict));
-        }
-    }
-    None
 }
 
-/// The contact-policy rule that holds `offer` back longest, if any.
-fn contact_block(
-    offer: &CompiledOffer,
-    blocks: &[RuleBlocks],
-    history: &History,
-    now: i64,
-) -> Option<(RuleRef, Lift)> {
-    let mut worst: Option<(RuleRef, Lift)> = None;
-    let mut consider = |rule: RuleRef, lift: Option<Lift>| {
-        if let Some(lift) = lift
-            && worst.is_none_or(|(_, w)| lift > w)
+impl Stage<'_> {
+    /// The first stage that excludes `offer`, in pipeline order. `targeting` holds the
+    /// decision's shared-clause results; without it, the eligibility and suitability rules
+    /// are skipped (for the fallback).
+    #[inline]
+    fn exclude(
+        &self,
+        hot: Hot,
+        offer: &CompiledOffer,
+        targeting: Option<&ClauseResults>,
+    ) -> Option<Exclusion> {
+        if !hot.valid_at(self.now) {
+            return Some(Exclusion::NotValid);
+        }
+        if !self
+            .consent
+            .get(hot.purpose as usize)
+            .copied()
+            .unwrap_or(false)
         {
-            worst = Some((rule, lift));
+            return Some(Exclusion::NoConsent);
         }
-    };
-    for (i, b) in blocks.iter().enumerate() {
-        consider(RuleRef::Catalog(index(i)), b.lift_for(offer));
+        if let Some(shared) = targeting {
+            let verdict = if hot.has(Hot::SHARED_ELIGIBILITY) {
+                let (from, to) = hot.eligibility;
+                let ids = self
+                    .catalog
+                    .eligibility_ids
+                    .get(from as usize..to as usize)
+                    .unwrap_or(&[]);
+                Some(shared.verdict(ids))
+            } else if hot.has(Hot::OWN_ELIGIBILITY)
+                && let Some(rule) = &offer.eligibility
+            {
+                Some(rule.eval_shared(&self.env(offer), shared))
+            } else {
+                None
+            };
+            if let Some(verdict) = verdict
+                && !verdict.holds()
+            {
+                return Some(Exclusion::Ineligible(verdict));
+            }
+        }
+        if let Some((rule, lift)) = self.blocks.worst(hot, offer, self.history, self.now) {
+            return Some(Exclusion::Capped { rule, lift });
+        }
+        if hot.budget != Hot::NO_BUDGET
+            && let Some(budget) = self.catalog.budgets.get(hot.budget as usize)
+        {
+            let used = self
+                .budget_used
+                .get(hot.budget as usize)
+                .copied()
+                .unwrap_or(0);
+            if used >= budget.limit {
+                return Some(Exclusion::BudgetExhausted {
+                    budget: hot.budget,
+                    used,
+                });
+            }
+        }
+        if let Some(shared) = targeting
+            && hot.has(Hot::SUITABILITY)
+            && let Some(rule) = &offer.suitability
+        {
+            let verdict = rule.eval_shared(&self.env(offer), shared);
+            if !verdict.holds() {
+                return Some(Exclusion::Unsuitable(verdict));
+            }
+        }
+        None
     }
-    if !offer.policies.is_empty() {
-        let mut times = Vec::new();
-        for (i, rule) in offer.policies.iter().enumerate() {
-            history.times(rule.scope, rule.outcome, Key::of(offer), &mut times);
-            consider(RuleRef::Offer(index(i)), rule.blocks(&times, now));
+
+    /// The decision's environment with `offer.*` bound.
+    fn env<'o>(&'o self, offer: &'o CompiledOffer) -> Env<'o> {
+        Env {
+            offer: &offer.values,
+            ..*self.base
         }
     }
-    worst
+}
+
+/// What the catalogue-wide contact-policy rules block for this request, combined so each
+/// candidate is one lookup by category and, when offer-scoped rules block anything, one
+/// binary search. Each entry keeps the rule that holds the offer back longest, the first such
+/// rule in catalogue order on ties (as checking the rules one by one would).
+struct Blocks {
+    /// Per category: the worst block of the category-, channel- and all-scoped rules.
+    by_category: Vec<Option<(u32, Lift)>>,
+    /// (offer, rule, lift): the worst block of the offer-scoped rules, sorted by offer.
+    by_offer: Vec<(u32, u32, Lift)>,
+}
+
+/// Keeps `(rule, lift)` in `slot` if it lifts later than what is there.
+fn keep_worse(slot: &mut Option<(u32, Lift)>, rule: u32, lift: Lift) {
+    if slot.is_none_or(|(_, worst)| lift > worst) {
+        *slot = Some((rule, lift));
+    }
+}
+
+impl Blocks {
+    fn new(catalog: &CompiledCatalog, history: &History, now: i64) -> Self {
+        let mut by_category = vec![None; catalog.categories.len()];
+        let mut by_offer: Vec<(u32, u32, Lift)> = Vec::new();
+        for (i, rule) in catalog.policies.iter().enumerate() {
+            let i = index(i);
+            let blocks = RuleBlocks::new(rule, history, now);
+            match rule.scope {
+                ContactScope::Channel | ContactScope::All => {
+                    if let Some(lift) = blocks.all {
+                        for slot in &mut by_category {
+                            keep_worse(slot, i, lift);
+                        }
+                    }
+                }
+                ContactScope::Category => {
+                    for (category, lift) in blocks.keyed {
+                        if let Some(slot) = by_category.get_mut(category as usize) {
+                            keep_worse(slot, i, lift);
+                        }
+                    }
+                }
+                ContactScope::Offer => {
+                    by_offer.extend(blocks.keyed.into_iter().map(|(o, lift)| (o, i, lift)));
+                }
+            }
+        }
+        // One entry per offer: the worst lift, the first rule on ties.
+        by_offer.sort_unstable_by_key(|&(offer, rule, _)| (offer, rule));
+        by_offer.dedup_by(|later, kept| {
+            if later.0 != kept.0 {
+                return false;
+            }
+            if later.2 > kept.2 {
+                *kept = *later;
+            }
+            true
+        });
+        Blocks {
+            by_category,
+            by_offer,
+        }
+    }
+
+    /// The contact-policy rule that holds `offer` back longest, if any.
+    #[inline]
+    fn worst(
+        &self,
+        hot: Hot,
+        offer: &CompiledOffer,
+        history: &History,
+        now: i64,
+    ) -> Option<(RuleRef, Lift)> {
+        let mut worst = self
+            .by_category
+            .get(hot.category as usize)
+            .copied()
+            .flatten();
+        if !self.by_offer.is_empty()
+            && let Ok(at) = self
+                .by_offer
+                .binary_search_by_key(&offer.index, |&(offer, _, _)| offer)
+            && let Some(&(_, rule, lift)) = self.by_offer.get(at)
+        {
+            let later = worst.is_none_or(|(r, w)| lift > w || (lift == w && rule < r));
+            if later {
+                worst = Some((rule, lift));
+            }
+        }
+        let mut worst = worst.map(|(rule, lift)| (RuleRef::Catalog(rule), lift));
+        if hot.has(Hot::OWN_POLICIES) {
+            let mut times = Vec::new();
+            for (i, rule) in offer.policies.iter().enumerate() {
+                history.times(rule.scope, rule.outcome, Key::of(offer), &mut times);
+                if let Some(lift) = rule.blocks(&times, now)
+                    && worst.is_none_or(|(_, w)| lift > w)
+                {
+                    worst = Some((RuleRef::Offer(index(i)), lift));
+                }
+            }
+        }
+        worst
+    }
 }
 
 fn index(i: usize) -> u32 {
@@ -484,7 +580,6 @@ impl History {
 /// What one catalogue-wide rule blocks for this request, precomputed so each candidate is a
 /// lookup: a lift per offer or per category it blocks, or one for all.
 struct RuleBlocks {
-    scope: ContactScope,
     /// For scope channel/all: whether and until when everything is blocked.
     all: Option<Lift>,
     /// For scope offer/category: (offer or category index, lift), sorted by index.
@@ -533,27 +628,6 @@ impl RuleBlocks {
                 }
             }
         }
-        RuleBlocks {
-            scope: rule.scope,
-            all,
-            keyed,
-        }
-    }
-
-    #[inline]
-    fn lift_for(&self, offer: &CompiledOffer) -> Option<Lift> {
-        let key = match self.scope {
-            ContactScope::Channel | ContactScope::All => return self.all,
-            ContactScope::Offer => offer.index,
-            ContactScope::Category => offer.category,
-        };
-        if self.keyed.is_empty() {
-            return None;
-        }
-        self.keyed
-            .binary_search_by_key(&key, |(k, _)| *k)
-            .ok()
-            .and_then(|i| self.keyed.get(i))
-            .map(|(_, lift)| *lift)
+        RuleBlocks { all, keyed }
     }
 }

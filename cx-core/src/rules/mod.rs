@@ -23,7 +23,7 @@ mod vocabulary;
 
 pub use compile::{CompiledRule, compile_rule};
 pub use eval::{Fault, Verdict};
-pub(crate) use shared::{ClauseInterner, ClausePlan, ClauseResults};
+pub(crate) use shared::{ClauseInterner, ClausePlan, ClauseResults, UNSHARED};
 pub use vocabulary::{Env, Namespace, Scalar, SlotRef, SlotTable, Vocabulary};
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //!   verdict (and the clause an explanation names) is exactly what plain evaluation gives.
 
 use super::compile::CompiledRule;
-use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, slots_of};
+use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, Verdict, slots_of};
 use super::vocabulary::{Env, Namespace, Vocabulary};
 use crate::model::Text;
 use std::collections::HashMap;
@@ -270,5 +270,29 @@ impl ClauseResults {
     #[inline]
     pub(crate) fn get(&self, id: u32) -> Result<bool, Fault> {
         self.results.get(id as usize).copied().unwrap_or(Ok(false))
+    }
+
+    /// The verdict of a rule whose clauses are all shared, `ids` in clause order: what
+    /// [`CompiledRule::eval`] gives for it.
+    #[inline]
+    pub(crate) fn verdict(&self, ids: &[u32]) -> Verdict {
+        let mut undecided = None;
+        for (i, &id) in ids.iter().enumerate() {
+            match self.get(id) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Verdict::False {
+                        clause: u16::try_from(i).unwrap_or(u16::MAX),
+                    };
+                }
+                Err(fault) => {
+                    undecided = undecided.or(Some(Verdict::Undecided {
+                        clause: u16::try_from(i).unwrap_or(u16::MAX),
+                        fault,
+                    }));
+                }
+            }
+        }
+        undecided.unwrap_or(Verdict::True)
     }
 }
