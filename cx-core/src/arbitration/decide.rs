@@ -318,7 +318,7 @@ impl Stage<'_> {
     /// The first stage that excludes `offer`, in pipeline order. `targeting` holds the
     /// decision's shared-clause results; without it, the eligibility and suitability rules
     /// are skipped (for the fallback).
-    #[inline]
+    #[inline(always)]
     fn exclude(
         &self,
         hot: Hot,
