@@ -86,6 +86,9 @@ pub(crate) struct Hot {
     /// [`Hot::SHARED_ELIGIBILITY`] says every clause is shared.
     pub(crate) eligibility: (u32, u32),
     pub(crate) flags: u8,
+    /// The offer's value and lever, for scoring.
+    pub(crate) value: f64,
+    pub(crate) lever: f64,
 }
 
 impl Hot {
@@ -97,6 +100,8 @@ impl Hot {
     pub(crate) const OWN_ELIGIBILITY: u8 = 2;
     pub(crate) const SUITABILITY: u8 = 4;
     pub(crate) const OWN_POLICIES: u8 = 8;
+    /// The offer has context weights (otherwise its context weight is 1).
+    pub(crate) const CONTEXT_WEIGHTS: u8 = 16;
 
     #[inline]
     pub(crate) fn has(self, flag: u8) -> bool {
@@ -252,6 +257,9 @@ impl CompiledCatalog {
                 if !o.policies.is_empty() {
                     flags |= Hot::OWN_POLICIES;
                 }
+                if !o.offer.context_weights.is_empty() {
+                    flags |= Hot::CONTEXT_WEIGHTS;
+                }
                 Hot {
                     valid_from: o.valid_from,
                     valid_until: o.valid_until,
@@ -260,6 +268,8 @@ impl CompiledCatalog {
                     budget: o.budget.unwrap_or(Hot::NO_BUDGET),
                     eligibility: (start, index(eligibility_ids.len())),
                     flags,
+                    value: o.offer.value,
+                    lever: o.offer.lever,
                 }
             })
             .collect();

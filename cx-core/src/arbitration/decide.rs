@@ -144,13 +144,13 @@ impl Arbitrator {
             ) else {
                 continue;
             };
-            match stage.exclude(*hot, offer, Some(&shared)) {
+            match stage.exclude(*hot, index, offer, Some(&shared)) {
                 Some(exclusion) => {
                     if request.explain {
                         trace.push(Candidate::excluded(index, exclusion));
                     }
                 }
-                None => survivors.push((index, factors(offer, channel, placement))),
+                None => survivors.push((index, factors(*hot, offer, channel, placement))),
             }
         }
 
@@ -214,9 +214,9 @@ impl Arbitrator {
             && let Some(offer) = catalog.offers.get(index as usize)
             && let Some(hot) = catalog.hot.get(index as usize)
             && offer.offer.channels.contains(channel)
-            && stage.exclude(*hot, offer, None).is_none()
+            && stage.exclude(*hot, index, offer, None).is_none()
         {
-            let f = factors(offer, channel, placement);
+            let f = factors(*hot, offer, channel, placement);
             picks.push(Pick {
                 offer: index,
                 category: offer.category,
@@ -288,18 +288,26 @@ fn context_attributes(request: &DecisionRequest) -> Attributes {
     context
 }
 
+/// The score factors of `offer` but its propensity; the full offer is read only for its
+/// context weights, if it has any.
+#[inline]
 fn factors(
+    hot: Hot,
     offer: &CompiledOffer,
     channel: &crate::model::Channel,
     placement: Option<&crate::model::Name>,
 ) -> ScoreFactors {
-    let context_weight = offer.context_weight(channel, placement);
+    let context_weight = if hot.has(Hot::CONTEXT_WEIGHTS) {
+        offer.context_weight(channel, placement)
+    } else {
+        1.0
+    };
     ScoreFactors {
         propensity: 1.0,
         context_weight,
-        value: offer.offer.value,
-        lever: offer.offer.lever,
-        score: context_weight * offer.offer.value * offer.offer.lever,
+        value: hot.value,
+        lever: hot.lever,
+        score: context_weight * hot.value * hot.lever,
     }
 }
 
@@ -322,6 +330,7 @@ impl Stage<'_> {
     fn exclude(
         &self,
         hot: Hot,
+        index: u32,
         offer: &CompiledOffer,
         targeting: Option<&ClauseResults>,
     ) -> Option<Exclusion> {
@@ -358,7 +367,7 @@ impl Stage<'_> {
                 return Some(Exclusion::Ineligible(verdict));
             }
         }
-        if let Some((rule, lift)) = self.blocks.worst(hot, offer, self.history, self.now) {
+        if let Some((rule, lift)) = self.blocks.worst(hot, index, offer, self.history, self.now) {
             return Some(Exclusion::Capped { rule, lift });
         }
         if hot.budget != Hot::NO_BUDGET
@@ -464,6 +473,7 @@ impl Blocks {
     fn worst(
         &self,
         hot: Hot,
+        offer_index: u32,
         offer: &CompiledOffer,
         history: &History,
         now: i64,
@@ -476,7 +486,7 @@ impl Blocks {
         if !self.by_offer.is_empty()
             && let Ok(at) = self
                 .by_offer
-                .binary_search_by_key(&offer.index, |&(offer, _, _)| offer)
+                .binary_search_by_key(&offer_index, |&(offer, _, _)| offer)
             && let Some(&(_, rule, lift)) = self.by_offer.get(at)
         {
             let later = worst.is_none_or(|(r, w)| lift > w || (lift == w && rule < r));
