@@ -100,24 +100,25 @@ impl CompiledFeature {
     }
 }
 
-/// Reusable buffers for computing features, so a decision allocates nothing once warm.
+/// Reusable buffers for computing features, so a decision allocates little once warm.
 #[derive(Debug, Default)]
 pub(crate) struct FeatureScratch<'a> {
     touchpoint: Vec<Option<Scalar<'a>>>,
-    /// Values seen by the current distinct count.
-    distinct: Vec<Scalar<'a>>,
-    /// The instants of the touchpoints in the longest window, in microseconds.
-    times: Vec<i64>,
-    /// Their kinds, as one bit over the call's kind table (0 for a kind no feature counts).
-    kind_bits: Vec<u64>,
+    /// (feature, value) pairs seen by distinct counts.
+    distinct: Vec<(usize, Scalar<'a>)>,
+    accs: Vec<Acc<'a>>,
+    starts: Vec<i64>,
+    /// Per interned kind, the features (as bits) that count it.
+    by_kind: Vec<u64>,
 }
 
 /// Computes every feature at `now` (microseconds) over `touchpoints` (oldest first), into `out`
 /// in feature-slot order. Empty windows give 0 for count, sum and distinct count, and no value
 /// (missing) for avg, min, max and last.
 ///
-/// Columnar: the touchpoints of the longest window get their instant and kind decoded once
-/// (kinds interned as bits), then each feature scans its own window testing bits.
+/// One pass over the longest window, 64 features at a time: each touchpoint's instant and kind
+/// are decoded once, and the kind (interned) names, as bits, the features that count it, so a
+/// touchpoint visits only those.
 pub(crate) fn compute<'a>(
     features: &[CompiledFeature],
     vocabulary: &Vocabulary,
@@ -129,8 +130,25 @@ pub(crate) fn compute<'a>(
     out.clear();
     scratch.touchpoint.clear();
     scratch.touchpoint.resize(vocabulary.touchpoint.len(), None);
+    for chunk in features.chunks(64) {
+        compute_chunk(chunk, touchpoints, now, scratch, out);
+    }
+}
 
-    // The kinds features count, interned; more than 64 fall back to comparing names.
+/// [`compute`] for at most 64 features.
+fn compute_chunk<'a>(
+    features: &[CompiledFeature],
+    touchpoints: &'a [Touchpoint],
+    now: i64,
+    scratch: &mut FeatureScratch<'a>,
+    out: &mut Vec<Option<Scalar<'a>>>,
+) {
+    let bit = |i: usize| {
+        1u64.checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    };
+    // The kinds the features count, interned; features counting any kind are in every entry
+    // and in `any_kind`. More than 64 kinds: every touchpoint visits every feature.
     let mut kinds: Vec<&str> = Vec::new();
     for feature in features {
         for kind in feature.kinds.iter() {
@@ -139,59 +157,68 @@ pub(crate) fn compute<'a>(
             }
         }
     }
+    let all = features.iter().enumerate().fold(0, |m, (i, _)| m | bit(i));
     let interned = kinds.len() <= 64;
-    let bit = |kind: &str| -> u64 {
-        kinds
-            .iter()
-            .position(|k| *k == kind)
-            .and_then(|p| 1u64.checked_shl(u32::try_from(p).ok()?))
-            .unwrap_or(0)
-    };
+    let mut any_kind = 0u64;
+    scratch.by_kind.clear();
+    scratch.by_kind.resize(kinds.len(), 0);
+    for (i, feature) in features.iter().enumerate() {
+        if feature.kinds.is_empty() {
+            any_kind |= bit(i);
+        }
+        for kind in feature.kinds.iter() {
+            if let Some(p) = kinds.iter().position(|k| *k == kind.as_str())
+                && let Some(m) = scratch.by_kind.get_mut(p)
+            {
+                *m |= bit(i);
+            }
+        }
+    }
+    for m in &mut scratch.by_kind {
+        *m |= any_kind;
+    }
 
-    let earliest = features
-        .iter()
-        .map(|f| now.saturating_sub(f.window))
-        .min()
-        .unwrap_or(now);
-    // Touchpoints are sorted by time: skip to the longest window's start, stop at `now`.
+    scratch.accs.clear();
+    scratch
+        .accs
+        .extend(features.iter().map(|f| Acc::new(f.aggregate)));
+    scratch.starts.clear();
+    scratch
+        .starts
+        .extend(features.iter().map(|f| now.saturating_sub(f.window)));
+    scratch.distinct.clear();
+    let earliest = scratch.starts.iter().copied().min().unwrap_or(now);
+    // Touchpoints are sorted by time: skip to the longest window's start.
     let first = touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < earliest);
-    let window = touchpoints.get(first..).unwrap_or(&[]);
-    scratch.times.clear();
-    scratch.kind_bits.clear();
-    for t in window {
+    for t in touchpoints.get(first..).unwrap_or(&[]) {
         let at = t.occurred_at.timestamp_micros();
         if at >= now {
             break;
         }
-        scratch.times.push(at);
-        scratch
-            .kind_bits
-            .push(if interned { bit(t.kind.as_str()) } else { 0 });
-    }
-    let window = window.get(..scratch.times.len()).unwrap_or(&[]);
-
-    for feature in features {
-        let start = now.saturating_sub(feature.window);
-        let from = scratch.times.partition_point(|&at| at < start);
-        let mask = if feature.kinds.is_empty() {
-            u64::MAX
+        let mut visit = if interned {
+            let kind = t.kind.as_str();
+            kinds
+                .iter()
+                .position(|k| *k == kind)
+                .and_then(|p| scratch.by_kind.get(p).copied())
+                .unwrap_or(any_kind)
         } else {
-            feature.kinds.iter().fold(0, |m, k| m | bit(k.as_str()))
+            all
         };
-        let mut acc = Acc::new(feature.aggregate);
-        scratch.distinct.clear();
-        let rows = window
-            .iter()
-            .zip(&scratch.times)
-            .zip(&scratch.kind_bits)
-            .skip(from);
-        for ((t, &at), &kind_bit) in rows {
-            let kind_ok = if !interned {
-                feature.kinds.is_empty() || feature.kinds.contains(&t.kind)
-            } else {
-                mask == u64::MAX || mask & kind_bit != 0
+        while visit != 0 {
+            let i = visit.trailing_zeros() as usize;
+            visit &= visit - 1;
+            let (Some(feature), Some(&start), Some(acc)) = (
+                features.get(i),
+                scratch.starts.get(i),
+                scratch.accs.get_mut(i),
+            ) else {
+                continue;
             };
-            if !kind_ok || !feature.admits_channel(t) {
+            if at < start
+                || (!interned && !feature.kinds.is_empty() && !feature.kinds.contains(&t.kind))
+                || !feature.admits_channel(t)
+            {
                 continue;
             }
             if let Some(filter) = &feature.filter {
@@ -212,13 +239,17 @@ pub(crate) fn compute<'a>(
                 None => acc.count += 1,
                 Some(name) => {
                     if let Some(value) = t.attributes.get(name.as_str()) {
-                        acc.add(Scalar::of(value), &mut scratch.distinct);
+                        acc.add(i, Scalar::of(value), &mut scratch.distinct);
                     }
                 }
             }
         }
-        out.push(acc.finish(scratch.distinct.len()));
     }
+    let distinct = &scratch.distinct;
+    out.extend(scratch.accs.drain(..).enumerate().map(|(i, acc)| {
+        let n = distinct.iter().filter(|(f, _)| *f == i).count();
+        acc.finish(n)
+    }));
 }
 
 #[derive(Debug)]
@@ -243,12 +274,12 @@ impl<'a> Acc<'a> {
         }
     }
 
-    fn add(&mut self, value: Scalar<'a>, distinct: &mut Vec<Scalar<'a>>) {
+    fn add(&mut self, feature: usize, value: Scalar<'a>, distinct: &mut Vec<(usize, Scalar<'a>)>) {
         match self.aggregate {
             Aggregation::Last => self.last = Some(value),
             Aggregation::DistinctCount => {
-                if !distinct.contains(&value) {
-                    distinct.push(value);
+                if !distinct.contains(&(feature, value)) {
+                    distinct.push((feature, value));
                 }
             }
             Aggregation::Count => self.count += 1,
@@ -371,5 +402,74 @@ features:
                 None,
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod many {
+    use super::*;
+    use crate::model::{Catalog, CustomerId, Kind};
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    /// 70 features (two chunks of at most 64), one of them counting 70 kinds (more than a
+    /// chunk interns), against counts worked out one feature at a time.
+    #[test]
+    fn more_than_64_features_and_kinds_count_like_one_feature_at_a_time() {
+        let all_kinds: Vec<String> = (0..70).map(|k| format!("k{k}")).collect();
+        let mut yaml = String::from("features:\n");
+        yaml.push_str(&format!(
+            "  - {{ id: every_kind, aggregate: count, kinds: [{}], window: 30d }}\n",
+            all_kinds.join(", ")
+        ));
+        for i in 1..70 {
+            let window = if i % 3 == 0 { "1d" } else { "30d" };
+            let kinds = if i % 10 == 0 {
+                String::new()
+            } else {
+                format!(", kinds: [k{}]", i % 7)
+            };
+            yaml.push_str(&format!(
+                "  - {{ id: f{i}, aggregate: count{kinds}, window: {window} }}\n"
+            ));
+        }
+        let catalog = Catalog::from_yaml(&yaml).unwrap();
+        let compiled = crate::arbitration::CompiledCatalog::compile(catalog, 1).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let touchpoints: Vec<Touchpoint> = (0..200)
+            .map(|i| {
+                Touchpoint::new(
+                    format!("t{i}"),
+                    CustomerId::new("c"),
+                    Channel::App,
+                    Kind::new(format!("k{}", (i * 7) % 12)),
+                    now - TimeDelta::hours(200 - i),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        compute(
+            &compiled.features,
+            &compiled.vocabulary,
+            &touchpoints,
+            now.timestamp_micros(),
+            &mut FeatureScratch::default(),
+            &mut out,
+        );
+        let expected: Vec<Option<Scalar<'_>>> = compiled
+            .features
+            .iter()
+            .map(|f| {
+                let start = now.timestamp_micros() - f.window;
+                let n = touchpoints
+                    .iter()
+                    .filter(|t| t.occurred_at.timestamp_micros() >= start)
+                    .filter(|t| f.kinds.is_empty() || f.kinds.contains(&t.kind))
+                    .count();
+                Some(Scalar::Num(n as f64))
+            })
+            .collect();
+        assert_eq!(out.len(), 70);
+        assert_eq!(out, expected);
+        assert_eq!(out[0], Some(Scalar::Num(200.0)));
     }
 }
