@@ -23,6 +23,8 @@ pub mod arbitration;
 pub mod clock;
 mod engine;
 mod error;
+pub mod journey;
+pub mod kpi;
 pub mod model;
 pub mod rules;
 pub mod store;

@@ -288,6 +288,8 @@ impl CustomerStore for MemoryStore {
             to_shard.absorb(&survivor_key, moving)
         };
         let decisions_moved = self.decisions.write().merge(survivor, absorbed);
+        self.journeys.write().merge(survivor, absorbed);
+        self.cases.write().merge(survivor, absorbed);
         Ok(MergeReport::new(
             touchpoints_moved,
             decisions_moved,
@@ -303,7 +305,9 @@ impl CustomerStore for MemoryStore {
         let key = self.keys.key(canonical.clone());
         let touchpoints = self.shards.get(key.shard()).write().remove(&key) as u64;
         let (decisions, contacts) = self.decisions.write().forget(&canonical);
-        Ok(ForgetReport::new(profile, touchpoints, decisions, contacts))
+        let tracks = self.journeys.write().forget(&canonical);
+        let cases = self.cases.write().forget(&canonical);
+        Ok(ForgetReport::new(profile, touchpoints, decisions, contacts).with_journey_state(tracks, cases))
     }
 
     async fn count_customers(&self) -> Result<u64> {
