@@ -314,3 +314,29 @@ impl CustomerStore for MemoryStore {
         Ok(self.directory.read().profile_count() as u64)
     }
 }
+
+#[async_trait]
+impl cx_core::store::CustomerScan for MemoryStore {
+    async fn customer_page(
+        &self,
+        after: Option<&CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<Customer>> {
+        let limit = limit.max(1);
+        let directory = self.directory.read();
+        let mut ids: Vec<&CustomerId> = directory
+            .profiles
+            .keys()
+            .filter(|id| after.is_none_or(|a| *id > a))
+            .collect();
+        if ids.len() > limit {
+            ids.select_nth_unstable(limit);
+            ids.truncate(limit);
+        }
+        ids.sort_unstable();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| directory.profiles.get(id).cloned())
+            .collect())
+    }
+}

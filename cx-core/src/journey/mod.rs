@@ -24,8 +24,11 @@
 
 mod advance;
 mod compiled;
+pub mod follow_up;
 pub mod funnel;
 pub mod moments;
+mod triggers;
 
 pub use advance::replay;
 pub use compiled::CompiledJourneys;
+pub use triggers::CompiledTriggers;

@@ -62,7 +62,7 @@ pub enum TriggerAction {
         placement: Option<Name>,
         /// How many offers (default: the catalogue's `k`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        k: Option<usize>,
+        k: Option<u32>,
     },
 }
 

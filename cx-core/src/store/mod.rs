@@ -6,6 +6,7 @@
 mod analytics;
 mod budgets;
 mod catalog;
+mod customer_scan;
 mod customers;
 mod decisions;
 mod follow_ups;
@@ -19,6 +20,7 @@ pub use analytics::{
 pub(crate) use analytics::channel_label;
 pub use budgets::{BudgetGrant, BudgetKey, BudgetStore};
 pub use catalog::{CatalogMeta, CatalogStore, CatalogVersion, StoredCatalog};
+pub use customer_scan::CustomerScan;
 pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
 pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 pub use follow_ups::{CaseQuery, FollowUpStore, SlaCounts};
@@ -34,6 +36,7 @@ pub use touchpoints::{
 /// `Arc<dyn Store>`.
 pub trait Store:
     CustomerStore
+    + CustomerScan
     + TouchpointStore
     + CatalogStore
     + DecisionStore
