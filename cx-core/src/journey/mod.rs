@@ -32,3 +32,6 @@ mod triggers;
 pub use advance::replay;
 pub use compiled::CompiledJourneys;
 pub use triggers::CompiledTriggers;
+
+#[cfg(test)]
+mod tests;

@@ -20,3 +20,6 @@ pub use plan::{Answers, Node, OtherAnswer, OtherQuery, Plan, compute, plan};
 pub use stats::{
     Z95, mean_interval, nps_interval, percentile_sorted, survey_summary, wilson_interval,
 };
+
+#[cfg(test)]
+mod tests;
