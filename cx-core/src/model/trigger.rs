@@ -49,9 +49,9 @@ pub struct Repeat {
     pub within: Span,
 }
 
-/// What a trigger does.
+/// What a trigger does (`{ type: decide, channel: chat, k: 1 }`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TriggerAction {
     /// Run a decision for the customer on a channel.
     Decide {
@@ -95,12 +95,12 @@ impl Trigger {
                 placement,
                 k,
             } => {
-                channel.check("action.decide.channel")?;
+                channel.check("action.channel")?;
                 if let Some(p) = placement {
-                    check::label("action.decide.placement", p.as_str())?;
+                    check::label("action.placement", p.as_str())?;
                 }
                 if *k == Some(0) {
-                    return Err(FieldError::new("action.decide.k", "must be at least 1"));
+                    return Err(FieldError::new("action.k", "must be at least 1"));
                 }
             }
         }
