@@ -107,8 +107,14 @@ fn tp(id: &str, customer: &str, kind: Kind, at: Timestamp) -> Touchpoint {
 }
 
 fn nps(id: &str, customer: &str, score: f64, at: Timestamp) -> Touchpoint {
-    Touchpoint::new(id, CustomerId::new(customer), Channel::Survey, Kind::SURVEY_RESPONSE, at)
-        .with_survey(SurveyAnswer::new("nps", score, Scale::NPS))
+    Touchpoint::new(
+        id,
+        CustomerId::new(customer),
+        Channel::Survey,
+        Kind::SURVEY_RESPONSE,
+        at,
+    )
+    .with_survey(SurveyAnswer::new("nps", score, Scale::NPS))
 }
 
 #[tokio::test]
@@ -129,7 +135,11 @@ async fn ingest_advances_journeys_and_opens_cases_owned_by_the_stage_owner() {
     assert_eq!(report.inserted, 5);
     assert_eq!(report.journeys.placed, 4);
     let a = engine.journey_tracks(&CustomerId::new("a")).await.unwrap();
-    let stages: Vec<&str> = a[0].instances[0].visits.iter().map(|v| v.stage.as_str()).collect();
+    let stages: Vec<&str> = a[0].instances[0]
+        .visits
+        .iter()
+        .map(|v| v.stage.as_str())
+        .collect();
     assert_eq!(stages, ["sign-up", "activation", "first-bill"]);
 
     // b answers 3 while in sign-up (owner onboarding); a answers 5 in first-bill (billing);
@@ -153,15 +163,25 @@ async fn ingest_advances_journeys_and_opens_cases_owned_by_the_stage_owner() {
         .iter()
         .map(|c| (c.customer.as_str(), c.owner.as_str()))
         .collect();
-    assert_eq!(owners, [("b", "onboarding"), ("a", "billing"), ("c", "care")], "by (opened, id)");
+    assert_eq!(
+        owners,
+        [("b", "onboarding"), ("a", "billing"), ("c", "care")],
+        "by (opened, id)"
+    );
     assert_eq!(cases[0].due_at, h(4) + TimeDelta::hours(48));
     // Sent again: nothing new.
-    let again = engine.ingest(vec![nps("s1", "b", 3.0, h(4))]).await.unwrap();
+    let again = engine
+        .ingest(vec![nps("s1", "b", 3.0, h(4))])
+        .await
+        .unwrap();
     assert_eq!((again.duplicates, again.cases_opened), (1, 0));
 
     // Close one in time, one late; the third is overdue at the evaluation instant.
     clock.set(h(10));
-    engine.close_case(&cases[0].id, Some("called".into())).await.unwrap();
+    engine
+        .close_case(&cases[0].id, Some("called".into()))
+        .await
+        .unwrap();
     clock.set(h(60));
     engine.close_case(&cases[1].id, None).await.unwrap();
     let err = engine.close_case(&cases[1].id, None).await.unwrap_err();
@@ -199,14 +219,20 @@ async fn ingest_advances_journeys_and_opens_cases_owned_by_the_stage_owner() {
         .collect();
     assert_eq!(
         by_owner,
-        [("onboarding", vec!["activation"]), ("care", vec!["nps", "nps-plan-s", "sla"])]
+        [
+            ("onboarding", vec!["activation"]),
+            ("care", vec!["nps", "nps-plan-s", "sla"])
+        ]
     );
 
     // A daily series: answers were given on day 0 only.
     let series = engine
         .kpi_series(
             "nps",
-            TimeRange::new(Bucket::Day.start_of(t), Bucket::Day.start_of(t) + TimeDelta::days(3)),
+            TimeRange::new(
+                Bucket::Day.start_of(t),
+                Bucket::Day.start_of(t) + TimeDelta::days(3),
+            ),
             Bucket::Day,
         )
         .await
@@ -232,7 +258,10 @@ async fn ingest_advances_journeys_and_opens_cases_owned_by_the_stage_owner() {
 
     // Forgetting a erases their journey and their cases.
     let forgotten = engine.forget(&CustomerId::new("a")).await.unwrap();
-    assert_eq!((forgotten.journey_tracks, forgotten.follow_up_cases), (1, 1));
+    assert_eq!(
+        (forgotten.journey_tracks, forgotten.follow_up_cases),
+        (1, 1)
+    );
     let funnel = engine.funnel("onboarding", TimeRange::all()).await.unwrap();
     assert_eq!(funnel.rows[0].reached, 1);
 }
@@ -254,7 +283,10 @@ async fn fresh_touchpoints_fire_trigger_decisions_history_does_not() {
         .unwrap();
     assert!(r.decisions.is_empty());
     // A long view now: the long-view trigger decides on chat.
-    let r = engine.ingest(vec![view("v1", "p1", 90.0, now)]).await.unwrap();
+    let r = engine
+        .ingest(vec![view("v1", "p1", 90.0, now)])
+        .await
+        .unwrap();
     assert_eq!(r.decisions.len(), 1, "{:?}", r.trigger_errors);
     assert_eq!(r.decisions[0].channel, Channel::Chat);
     assert_eq!(r.decisions[0].offers[0].offer.as_str(), "chat-help");
@@ -267,14 +299,20 @@ async fn fresh_touchpoints_fire_trigger_decisions_history_does_not() {
         .await
         .unwrap();
     assert!(r.decisions.is_empty(), "two views are not three");
-    let r = engine.ingest(vec![view("v4", "p2", 5.0, now)]).await.unwrap();
+    let r = engine
+        .ingest(vec![view("v4", "p2", 5.0, now)])
+        .await
+        .unwrap();
     assert_eq!(r.decisions.len(), 1);
     assert_eq!(
         r.decisions[0].placement.as_ref().map(|p| p.as_str()),
         Some("nudge"),
         "the third-view trigger's decision"
     );
-    let r = engine.ingest(vec![view("v5", "p3", 5.0, now)]).await.unwrap();
+    let r = engine
+        .ingest(vec![view("v5", "p3", 5.0, now)])
+        .await
+        .unwrap();
     assert!(r.decisions.is_empty(), "another product");
 }
 
@@ -290,7 +328,9 @@ async fn the_registry_keeps_every_version_of_a_kpi() {
     engine
         .load_catalog_with(
             catalog.clone(),
-            cx::store::CatalogMeta::new().author("dana").comment("NPS target up"),
+            cx::store::CatalogMeta::new()
+                .author("dana")
+                .comment("NPS target up"),
         )
         .await
         .unwrap();
@@ -316,7 +356,9 @@ fn rejects(yaml_edit: (&str, &str), item: &str, field: &str) {
     let yaml = CATALOG.replacen(yaml_edit.0, yaml_edit.1, 1);
     assert_ne!(yaml, CATALOG, "the edit {yaml_edit:?} applies");
     match Catalog::from_yaml(&yaml) {
-        Err(Error::Validation { item: i, field: f, .. }) => {
+        Err(Error::Validation {
+            item: i, field: f, ..
+        }) => {
             assert_eq!((i.as_str(), f.as_str()), (item, field));
         }
         other => panic!("expected a validation error, got {other:?}"),
@@ -326,17 +368,26 @@ fn rejects(yaml_edit: (&str, &str), item: &str, field: &str) {
 #[tokio::test]
 async fn bad_definitions_name_the_item_and_the_field_and_store_nothing() {
     rejects(
-        ("    owner: care\n    measure: { type: nps", "    measure: { type: nps"),
+        (
+            "    owner: care\n    measure: { type: nps",
+            "    measure: { type: nps",
+        ),
         "kpi \"nps\"",
         "owner",
     );
     rejects(
-        ("{ id: sign-up, name: Sign-up, owner: onboarding,", "{ id: sign-up, name: Sign-up,"),
+        (
+            "{ id: sign-up, name: Sign-up, owner: onboarding,",
+            "{ id: sign-up, name: Sign-up,",
+        ),
         "journey \"onboarding\"",
         "stages[0].owner",
     );
     rejects(
-        ("from: sign-up, to: activation", "from: sign-up, to: renewal"),
+        (
+            "from: sign-up, to: activation",
+            "from: sign-up, to: renewal",
+        ),
         "kpi \"activation\"",
         "measure.to",
     );
@@ -346,13 +397,20 @@ async fn bad_definitions_name_the_item_and_the_field_and_store_nothing() {
         "owner",
     );
     rejects(
-        ("repeat: { attribute: product, at_least: 3", "repeat: { attribute: product, at_least: 1"),
+        (
+            "repeat: { attribute: product, at_least: 3",
+            "repeat: { attribute: product, at_least: 1",
+        ),
         "trigger \"third-view\"",
         "repeat.at_least",
     );
     // Rules: the item and the position.
     let (engine, _) = setup().await;
-    let bad = CATALOG.replacen("touchpoint.template == 'first_bill'", "touchpoint.templat == 'first_bill'", 1);
+    let bad = CATALOG.replacen(
+        "touchpoint.template == 'first_bill'",
+        "touchpoint.templat == 'first_bill'",
+        1,
+    );
     match engine.load_catalog(Catalog::from_yaml(&bad).unwrap()).await {
         Err(Error::InvalidRule { item, position, .. }) => {
             assert_eq!(item, "stage \"first-bill\" of journey \"onboarding\" entry");
@@ -360,7 +418,11 @@ async fn bad_definitions_name_the_item_and_the_field_and_store_nothing() {
         }
         other => panic!("expected an invalid rule, got {other:?}"),
     }
-    let bad = CATALOG.replacen("touchpoint.dwell_seconds > 60", "features.views_10m > customer.nope", 1);
+    let bad = CATALOG.replacen(
+        "touchpoint.dwell_seconds > 60",
+        "features.views_10m > customer.nope",
+        1,
+    );
     match engine.load_catalog(Catalog::from_yaml(&bad).unwrap()).await {
         Err(Error::InvalidRule { item, .. }) => assert_eq!(item, "trigger \"long-view\" on.rule"),
         other => panic!("expected an invalid rule, got {other:?}"),

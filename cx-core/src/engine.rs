@@ -225,7 +225,11 @@ impl Engine {
             ..meta
         };
         let version = self.store.put_catalog(&catalog, meta).await?;
-        self.install_compiled(StoredCatalog::new(version.clone(), catalog), compiled, extra);
+        self.install_compiled(
+            StoredCatalog::new(version.clone(), catalog),
+            compiled,
+            extra,
+        );
         Ok(version)
     }
 

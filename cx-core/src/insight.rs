@@ -222,7 +222,12 @@ impl Engine {
 
     /// Evaluates KPI `id` as defined in catalogue version `version` (a past report, reproduced),
     /// over its window ending at `at`.
-    pub async fn evaluate_kpi_at(&self, id: &str, version: u64, at: Timestamp) -> Result<KpiResult> {
+    pub async fn evaluate_kpi_at(
+        &self,
+        id: &str,
+        version: u64,
+        at: Timestamp,
+    ) -> Result<KpiResult> {
         let stored = self
             .store()
             .catalog(Some(version))
@@ -283,7 +288,12 @@ impl Engine {
         let mut out = Vec::with_capacity(windows.len());
         for window in windows {
             let mut r = self
-                .evaluate_kpis(catalog, loaded.stored.version.version, &[window], window.1.end)
+                .evaluate_kpis(
+                    catalog,
+                    loaded.stored.version.version,
+                    &[window],
+                    window.1.end,
+                )
                 .await?;
             out.append(&mut r);
         }

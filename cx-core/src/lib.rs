@@ -37,6 +37,6 @@ pub mod testkit;
 pub use chrono;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{CustomerState, Engine, EngineOptions, IngestReport};
-pub use insight::KpiVersion;
 pub use error::{BoxError, Error, Position, Result};
+pub use insight::KpiVersion;
 pub use store::Store;

@@ -37,7 +37,10 @@ impl AnalyticsStore for MemoryStore {
         let mut builder = MomentsBuilder::new();
         for shard in &shards {
             for (customer, timeline) in shard.timelines() {
-                if only.as_ref().is_some_and(|o| !o.contains(customer.as_str())) {
+                if only
+                    .as_ref()
+                    .is_some_and(|o| !o.contains(customer.as_str()))
+                {
                     continue;
                 }
                 let Some(track) = journeys.track(customer, &query.journey) else {

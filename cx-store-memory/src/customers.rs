@@ -307,7 +307,8 @@ impl CustomerStore for MemoryStore {
         let (decisions, contacts) = self.decisions.write().forget(&canonical);
         let tracks = self.journeys.write().forget(&canonical);
         let cases = self.cases.write().forget(&canonical);
-        Ok(ForgetReport::new(profile, touchpoints, decisions, contacts).with_journey_state(tracks, cases))
+        Ok(ForgetReport::new(profile, touchpoints, decisions, contacts)
+            .with_journey_state(tracks, cases))
     }
 
     async fn count_customers(&self) -> Result<u64> {

@@ -31,7 +31,8 @@ impl Cases {
     }
 
     fn matching(&self, query: &CaseQuery) -> Vec<&FollowUpCase> {
-        let mut hits: Vec<&FollowUpCase> = self.by_id.values().filter(|c| query.matches(c)).collect();
+        let mut hits: Vec<&FollowUpCase> =
+            self.by_id.values().filter(|c| query.matches(c)).collect();
         hits.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
         hits
     }

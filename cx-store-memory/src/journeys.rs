@@ -20,7 +20,11 @@ impl Journeys {
     }
 
     /// The customer's track of `journey`.
-    pub(crate) fn track(&self, customer: &CustomerId, journey: &JourneyId) -> Option<&JourneyTrack> {
+    pub(crate) fn track(
+        &self,
+        customer: &CustomerId,
+        journey: &JourneyId,
+    ) -> Option<&JourneyTrack> {
         self.tracks
             .get(customer)?
             .iter()

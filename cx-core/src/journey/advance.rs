@@ -1,9 +1,7 @@
 //! Placing events in a track and replaying the track's instances from them.
 
 use super::compiled::CompiledJourney;
-use crate::model::{
-    InstanceEnd, Journey, JourneyEvent, JourneyInstance, JourneyTrack, StageVisit,
-};
+use crate::model::{InstanceEnd, Journey, JourneyEvent, JourneyInstance, JourneyTrack, StageVisit};
 use crate::store::Placed;
 use chrono::TimeDelta;
 
@@ -36,9 +34,7 @@ pub(crate) fn advance(
                 .watermark
                 .map_or(event.occurred_at, |w| w.max(event.occurred_at)),
         );
-        let at = track
-            .events
-            .partition_point(|e| e.key() < event.key());
+        let at = track.events.partition_point(|e| e.key() < event.key());
         track.events.insert(at, event);
         report.placed += 1;
     }
@@ -91,10 +87,7 @@ pub fn replay(
                         end: None,
                     };
                     if last == 0 {
-                        end(
-                            &mut instance,
-                            InstanceEnd::Completed { at: e.occurred_at },
-                        );
+                        end(&mut instance, InstanceEnd::Completed { at: e.occurred_at });
                         done.push(instance);
                     } else {
                         active = Some(instance);
@@ -103,10 +96,7 @@ pub fn replay(
                 }
             }
             Some(instance) => {
-                let current = instance
-                    .visits
-                    .last()
-                    .map_or(0, |v| usize::from(v.index));
+                let current = instance.visits.last().map_or(0, |v| usize::from(v.index));
                 if let Some(next) = next_stage(journey, current, e) {
                     if let Some(v) = instance.visits.last_mut() {
                         v.left_at = Some(e.occurred_at);
@@ -116,10 +106,7 @@ pub fn replay(
                     if next == last
                         && let Some(mut instance) = active.take()
                     {
-                        end(
-                            &mut instance,
-                            InstanceEnd::Completed { at: e.occurred_at },
-                        );
+                        end(&mut instance, InstanceEnd::Completed { at: e.occurred_at });
                         done.push(instance);
                     }
                 } else if e.exits.contains(current)

@@ -6,8 +6,8 @@ use super::moments::MomentsBuilder;
 use super::*;
 use crate::arbitration::CompiledCatalog;
 use crate::model::{
-    Catalog, Channel, CustomerId, InstanceEnd, InstanceStatus, JourneyId,
-    JourneyTrack, Kind, Span, Subject, TimeRange, Timestamp, Touchpoint,
+    Catalog, Channel, CustomerId, InstanceEnd, InstanceStatus, JourneyId, JourneyTrack, Kind, Span,
+    Subject, TimeRange, Timestamp, Touchpoint,
 };
 use crate::store::{Breakdown, FunnelQuery, FunnelStep, JourneyAdvance};
 use chrono::{TimeDelta, TimeZone, Utc};
@@ -83,10 +83,21 @@ fn stages(track: &JourneyTrack, i: usize) -> Vec<&str> {
 fn matching_uses_kinds_channels_and_touchpoint_rules() {
     let js = journeys();
     let mut events = Vec::new();
-    let other = Touchpoint::new("x", CustomerId::new("c"), Channel::Web, Kind::MESSAGE_SENT, at(0))
-        .with_attribute("template", "welcome");
+    let other = Touchpoint::new(
+        "x",
+        CustomerId::new("c"),
+        Channel::Web,
+        Kind::MESSAGE_SENT,
+        at(0),
+    )
+    .with_attribute("template", "welcome");
     js.events_of(
-        &[tp("1", "sign_up", 0), tp("2", "page_view", 0), tp("3", "message_sent", 0), other],
+        &[
+            tp("1", "sign_up", 0),
+            tp("2", "page_view", 0),
+            tp("3", "message_sent", 0),
+            other,
+        ],
         &mut events,
     );
     assert_eq!(events.len(), 2, "{events:?}");
@@ -114,7 +125,10 @@ fn an_instance_advances_stage_by_stage_and_completes_at_the_last() {
     let i = &track.instances[0];
     assert_eq!(i.end, Some(InstanceEnd::Completed { at: at(50) }));
     assert_eq!(i.visits[1].left_at, Some(at(30)));
-    assert_eq!(i.visits[3].left_at, None, "a completed instance stays in its last stage");
+    assert_eq!(
+        i.visits[3].left_at, None,
+        "a completed instance stays in its last stage"
+    );
     // Only what changed the state is kept once past the lateness.
     assert_eq!(track.events.len(), 4, "{:?}", track.events);
 }
@@ -122,10 +136,21 @@ fn an_instance_advances_stage_by_stage_and_completes_at_the_last() {
 #[test]
 fn optional_stages_may_be_skipped_required_ones_may_not() {
     let js = journeys();
-    let (track, _) = run(&js, &[tp("1", "sign_up", 0), tp("2", "usage", 1), tp("3", "purchase", 2)]);
+    let (track, _) = run(
+        &js,
+        &[
+            tp("1", "sign_up", 0),
+            tp("2", "usage", 1),
+            tp("3", "purchase", 2),
+        ],
+    );
     assert_eq!(stages(&track, 0), ["a", "b", "d"], "c is optional");
     let (track, _) = run(&js, &[tp("1", "sign_up", 0), tp("3", "purchase", 2)]);
-    assert_eq!(stages(&track, 0), ["a"], "b is required: a purchase cannot skip it");
+    assert_eq!(
+        stages(&track, 0),
+        ["a"],
+        "b is required: a purchase cannot skip it"
+    );
     assert_eq!(track.instances[0].end, None);
 }
 
@@ -143,7 +168,10 @@ fn an_exit_ends_the_instance_and_later_events_need_a_new_start() {
         ],
     );
     assert_eq!(track.instances.len(), 2);
-    assert_eq!(track.instances[0].end, Some(InstanceEnd::Exited { at: at(2) }));
+    assert_eq!(
+        track.instances[0].end,
+        Some(InstanceEnd::Exited { at: at(2) })
+    );
     assert_eq!(track.instances[0].visits[1].left_at, Some(at(2)));
     assert_eq!(stages(&track, 1), ["a"]);
 }
@@ -154,7 +182,11 @@ fn inactivity_abandons_at_the_timeout_then_a_sign_up_restarts() {
     // 10 days = 240 h. Usage 241 h after sign-up: the instance was abandoned at 240 h.
     let (track, _) = run(
         &js,
-        &[tp("1", "sign_up", 0), tp("2", "usage", 241), tp("3", "sign_up", 300)],
+        &[
+            tp("1", "sign_up", 0),
+            tp("2", "usage", 241),
+            tp("3", "sign_up", 300),
+        ],
     );
     assert_eq!(track.instances.len(), 2);
     assert_eq!(
@@ -199,7 +231,11 @@ fn the_same_event_twice_is_placed_once() {
     let js = journeys();
     let (track, placed) = run(
         &js,
-        &[tp("1", "sign_up", 0), tp("1", "sign_up", 0), tp("2", "usage", 1)],
+        &[
+            tp("1", "sign_up", 0),
+            tp("1", "sign_up", 0),
+            tp("2", "usage", 1),
+        ],
     );
     assert_eq!((placed.placed, placed.duplicates), (2, 1));
     assert_eq!(stages(&track, 0), ["a", "b"]);
@@ -229,9 +265,26 @@ fn a_funnel_counts_customers_reaching_each_step_by_hand() {
     let js = journeys();
     let tracks = [
         // c1: a b c d (gaps 1h, 2h, 3h)
-        track_of(&js, "c1", &[tp("1", "sign_up", 0), tp("2", "usage", 1), tp("3", "message_sent", 3), tp("4", "purchase", 6)]),
+        track_of(
+            &js,
+            "c1",
+            &[
+                tp("1", "sign_up", 0),
+                tp("2", "usage", 1),
+                tp("3", "message_sent", 3),
+                tp("4", "purchase", 6),
+            ],
+        ),
         // c2: a b d (skips c; gap b->d 5h)
-        track_of(&js, "c2", &[tp("1", "sign_up", 0), tp("2", "usage", 3), tp("4", "purchase", 8)]),
+        track_of(
+            &js,
+            "c2",
+            &[
+                tp("1", "sign_up", 0),
+                tp("2", "usage", 3),
+                tp("4", "purchase", 8),
+            ],
+        ),
         // c3: a b
         track_of(&js, "c3", &[tp("1", "sign_up", 0), tp("2", "usage", 5)]),
         // c4: a
@@ -287,7 +340,10 @@ fn a_funnel_counts_customers_reaching_each_step_by_hand() {
     // Breakdown by groups, in the order given; a customer filter.
     let q = query(all_steps())
         .breakdown(Breakdown::Groups(vec![
-            ("late".into(), vec![CustomerId::new("c3"), CustomerId::new("c4")]),
+            (
+                "late".into(),
+                vec![CustomerId::new("c3"), CustomerId::new("c4")],
+            ),
             ("early".into(), vec![CustomerId::new("c1")]),
         ]))
         .customers(Some(vec![CustomerId::new("c1"), CustomerId::new("c3")]));
@@ -298,14 +354,28 @@ fn a_funnel_counts_customers_reaching_each_step_by_hand() {
     let f = b.finish();
     assert_eq!(f.rows[0].reached, 2);
     assert_eq!(f.groups[0].0, "late");
-    assert_eq!(f.groups[0].1.iter().map(|r| r.reached).collect::<Vec<_>>(), [1, 1, 0, 0]);
-    assert_eq!(f.groups[1].1.iter().map(|r| r.reached).collect::<Vec<_>>(), [1, 1, 1, 1]);
+    assert_eq!(
+        f.groups[0].1.iter().map(|r| r.reached).collect::<Vec<_>>(),
+        [1, 1, 0, 0]
+    );
+    assert_eq!(
+        f.groups[1].1.iter().map(|r| r.reached).collect::<Vec<_>>(),
+        [1, 1, 1, 1]
+    );
 }
 
 #[test]
 fn moments_of_truth_rank_stages_by_the_mean_score_given_in_them() {
     let js = journeys();
-    let t1 = track_of(&js, "c1", &[tp("1", "sign_up", 0), tp("2", "usage", 10), tp("4", "purchase", 20)]);
+    let t1 = track_of(
+        &js,
+        "c1",
+        &[
+            tp("1", "sign_up", 0),
+            tp("2", "usage", 10),
+            tp("4", "purchase", 20),
+        ],
+    );
     let mut m = MomentsBuilder::new();
     let timeout = Some(Span::days(10));
     m.add(&t1, at(5), 8.0, timeout); // in a

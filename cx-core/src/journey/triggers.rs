@@ -10,7 +10,11 @@ use crate::rules::{CompiledRule, Env, Namespace, compile_rule};
 use chrono::TimeDelta;
 
 /// Names trigger rules may read.
-const TRIGGER_RULE: &[Namespace] = &[Namespace::Touchpoint, Namespace::Customer, Namespace::Feature];
+const TRIGGER_RULE: &[Namespace] = &[
+    Namespace::Touchpoint,
+    Namespace::Customer,
+    Namespace::Feature,
+];
 
 /// A trigger, compiled.
 #[derive(Debug, Clone)]
@@ -40,12 +44,11 @@ impl CompiledTriggers {
             .iter()
             .map(|t| {
                 let item = format!("trigger {:?} on.rule", t.id.as_str());
-                let rule = t
-                    .on
-                    .rule
-                    .as_ref()
-                    .map(|r| compile_rule(r.as_str(), vocabulary, TRIGGER_RULE, &item))
-                    .transpose()?;
+                let rule =
+                    t.on.rule
+                        .as_ref()
+                        .map(|r| compile_rule(r.as_str(), vocabulary, TRIGGER_RULE, &item))
+                        .transpose()?;
                 if let Some(repeat) = &t.repeat {
                     lookback = lookback.max(repeat.within.as_delta());
                 }

@@ -93,7 +93,7 @@ impl KpiResult {
     pub fn new(
         kpi: &Kpi,
         window: TimeRange,
-        (value, n, interval): (Option<f64>, u64, Option<(f64, f64)>),
+        (value, n, interval): super::Computed,
         catalog_version: u64,
     ) -> Self {
         KpiResult {

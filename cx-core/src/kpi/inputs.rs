@@ -108,5 +108,9 @@ impl<'q> MeasureAcc<'q> {
 /// A key that sorts finite floats in numeric order.
 fn order_key(x: f64) -> u64 {
     let bits = x.to_bits();
-    if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
 }

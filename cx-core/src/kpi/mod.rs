@@ -10,6 +10,10 @@
 //! [`compute`] turns the answers into a value, a sample size, a status and, for survey
 //! measures, a 95% confidence interval.
 
+/// A computed measure: the value (`None` when there is nothing to compute it from), the sample
+/// size behind it, and its 95% confidence interval where there is one.
+pub type Computed = (Option<f64>, u64, Option<(f64, f64)>);
+
 mod evaluate;
 pub mod inputs;
 mod plan;

@@ -1,6 +1,8 @@
 //! A KPI as store queries, and its value from their answers.
 
-use crate::model::{Catalog, CustomerId, DurationStat, Kpi, Measure, TimeRange, Timestamp, TouchpointFilter};
+use crate::model::{
+    Catalog, CustomerId, DurationStat, Kpi, Measure, TimeRange, Timestamp, TouchpointFilter,
+};
 use crate::store::{
     CaseQuery, DurationStats, Funnel, FunnelQuery, FunnelStep, MeasureQuery, MeasureValue,
     SlaCounts, StageTimesQuery, Statistic, TouchpointQuery,
@@ -78,7 +80,16 @@ pub fn plan(
     touch: &mut Vec<MeasureQuery>,
     others: &mut Vec<OtherQuery>,
 ) -> Node {
-    node(catalog, kpi, &kpi.measure, window, as_of, customers, touch, others)
+    node(
+        catalog,
+        kpi,
+        &kpi.measure,
+        window,
+        as_of,
+        customers,
+        touch,
+        others,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -131,12 +142,26 @@ fn node(
             numerator,
             denominator,
         } => {
-            let a = node(catalog, kpi, numerator, window, as_of, customers, touch, others);
-            let b = node(catalog, kpi, denominator, window, as_of, customers, touch, others);
+            let a = node(
+                catalog, kpi, numerator, window, as_of, customers, touch, others,
+            );
+            let b = node(
+                catalog,
+                kpi,
+                denominator,
+                window,
+                as_of,
+                customers,
+                touch,
+                others,
+            );
             Node::Ratio(Box::new(a), Box::new(b))
         }
         Measure::StageConversion { from, to } => {
-            let journey = kpi.journey.as_ref().and_then(|j| catalog.journey(j.as_str()));
+            let journey = kpi
+                .journey
+                .as_ref()
+                .and_then(|j| catalog.journey(j.as_str()));
             let steps: Vec<FunnelStep> = journey
                 .map(|j| {
                     let from = j.stages.iter().position(|s| &s.id == from).unwrap_or(0);
@@ -198,7 +223,7 @@ fn node(
 }
 
 /// The value, sample size and 95% interval (survey measures and shares) of `node`.
-pub fn compute(node: &Node, answers: &Answers) -> (Option<f64>, u64, Option<(f64, f64)>) {
+pub fn compute(node: &Node, answers: &Answers) -> super::Computed {
     match node {
         Node::Touch(i) => answers
             .touch

@@ -73,10 +73,14 @@ pub fn mean_interval(mean: f64, sd: f64, n: u64) -> Option<(f64, f64)> {
 pub fn survey_summary(
     measure: &Measure,
     scores: &[(f64, u64)],
-) -> Option<(Option<f64>, u64, Option<(f64, f64)>)> {
+) -> Option<super::Computed> {
     let n: u64 = scores.iter().map(|(_, c)| c).sum();
     let count = |keep: &dyn Fn(f64) -> bool| -> u64 {
-        scores.iter().filter(|(s, _)| keep(*s)).map(|(_, c)| c).sum()
+        scores
+            .iter()
+            .filter(|(s, _)| keep(*s))
+            .map(|(_, c)| c)
+            .sum()
     };
     let share = |k: u64| (n > 0).then(|| k as f64 / n as f64);
     match measure {
@@ -110,7 +114,11 @@ pub fn survey_summary(
                 .iter()
                 .map(|(s, c)| (s - mean) * (s - mean) * *c as f64)
                 .sum();
-            let sd = if n > 1 { (ss / (n - 1) as f64).sqrt() } else { 0.0 };
+            let sd = if n > 1 {
+                (ss / (n - 1) as f64).sqrt()
+            } else {
+                0.0
+            };
             Some((Some(mean), n, mean_interval(mean, sd, n)))
         }
         _ => None,

@@ -96,7 +96,10 @@ fn ces_as_a_mean_or_a_top_box() {
     let (value, n, ci) = survey_summary(&mean, &[(2.0, 1), (4.0, 2), (6.0, 1)]).unwrap();
     assert_eq!((value, n), (Some(4.0), 4));
     let (lo, hi) = ci.unwrap();
-    assert!((lo - 2.399_697).abs() < 1e-5 && (hi - 5.600_303).abs() < 1e-5, "{lo} {hi}");
+    assert!(
+        (lo - 2.399_697).abs() < 1e-5 && (hi - 5.600_303).abs() < 1e-5,
+        "{lo} {hi}"
+    );
     // One answer: a mean, no interval.
     assert_eq!(
         survey_summary(&mean, &[(5.0, 1)]).unwrap(),
@@ -124,7 +127,10 @@ fn percentiles_interpolate_between_ranks() {
     assert_eq!(percentile_sorted(&[], 50.0), None);
     assert_eq!(percentile_sorted(&[7.0], 90.0), Some(7.0));
     let d = DurationStats::of(&mut [4.0, 1.0, 2.0, 3.0]);
-    assert_eq!((d.count, d.min, d.max, d.mean, d.median), (4, Some(1.0), Some(4.0), Some(2.5), Some(2.5)));
+    assert_eq!(
+        (d.count, d.min, d.max, d.mean, d.median),
+        (4, Some(1.0), Some(4.0), Some(2.5), Some(2.5))
+    );
 }
 
 fn kpi(measure: Measure) -> Kpi {
@@ -159,12 +165,24 @@ fn status_follows_target_direction_band_and_minimum_sample() {
 }
 
 /// Plans a measure and answers its touchpoint queries with `touch`, other queries with `others`.
-fn evaluate(measure: Measure, touch: Vec<MeasureValue>, others: Vec<OtherAnswer>) -> (Option<f64>, u64, Option<(f64, f64)>) {
+fn evaluate(
+    measure: Measure,
+    touch: Vec<MeasureValue>,
+    others: Vec<OtherAnswer>,
+) -> Computed {
     let catalog = crate::model::Catalog::default();
     let k = kpi(measure);
     let window = crate::model::TimeRange::all();
     let (mut tq, mut oq) = (Vec::new(), Vec::new());
-    let root = plan(&catalog, &k, window, chrono::Utc::now(), None, &mut tq, &mut oq);
+    let root = plan(
+        &catalog,
+        &k,
+        window,
+        chrono::Utc::now(),
+        None,
+        &mut tq,
+        &mut oq,
+    );
     assert_eq!(tq.len(), touch.len(), "{tq:?}");
     assert_eq!(oq.len(), others.len(), "{oq:?}");
     compute(&root, &Answers { touch, others })
@@ -176,7 +194,11 @@ fn each_measure_plans_its_queries_and_computes_its_value() {
         filter: Default::default(),
     };
     assert_eq!(
-        evaluate(count.clone(), vec![MeasureValue::new(12, Some(12.0), vec![])], vec![]),
+        evaluate(
+            count.clone(),
+            vec![MeasureValue::new(12, Some(12.0), vec![])],
+            vec![]
+        ),
         (Some(12.0), 12, None)
     );
     // Ratio: complaints per distinct customer = 6 / 40.
@@ -201,7 +223,10 @@ fn each_measure_plans_its_queries_and_computes_its_value() {
     assert_eq!(
         evaluate(
             ratio,
-            vec![MeasureValue::new(0, Some(0.0), vec![]), MeasureValue::new(0, Some(0.0), vec![])],
+            vec![
+                MeasureValue::new(0, Some(0.0), vec![]),
+                MeasureValue::new(0, Some(0.0), vec![])
+            ],
             vec![]
         )
         .0,
@@ -260,7 +285,13 @@ fn each_measure_plans_its_queries_and_computes_its_value() {
     );
     let stats = DurationStats::of(&mut [10.0, 20.0, 30.0, 40.0, 50.0]);
     assert_eq!(
-        compute(&root, &Answers { touch: vec![], others: vec![OtherAnswer::StageTimes(stats)] }),
+        compute(
+            &root,
+            &Answers {
+                touch: vec![],
+                others: vec![OtherAnswer::StageTimes(stats)]
+            }
+        ),
         (Some(46.0), 5, None)
     );
 }

@@ -3,8 +3,8 @@
 
 use super::arbitration::ArbitrationConfig;
 use super::check::{self, FieldError};
-use super::journey::Journey;
 use super::follow_up::FollowUpRule;
+use super::journey::Journey;
 use super::kpi::Kpi;
 use super::offer::{Budget, ContactRule, Offer};
 use super::owner::Owner;

@@ -1,8 +1,8 @@
 //! The closed loop: survey answers below a threshold open follow-up cases with an SLA.
 
 use super::check::{self, Checked, FieldError};
-use super::ids::{CaseId, CustomerId, FollowUpRuleId, JourneyId, Name, OwnerId, StageId};
 use super::ids::TouchpointId;
+use super::ids::{CaseId, CustomerId, FollowUpRuleId, JourneyId, Name, OwnerId, StageId};
 use super::time::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 

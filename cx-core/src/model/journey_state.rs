@@ -194,7 +194,11 @@ impl JourneyInstance {
 
     /// Its status at `at`, given the journey's inactivity timeout: an instance still active with
     /// no progress for longer than the timeout is abandoned (at the instant the timeout ran out).
-    pub fn status(&self, at: Timestamp, timeout: Option<Span>) -> (InstanceStatus, Option<Timestamp>) {
+    pub fn status(
+        &self,
+        at: Timestamp,
+        timeout: Option<Span>,
+    ) -> (InstanceStatus, Option<Timestamp>) {
         match self.end {
             Some(InstanceEnd::Completed { at }) => (InstanceStatus::Completed, Some(at)),
             Some(InstanceEnd::Exited { at }) => (InstanceStatus::Exited, Some(at)),

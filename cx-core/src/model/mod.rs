@@ -25,11 +25,11 @@ pub use arbitration::{ArbitrationConfig, Exploration, Prior, ScoringFactors};
 pub use catalog::{Catalog, Format};
 pub use channel::Channel;
 pub use customer::{Consent, ConsentStatus, Customer, Identity, IdentityKind};
-pub use follow_up::{FollowUpCase, FollowUpRule};
 pub use decision::{
     ContactEvent, Decision, DecisionRequest, Explain, Explanation, ExplanationRef, Outcome,
     OutcomeKind, PipelineStage, ScoreFactors, SelectedOffer,
 };
+pub use follow_up::{FollowUpCase, FollowUpRule};
 pub use ids::{
     BudgetId, CaseId, Category, CustomerId, DecisionId, FeatureId, FollowUpRuleId, JourneyId, Kind,
     KpiId, Name, OfferId, OwnerId, Purpose, SegmentId, StageId, Text, TouchpointId, TriggerId,

@@ -80,10 +80,7 @@ impl Trigger {
                 ));
             }
             if repeat.within.is_zero() {
-                return Err(FieldError::new(
-                    "repeat.within",
-                    "must be longer than zero",
-                ));
+                return Err(FieldError::new("repeat.within", "must be longer than zero"));
             }
         }
         if self.fresh_for.is_zero() {

@@ -12,5 +12,9 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait CustomerScan: Send + Sync {
     /// One page of profiles.
-    async fn customer_page(&self, after: Option<&CustomerId>, limit: usize) -> Result<Vec<Customer>>;
+    async fn customer_page(
+        &self,
+        after: Option<&CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<Customer>>;
 }

@@ -27,8 +27,12 @@ pub trait FollowUpStore: Send + Sync {
     async fn open_cases(&self, cases: Vec<FollowUpCase>) -> Result<u64>;
 
     /// Closes a case.
-    async fn close_case(&self, id: &CaseId, at: Timestamp, note: Option<String>)
-    -> Result<FollowUpCase>;
+    async fn close_case(
+        &self,
+        id: &CaseId,
+        at: Timestamp,
+        note: Option<String>,
+    ) -> Result<FollowUpCase>;
 
     /// The cases matching `query`.
     async fn cases(&self, query: &CaseQuery) -> Result<Vec<FollowUpCase>>;
@@ -125,7 +129,12 @@ pub struct SlaCounts {
 
 impl SlaCounts {
     /// Counts.
-    pub fn new(closed_in_time: u64, closed_late: u64, open_overdue: u64, open_in_time: u64) -> Self {
+    pub fn new(
+        closed_in_time: u64,
+        closed_late: u64,
+        open_overdue: u64,
+        open_in_time: u64,
+    ) -> Self {
         SlaCounts {
             closed_in_time,
             closed_late,

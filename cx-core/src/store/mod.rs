@@ -13,11 +13,11 @@ mod follow_ups;
 mod journeys;
 mod touchpoints;
 
+pub(crate) use analytics::channel_label;
 pub use analytics::{
     AnalyticsStore, Breakdown, DurationStats, Funnel, FunnelQuery, FunnelRow, FunnelStep,
     MeasureQuery, MeasureValue, MomentsQuery, StageScore, StageTimesQuery, Statistic,
 };
-pub(crate) use analytics::channel_label;
 pub use budgets::{BudgetGrant, BudgetKey, BudgetStore};
 pub use catalog::{CatalogMeta, CatalogStore, CatalogVersion, StoredCatalog};
 pub use customer_scan::CustomerScan;

@@ -2796,7 +2796,10 @@ pub async fn journeys_advance_resolves_subjects_and_keeps_tracks(store: &dyn Sto
     let mx = email(&p, "x");
     upsert(
         store,
-        vec![Customer::new(x.clone()).with_identity(mx.clone()), Customer::new(y.clone())],
+        vec![
+            Customer::new(x.clone()).with_identity(mx.clone()),
+            Customer::new(y.clone()),
+        ],
     )
     .await;
     let t0 = far_time();
@@ -2828,7 +2831,11 @@ pub async fn journeys_advance_resolves_subjects_and_keeps_tracks(store: &dyn Sto
         .iter()
         .map(|v| v.stage.as_str())
         .collect();
-    assert_eq!(stages, ["a", "c"], "b is optional; the identity resolved to x");
+    assert_eq!(
+        stages,
+        ["a", "c"],
+        "b is optional; the identity resolved to x"
+    );
     assert_eq!(
         tracks[0].instances[0].end,
         Some(crate::model::InstanceEnd::Completed { at: t0 + mins(2) })
@@ -2839,13 +2846,20 @@ pub async fn journeys_advance_resolves_subjects_and_keeps_tracks(store: &dyn Sto
     stranger.subject = Subject::Identity(email(&p, "nobody"));
     let mut events = Vec::new();
     journeys.events_of(
-        &[tp(&format!("{p}-5"), &y, Channel::Web, &k("c"), t0 + mins(3)), stranger],
+        &[
+            tp(&format!("{p}-5"), &y, Channel::Web, &k("c"), t0 + mins(3)),
+            stranger,
+        ],
         &mut events,
     );
     let err = store.advance_journeys(events, &journeys).await.unwrap_err();
     assert!(matches!(err, Error::Validation { .. }), "{err:?}");
     let y_tracks = store.journey_tracks(&y).await.unwrap();
-    assert_eq!(y_tracks[0].instances[0].visits.len(), 1, "nothing of the failed call stored");
+    assert_eq!(
+        y_tracks[0].instances[0].visits.len(),
+        1,
+        "nothing of the failed call stored"
+    );
     assert_eq!(y_tracks[0].instances[0].end, None);
 }
 
@@ -2854,7 +2868,11 @@ pub async fn forget_erases_journey_tracks_and_cases(store: &dyn Store) {
     let p = unique("jforget");
     let (_, journeys) = journey_fixture(&p);
     let [x, keep] = ["x", "keep"].map(|s| cid(&format!("{p}-{s}")));
-    upsert(store, vec![Customer::new(x.clone()), Customer::new(keep.clone())]).await;
+    upsert(
+        store,
+        vec![Customer::new(x.clone()), Customer::new(keep.clone())],
+    )
+    .await;
     let t0 = far_time();
     let kind = Kind::new(format!("{p}_a"));
     place(
@@ -2882,7 +2900,10 @@ pub async fn forget_erases_journey_tracks_and_cases(store: &dyn Store) {
     };
     assert_eq!(
         store
-            .open_cases(vec![case(&x, &format!("{p}-1")), case(&keep, &format!("{p}-2"))])
+            .open_cases(vec![
+                case(&x, &format!("{p}-1")),
+                case(&keep, &format!("{p}-2"))
+            ])
             .await
             .unwrap(),
         2
@@ -2907,21 +2928,40 @@ pub async fn analytics_funnel_stage_times_and_moments_by_hand(store: &dyn Store)
     let p = unique("jfun");
     let (journey, journeys) = journey_fixture(&p);
     let ids = ["1", "2", "3"].map(|s| cid(&format!("{p}-{s}")));
-    upsert(store, ids.iter().map(|c| Customer::new(c.clone())).collect()).await;
+    upsert(
+        store,
+        ids.iter().map(|c| Customer::new(c.clone())).collect(),
+    )
+    .await;
     let t0 = far_time();
     let k = |s: &str| Kind::new(format!("{p}_{s}"));
     let [c1, c2, c3] = &ids;
     let survey = |id: &str, c: &CustomerId, at: Timestamp, score: f64| {
-        tp(id, c, Channel::Survey, &Kind::SURVEY_RESPONSE, at)
-            .with_survey(SurveyAnswer::new("nps", score, Scale::NPS))
+        tp(id, c, Channel::Survey, &Kind::SURVEY_RESPONSE, at).with_survey(SurveyAnswer::new(
+            "nps",
+            score,
+            Scale::NPS,
+        ))
     };
     let touchpoints = vec![
         // c1: a (0) -> b (1h) -> c (3h); c2: a (0) -> c (5h); c3: a only.
         tp(&format!("{p}-a1"), c1, Channel::Web, &k("a"), t0),
         tp(&format!("{p}-b1"), c1, Channel::Web, &k("b"), t0 + mins(60)),
-        tp(&format!("{p}-c1"), c1, Channel::Web, &k("c"), t0 + mins(180)),
+        tp(
+            &format!("{p}-c1"),
+            c1,
+            Channel::Web,
+            &k("c"),
+            t0 + mins(180),
+        ),
         tp(&format!("{p}-a2"), c2, Channel::App, &k("a"), t0),
-        tp(&format!("{p}-c2"), c2, Channel::App, &k("c"), t0 + mins(300)),
+        tp(
+            &format!("{p}-c2"),
+            c2,
+            Channel::App,
+            &k("c"),
+            t0 + mins(300),
+        ),
         tp(&format!("{p}-a3"), c3, Channel::Web, &k("a"), t0),
         // Answers: in a: 9 (c1), 5 (c2), 4 (c3); in b: 10 (c1); in c: 2 (c2).
         survey(&format!("{p}-s1"), c1, t0 + mins(30), 9.0),
@@ -2968,7 +3008,10 @@ pub async fn analytics_funnel_stage_times_and_moments_by_hand(store: &dyn Store)
         .customers(Some(vec![c1.clone(), c3.clone()]))
         .breakdown(crate::store::Breakdown::None);
     let f = store.funnel(&only).await.unwrap();
-    assert_eq!(f.rows.iter().map(|r| r.reached).collect::<Vec<_>>(), [2, 1, 1]);
+    assert_eq!(
+        f.rows.iter().map(|r| r.reached).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
     assert!(f.groups.is_empty());
 
     // Time in a: c1 1h, c2 5h (c3 never left).
@@ -2980,7 +3023,10 @@ pub async fn analytics_funnel_stage_times_and_moments_by_hand(store: &dyn Store)
         ))
         .await
         .unwrap();
-    assert_eq!((times.count, times.min, times.max), (2, Some(3600.0), Some(18_000.0)));
+    assert_eq!(
+        (times.count, times.min, times.max),
+        (2, Some(3600.0), Some(18_000.0))
+    );
     assert_eq!(times.median, Some(10_800.0));
 
     let moments = store
@@ -3001,23 +3047,42 @@ pub async fn analytics_funnel_stage_times_and_moments_by_hand(store: &dyn Store)
 pub async fn analytics_measures_touchpoints_by_hand(store: &dyn Store) {
     let p = unique("measure");
     let [x, y] = ["x", "y"].map(|s| cid(&format!("{p}-{s}")));
-    let (buy, answer) = (Kind::new(format!("{p}_buy")), Kind::new(format!("{p}_answer")));
+    let (buy, answer) = (
+        Kind::new(format!("{p}_buy")),
+        Kind::new(format!("{p}_answer")),
+    );
     let t0 = far_time();
     let mut batch = Vec::new();
-    for (i, (c, amount)) in [(&x, 10.0), (&x, 30.0), (&y, 20.0), (&y, 100.0)].iter().enumerate() {
+    for (i, (c, amount)) in [(&x, 10.0), (&x, 30.0), (&y, 20.0), (&y, 100.0)]
+        .iter()
+        .enumerate()
+    {
         batch.push(
-            tp(&format!("{p}-b{i}"), c, Channel::Web, &buy, t0 + secs(i as i64))
-                .with_attribute("amount", *amount),
+            tp(
+                &format!("{p}-b{i}"),
+                c,
+                Channel::Web,
+                &buy,
+                t0 + secs(i as i64),
+            )
+            .with_attribute("amount", *amount),
         );
     }
     // Out of the range: never counts.
     batch.push(
-        tp(&format!("{p}-late"), &x, Channel::Web, &buy, t0 + mins(100)).with_attribute("amount", 1e6),
+        tp(&format!("{p}-late"), &x, Channel::Web, &buy, t0 + mins(100))
+            .with_attribute("amount", 1e6),
     );
     for (i, score) in [9.0, 9.0, 3.0].iter().enumerate() {
         batch.push(
-            tp(&format!("{p}-s{i}"), &y, Channel::Survey, &answer, t0 + secs(i as i64))
-                .with_survey(SurveyAnswer::new("csat_x", *score, Scale::new(0.0, 10.0))),
+            tp(
+                &format!("{p}-s{i}"),
+                &y,
+                Channel::Survey,
+                &answer,
+                t0 + secs(i as i64),
+            )
+            .with_survey(SurveyAnswer::new("csat_x", *score, Scale::new(0.0, 10.0))),
         );
     }
     append(store, batch).await;
@@ -3044,7 +3109,11 @@ pub async fn analytics_measures_touchpoints_by_hand(store: &dyn Store) {
     assert!((v[4].value.unwrap() - 79.0).abs() < 1e-9, "{:?}", v[4]);
     assert_eq!(v[5].scores, vec![(3.0, 1), (9.0, 2)]);
     assert_eq!(v[6].value, Some(2.0), "customer filter");
-    assert_eq!((v[7].n, v[7].value), (0, None), "a mean of nothing has no value");
+    assert_eq!(
+        (v[7].n, v[7].value),
+        (0, None),
+        "a mean of nothing has no value"
+    );
 }
 
 /// Cases: open is idempotent by id, close once, reads ordered, SLA counts at an instant.
@@ -3073,14 +3142,21 @@ pub async fn follow_up_cases_open_once_close_once_and_count_sla(store: &dyn Stor
         case(&format!("{p}-4"), t0 + mins(180)),
     ];
     assert_eq!(store.open_cases(cases.clone()).await.unwrap(), 4);
-    assert_eq!(store.open_cases(cases.clone()).await.unwrap(), 0, "idempotent by id");
+    assert_eq!(
+        store.open_cases(cases.clone()).await.unwrap(),
+        0,
+        "idempotent by id"
+    );
     let id = |i: usize| cases[i].id.clone();
     let closed = store
         .close_case(&id(0), t0 + mins(60), Some("called back".into()))
         .await
         .unwrap();
     assert!(closed.closed_in_time());
-    let err = store.close_case(&id(0), t0 + mins(61), None).await.unwrap_err();
+    let err = store
+        .close_case(&id(0), t0 + mins(61), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
     let err = store
         .close_case(&"nope/x".into(), t0, None)
@@ -3088,7 +3164,10 @@ pub async fn follow_up_cases_open_once_close_once_and_count_sla(store: &dyn Stor
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     let err = store.close_case(&id(1), t0, None).await.unwrap_err();
-    assert!(matches!(err, Error::Validation { .. }), "closing before opening: {err:?}");
+    assert!(
+        matches!(err, Error::Validation { .. }),
+        "closing before opening: {err:?}"
+    );
     // Case 2 closed 25 h after it opened: late.
     store
         .close_case(&id(1), t0 + mins(60 + 25 * 60), None)
@@ -3100,7 +3179,8 @@ pub async fn follow_up_cases_open_once_close_once_and_count_sla(store: &dyn Stor
         store.case_sla(&q).await.unwrap(),
         crate::store::SlaCounts::new(1, 1, 0, 2)
     );
-    let q = crate::store::CaseQuery::new(TimeRange::all(), t0 + mins(26 * 60 + 1)).owner(owner.clone());
+    let q =
+        crate::store::CaseQuery::new(TimeRange::all(), t0 + mins(26 * 60 + 1)).owner(owner.clone());
     assert_eq!(
         store.case_sla(&q).await.unwrap(),
         crate::store::SlaCounts::new(1, 1, 1, 1)
@@ -3115,14 +3195,22 @@ pub async fn follow_up_cases_open_once_close_once_and_count_sla(store: &dyn Stor
     assert_eq!(open, vec![id(2), id(3)], "ordered by opening");
     let window = crate::store::CaseQuery::new(TimeRange::new(t0 + mins(60), t0 + mins(180)), t0)
         .owner(owner.clone());
-    assert_eq!(store.cases(&window).await.unwrap().len(), 2, "half-open range");
+    assert_eq!(
+        store.cases(&window).await.unwrap().len(),
+        2,
+        "half-open range"
+    );
 }
 
 /// Customer pages come in id order, each after the last, without forgotten customers.
 pub async fn customer_pages_are_ordered_and_complete(store: &dyn Store) {
     let p = unique("page");
     let ids: Vec<CustomerId> = (0..5).map(|i| cid(&format!("{p}-{i}"))).collect();
-    upsert(store, ids.iter().map(|c| Customer::new(c.clone())).collect()).await;
+    upsert(
+        store,
+        ids.iter().map(|c| Customer::new(c.clone())).collect(),
+    )
+    .await;
     store.forget_customer(&ids[2]).await.unwrap();
     let mut seen = Vec::new();
     let mut after: Option<CustomerId> = None;
@@ -3137,7 +3225,11 @@ pub async fn customer_pages_are_ordered_and_complete(store: &dyn Store) {
             assert!(&page[0].id > a, "a page starts after the cursor");
         }
         after = Some(last.id.clone());
-        seen.extend(page.into_iter().map(|c| c.id).filter(|id| id.as_str().starts_with(&p)));
+        seen.extend(
+            page.into_iter()
+                .map(|c| c.id)
+                .filter(|id| id.as_str().starts_with(&p)),
+        );
     }
     let mut want = ids.clone();
     want.remove(2);
