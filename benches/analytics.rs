@@ -21,7 +21,12 @@
 //! funnel and scorecard with pandas, checks that the numbers agree, and prints its timings next
 //! to criterion's medians. One core: a current-thread runtime, and the memory store's queries
 //! run on the calling thread.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    clippy::print_stdout
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use cx::model::{Catalog, Subject, TimeRange, Touchpoint, Value};
@@ -80,8 +85,8 @@ fn analytics(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let engine = Engine::new(Arc::new(MemoryStore::new()))
-        .with_clock(Arc::new(ManualClock::new(end)));
+    let engine =
+        Engine::new(Arc::new(MemoryStore::new())).with_clock(Arc::new(ManualClock::new(end)));
     rt.block_on(async {
         engine
             .load_catalog(Catalog::from_yaml(CATALOG).unwrap())
@@ -94,7 +99,9 @@ fn analytics(c: &mut Criterion) {
             engine.ingest(batch.to_vec()).await.unwrap();
         }
     });
-    let funnel = rt.block_on(engine.funnel("shop", TimeRange::all())).unwrap();
+    let funnel = rt
+        .block_on(engine.funnel("shop", TimeRange::all()))
+        .unwrap();
     let card = rt.block_on(engine.scorecard(end)).unwrap();
     write_data(&rt, &engine, &world.touchpoints, end, &funnel, &card);
 
@@ -104,7 +111,12 @@ fn analytics(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(10));
     group.bench_function("funnel-1m/cx", |b| {
-        b.iter(|| black_box(rt.block_on(engine.funnel("shop", TimeRange::all())).unwrap()));
+        b.iter(|| {
+            black_box(
+                rt.block_on(engine.funnel("shop", TimeRange::all()))
+                    .unwrap(),
+            )
+        });
     });
     group.bench_function("scorecard-1m/cx", |b| {
         b.iter(|| black_box(rt.block_on(engine.scorecard(end)).unwrap()));
@@ -148,9 +160,12 @@ fn write_data(
             Some(Value::Number(n)) => n.to_string(),
             _ => String::new(),
         };
-        let (question, score) = t.survey.as_ref().map_or((String::new(), String::new()), |s| {
-            (s.question.to_string(), s.score.to_string())
-        });
+        let (question, score) = t
+            .survey
+            .as_ref()
+            .map_or((String::new(), String::new()), |s| {
+                (s.question.to_string(), s.score.to_string())
+            });
         writeln!(
             out,
             "{seq},{customer},{},{},{},{},{},{},{question},{score}",

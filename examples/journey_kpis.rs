@@ -52,14 +52,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let mut catalog = Catalog::from_yaml(REGISTRY)?;
     engine
-        .load_catalog_with(catalog.clone(), CatalogMeta::new().author("ana").comment("first registry"))
+        .load_catalog_with(
+            catalog.clone(),
+            CatalogMeta::new().author("ana").comment("first registry"),
+        )
         .await?;
     clock.advance(TimeDelta::hours(1));
     if let Some(kpi) = catalog.kpis.iter_mut().find(|k| k.id.as_str() == "nps") {
-        kpi.target = Some(Target { value: 25.0, direction: Direction::HigherIsBetter });
+        kpi.target = Some(Target {
+            value: 25.0,
+            direction: Direction::HigherIsBetter,
+        });
     }
     engine
-        .load_catalog_with(catalog, CatalogMeta::new().author("ben").comment("NPS target to 25"))
+        .load_catalog_with(
+            catalog,
+            CatalogMeta::new().author("ben").comment("NPS target to 25"),
+        )
         .await?;
 
     println!("\nHistory of KPI nps:");
@@ -77,16 +86,30 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Answers over three days: NPS 10, 9, 9, 8, 3 on day one (+40), then 6, 5 and 10.
     let answers = [
-        (0, "nps", 10.0), (0, "nps", 9.0), (0, "nps", 9.0), (0, "nps", 8.0), (0, "nps", 3.0),
-        (1, "nps", 6.0), (1, "nps", 5.0), (2, "nps", 10.0),
-        (0, "csat", 5.0), (0, "csat", 4.0), (1, "csat", 2.0), (1, "csat", 5.0), (2, "csat", 4.0),
+        (0, "nps", 10.0),
+        (0, "nps", 9.0),
+        (0, "nps", 9.0),
+        (0, "nps", 8.0),
+        (0, "nps", 3.0),
+        (1, "nps", 6.0),
+        (1, "nps", 5.0),
+        (2, "nps", 10.0),
+        (0, "csat", 5.0),
+        (0, "csat", 4.0),
+        (1, "csat", 2.0),
+        (1, "csat", 5.0),
+        (2, "csat", 4.0),
     ];
     let day0 = now - TimeDelta::days(3);
     let touchpoints: Vec<Touchpoint> = answers
         .iter()
         .enumerate()
         .map(|(i, (day, q, score))| {
-            let scale = if *q == "nps" { Scale::NPS } else { Scale::CSAT_5 };
+            let scale = if *q == "nps" {
+                Scale::NPS
+            } else {
+                Scale::CSAT_5
+            };
             Touchpoint::new(
                 format!("s{i}"),
                 CustomerId::new(format!("c{i}")),
@@ -109,7 +132,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 r.value.map_or("-".into(), |v| format!("{v:.2}")),
                 r.n,
                 r.status,
-                r.interval.map(|(a, b)| (format!("{a:.2}"), format!("{b:.2}")))
+                r.interval
+                    .map(|(a, b)| (format!("{a:.2}"), format!("{b:.2}")))
             );
         }
     }

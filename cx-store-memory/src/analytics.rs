@@ -7,6 +7,7 @@ use cx_core::Result;
 use cx_core::journey::funnel::FunnelBuilder;
 use cx_core::journey::moments::MomentsBuilder;
 use cx_core::kpi::inputs::MeasureAcc;
+use cx_core::model::TimeRange;
 use cx_core::store::{
     AnalyticsStore, DurationStats, Funnel, FunnelQuery, MeasureQuery, MeasureValue, MomentsQuery,
     StageScore, StageTimesQuery,
@@ -92,21 +93,39 @@ impl AnalyticsStore for MemoryStore {
     }
 
     async fn measure_touchpoints(&self, queries: &[MeasureQuery]) -> Result<Vec<MeasureValue>> {
+        // One pass: each timeline is walked once over the union of the queries' ranges, and
+        // each touchpoint offered to every query whose range and filter it meets.
         let shards = self.read_all_shards();
         let mut accs: Vec<MeasureAcc<'_>> = queries.iter().map(MeasureAcc::new).collect();
+        let Some(union) = queries
+            .iter()
+            .map(|q| q.filter.range)
+            .reduce(|a, b| TimeRange::new(a.start.min(b.start), a.end.max(b.end)))
+        else {
+            return Ok(Vec::new());
+        };
+        let filtered = queries.iter().any(|q| q.customers.is_some());
+        let mut wanted: Vec<usize> = (0..queries.len()).collect();
         let mut ordinal = 0usize;
         for shard in &shards {
             let codes = shard.codes();
             let filters: Vec<_> = queries.iter().map(|q| codes.filter(&q.filter)).collect();
             for (customer, timeline) in shard.timelines() {
                 ordinal += 1;
-                for (acc, filter) in accs.iter_mut().zip(&filters) {
-                    if !acc.counts_customer(customer.as_str()) {
-                        continue;
-                    }
-                    let range = acc.query().filter.range;
-                    for t in timeline.in_range(&range) {
-                        if filter.matches(t) {
+                if filtered {
+                    wanted.clear();
+                    wanted.extend((0..accs.len()).filter(|&i| {
+                        accs.get(i)
+                            .is_some_and(|a| a.counts_customer(customer.as_str()))
+                    }));
+                }
+                for t in timeline.in_range(&union) {
+                    let at = t.occurred_at();
+                    for &i in &wanted {
+                        if let (Some(acc), Some(filter)) = (accs.get_mut(i), filters.get(i))
+                            && acc.query().filter.range.contains(at)
+                            && filter.matches(t)
+                        {
                             acc.add(ordinal, t.attributes(), t.survey());
                         }
                     }

@@ -95,14 +95,30 @@ impl<'q> MeasureAcc<'q> {
             Statistic::Count | Statistic::DistinctCustomers => Some(n as f64),
             Statistic::Sum(_) => Some(self.sum),
             Statistic::Avg(_) => (n > 0).then(|| self.sum / n as f64),
-            Statistic::Percentile(_, p) => {
-                self.values.sort_unstable_by(f64::total_cmp);
-                super::percentile_sorted(&self.values, *p)
-            }
+            Statistic::Percentile(_, p) => percentile_unsorted(&mut self.values, *p),
             Statistic::Scores(_) => None,
         };
         MeasureValue::new(n, value, self.scores.into_values().collect())
     }
+}
+
+/// The `p`-th percentile of `values` (any order; reordered), as
+/// [`percentile_sorted`](super::percentile_sorted) gives it, in linear time.
+fn percentile_unsorted(values: &mut [f64], p: f64) -> Option<f64> {
+    let n = values.len();
+    if n == 0 || !p.is_finite() {
+        return None;
+    }
+    let rank = (p.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+    let lo = rank.floor() as usize;
+    let (_, a, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let a = *a;
+    if rank == lo as f64 {
+        return Some(a);
+    }
+    // The next rank is the smallest value above the `lo`-th.
+    let b = above.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+    Some(a + (b - a) * (rank - lo as f64))
 }
 
 /// A key that sorts finite floats in numeric order.

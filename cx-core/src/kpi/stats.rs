@@ -70,10 +70,7 @@ pub fn mean_interval(mean: f64, sd: f64, n: u64) -> Option<(f64, f64)> {
 
 /// A survey measure (NPS, CSAT, CES) over a score histogram ((score, answers), any order):
 /// the value, the number of answers and the 95% interval. Other measures give `None`.
-pub fn survey_summary(
-    measure: &Measure,
-    scores: &[(f64, u64)],
-) -> Option<super::Computed> {
+pub fn survey_summary(measure: &Measure, scores: &[(f64, u64)]) -> Option<super::Computed> {
     let n: u64 = scores.iter().map(|(_, c)| c).sum();
     let count = |keep: &dyn Fn(f64) -> bool| -> u64 {
         scores

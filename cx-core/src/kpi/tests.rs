@@ -165,11 +165,7 @@ fn status_follows_target_direction_band_and_minimum_sample() {
 }
 
 /// Plans a measure and answers its touchpoint queries with `touch`, other queries with `others`.
-fn evaluate(
-    measure: Measure,
-    touch: Vec<MeasureValue>,
-    others: Vec<OtherAnswer>,
-) -> Computed {
+fn evaluate(measure: Measure, touch: Vec<MeasureValue>, others: Vec<OtherAnswer>) -> Computed {
     let catalog = crate::model::Catalog::default();
     let k = kpi(measure);
     let window = crate::model::TimeRange::all();
