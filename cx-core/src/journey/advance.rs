@@ -13,6 +13,7 @@ pub(crate) fn advance(
     events: Vec<JourneyEvent>,
 ) -> Placed {
     let mut report = Placed::default();
+    let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
     for event in events {
         if track
             .events
@@ -34,25 +35,70 @@ pub(crate) fn advance(
                 .watermark
                 .map_or(event.occurred_at, |w| w.max(event.occurred_at)),
         );
+        earliest = Some(earliest.map_or(event.occurred_at, |t| t.min(event.occurred_at)));
         let at = track.events.partition_point(|e| e.key() < event.key());
         track.events.insert(at, event);
         report.placed += 1;
     }
     if report.placed > 0 {
-        let (instances, effective) = replay(&journey.journey, journey.timeout, &track.events);
-        track.instances = instances;
-        // Keep what changed the state, and what a late arrival could still give a meaning to.
-        if let Some(watermark) = track.watermark {
-            let horizon = watermark - journey.lateness;
-            let mut i = 0;
-            track.events.retain(|e| {
-                let keep = effective.get(i).copied().unwrap_or(true) || e.occurred_at >= horizon;
-                i += 1;
-                keep
-            });
-        }
+        replay_from(journey, track, earliest);
     }
     report
+}
+
+/// Replays the track from the first instance the new events (the earliest at `earliest`) can
+/// change: instances that ended before `earliest` stand as they are. Then drops the events that
+/// can no longer matter: those of instances that ended before the lateness horizon (no event
+/// placed from now on can reach them), and the others older than the horizon that changed
+/// nothing.
+fn replay_from(
+    journey: &CompiledJourney,
+    track: &mut JourneyTrack,
+    earliest: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    let Some(earliest) = earliest else {
+        return;
+    };
+    let keep = track
+        .instances
+        .iter()
+        .take_while(|i| i.end.is_some_and(|e| e.at() < earliest))
+        .count();
+    let from = track
+        .instances
+        .get(keep)
+        .and_then(JourneyInstance::started_at)
+        .map_or(earliest, |s| s.min(earliest));
+    let first = track.events.partition_point(|e| e.occurred_at < from);
+    let (tail, effective) = replay(
+        &journey.journey,
+        journey.timeout,
+        track.events.get(first..).unwrap_or_default(),
+    );
+    track.instances.truncate(keep);
+    track.instances.extend(tail);
+    let Some(watermark) = track.watermark else {
+        return;
+    };
+    let horizon = watermark - journey.lateness;
+    let open_from = track
+        .instances
+        .iter()
+        .find(|i| i.end.is_none_or(|e| e.at() >= horizon))
+        .and_then(JourneyInstance::started_at)
+        .map_or(horizon, |s| s.min(horizon));
+    let mut i = 0;
+    track.events.retain(|e| {
+        let keep = if e.occurred_at < open_from {
+            false
+        } else if i >= first {
+            effective.get(i - first).copied().unwrap_or(true) || e.occurred_at >= horizon
+        } else {
+            true
+        };
+        i += 1;
+        keep
+    });
 }
 
 /// Replays `events` (sorted by `(occurred_at, touchpoint)`) through `journey`: the instances
