@@ -252,6 +252,31 @@ fn compute_chunk<'a>(
     }));
 }
 
+/// The `touchpoint.*` values of `t`, in slot order (for rules over one touchpoint: journey
+/// stage criteria, triggers).
+pub(crate) fn touchpoint_slots<'a>(
+    vocabulary: &Vocabulary,
+    t: &'a Touchpoint,
+    out: &mut Vec<Option<Scalar<'a>>>,
+) {
+    out.clear();
+    out.extend(vocabulary.touchpoint.iter().map(|(name, ty)| {
+        let value = match name.as_str() {
+            "kind" => Scalar::Str(t.kind.as_str()),
+            "channel" => Scalar::Str(t.channel.as_str()),
+            "occurred_at" => Scalar::Time(t.occurred_at.timestamp_micros()),
+            other => {
+                return t
+                    .attributes
+                    .get(other)
+                    .filter(|v| ty.admits(v))
+                    .map(Scalar::of);
+            }
+        };
+        Some(value)
+    }));
+}
+
 #[derive(Debug)]
 struct Acc<'a> {
     aggregate: Aggregation,
