@@ -44,7 +44,11 @@ impl CatalogStore for PostgresStore {
                 doing,
             )
             .await?;
-        let current = rows.first().map(|r| get::<i64>(r, 0)).transpose()?.unwrap_or(0);
+        let current = rows
+            .first()
+            .map(|r| get::<i64>(r, 0))
+            .transpose()?
+            .unwrap_or(0);
         let current = u64::try_from(current).unwrap_or(0);
         if let Some(expected) = meta.expected_version
             && expected != current
@@ -84,7 +88,9 @@ impl CatalogStore for PostgresStore {
             None => {
                 self.query(
                     &conn,
-                    &format!("SELECT {COLUMNS} FROM catalog_versions ORDER BY version DESC LIMIT 1"),
+                    &format!(
+                        "SELECT {COLUMNS} FROM catalog_versions ORDER BY version DESC LIMIT 1"
+                    ),
                     &[],
                     doing,
                 )
@@ -106,8 +112,8 @@ impl CatalogStore for PostgresStore {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let catalog: Catalog = serde_json::from_str(get(row, 5)?)
-            .map_err(|e| codec::decode_error("catalogue", e))?;
+        let catalog: Catalog =
+            serde_json::from_str(get(row, 5)?).map_err(|e| codec::decode_error("catalogue", e))?;
         Ok(Some(StoredCatalog::new(version_from(row)?, catalog)))
     }
 

@@ -129,6 +129,19 @@ pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Column `i` of `row`, or a storage error if it does not hold a `T` (never a panic).
+pub(crate) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    i: usize,
+) -> Result<T> {
+    row.try_get(i).map_err(|e| {
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        corrupt(format!("column {i}: {e}{cause}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,13 +173,4 @@ mod tests {
         }
         assert!(outcome_kind("maybe").is_err());
     }
-}
-
-/// Column `i` of `row`, or a storage error if it does not hold a `T` (never a panic).
-pub(crate) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a tokio_postgres::Row,
-    i: usize,
-) -> Result<T> {
-    row.try_get(i)
-        .map_err(|e| corrupt(format!("column {i}: {e}")))
 }

@@ -220,9 +220,7 @@ impl CustomerStore for PostgresStore {
                 "read a customer",
             )
             .await?;
-        rows.first()
-            .map(|r| profile_from(r.get(0)))
-            .transpose()
+        rows.first().map(|r| profile_from(r.get(0))).transpose()
     }
 
     async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Option<Customer>>> {
@@ -258,7 +256,11 @@ impl CustomerStore for PostgresStore {
                 "SELECT customer_id FROM customer_identities
                  WHERE kind = $1 AND value = ANY($2::text[])
                  ORDER BY value = $3 DESC LIMIT 1",
-                &[&identity.kind.as_str(), &&values[..], &identity.value.as_str()],
+                &[
+                    &identity.kind.as_str(),
+                    &&values[..],
+                    &identity.value.as_str(),
+                ],
                 "resolve an identity",
             )
             .await?;
@@ -330,8 +332,13 @@ impl CustomerStore for PostgresStore {
             doing,
         )
         .await?;
-        self.execute(&tx, "DELETE FROM customers WHERE customer_id = $1", &[&a], doing)
-            .await?;
+        self.execute(
+            &tx,
+            "DELETE FROM customers WHERE customer_id = $1",
+            &[&a],
+            doing,
+        )
+        .await?;
         self.execute(
             &tx,
             "UPDATE customer_identities SET customer_id = $1 WHERE customer_id = $2",
@@ -354,8 +361,13 @@ impl CustomerStore for PostgresStore {
                 doing,
             )
             .await?;
-        self.execute(&tx, "DELETE FROM touchpoints WHERE customer_id = $1", &[&a], doing)
-            .await?;
+        self.execute(
+            &tx,
+            "DELETE FROM touchpoints WHERE customer_id = $1",
+            &[&a],
+            doing,
+        )
+        .await?;
         let decisions_moved = self
             .execute(
                 &tx,
@@ -399,12 +411,7 @@ impl CustomerStore for PostgresStore {
         let mut conn = self.conn().await?;
         let tx = self.begin(&mut conn, true, doing).await?;
         let rows = self
-            .query(
-                &tx,
-                &format!("SELECT {CANONICAL}"),
-                &[&id.as_str()],
-                doing,
-            )
+            .query(&tx, &format!("SELECT {CANONICAL}"), &[&id.as_str()], doing)
             .await?;
         let canonical: String = rows
             .first()

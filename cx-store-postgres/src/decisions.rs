@@ -54,7 +54,8 @@ impl DecisionStore for PostgresStore {
         let mut stored = decision.clone();
         // The log keeps what was decided; the explanation stays with the caller's copy.
         stored.explanation = Default::default();
-        let body = serde_json::to_string(&stored).map_err(|e| codec::encode_error("decision", e))?;
+        let body =
+            serde_json::to_string(&stored).map_err(|e| codec::encode_error("decision", e))?;
         let offers = offers_json(&stored);
         let (us, ns) = codec::split(stored.at);
         let mut conn = self.conn().await?;

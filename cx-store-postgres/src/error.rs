@@ -88,7 +88,10 @@ pub(crate) fn db(target: &Target, doing: &str, e: tokio_postgres::Error) -> Erro
 pub(crate) fn pool(target: &Target, e: PoolError) -> Error {
     let message = match &e {
         PoolError::Timeout(kind) => {
-            format!("no connection to {} within the pool's timeout ({kind:?})", target.0)
+            format!(
+                "no connection to {} within the pool's timeout ({kind:?})",
+                target.0
+            )
         }
         PoolError::Backend(inner) => format!("cannot connect to {}: {}", target.0, describe(inner)),
         PoolError::Closed => format!("the connection pool for {} is closed", target.0),

@@ -97,7 +97,10 @@ impl Cluster {
             let tail = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(15).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            harness_error(format!("{e}\nserver log (last lines):\n{}", tail.join("\n")))
+            harness_error(format!(
+                "{e}\nserver log (last lines):\n{}",
+                tail.join("\n")
+            ))
         })
     }
 }

@@ -86,12 +86,12 @@ mod touchpoints;
 use cx_core::store::Store;
 use cx_core::{Error, Result};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 use error::Target;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 pub use migrations::SCHEMA_VERSION;
 pub use options::PostgresOptions;
@@ -181,15 +181,30 @@ impl PostgresStore {
 
     /// A connection from the pool.
     pub(crate) async fn conn(&self) -> Result<Conn> {
-        self.inner
-            .pool
-            .get()
-            .await
-            .map_err(|e| error::pool(&self.inner.target, e))
+        // The pool checks that a connection is open before handing it out again; a connection
+        // the server closed while it sat idle (a restart, a terminated backend) is dropped here
+        // and another one taken, up to the pool's size.
+        let mut attempts = self.inner.pool.status().max_size + 1;
+        loop {
+            let conn = self
+                .inner
+                .pool
+                .get()
+                .await
+                .map_err(|e| error::pool(&self.inner.target, e))?;
+            attempts = attempts.saturating_sub(1);
+            if !conn.is_closed() || attempts == 0 {
+                return Ok(conn);
+            }
+            drop(deadpool_postgres::Object::take(conn));
+        }
     }
 
     /// Maps a driver error of the operation `doing`.
-    pub(crate) fn err<'a>(&'a self, doing: &'a str) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
+    pub(crate) fn err<'a>(
+        &'a self,
+        doing: &'a str,
+    ) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
         move |e| error::db(&self.inner.target, doing, e)
     }
 

@@ -32,17 +32,17 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                 {NO_CONTACT}
          FROM customers p, c WHERE p.customer_id = c.id
          UNION ALL
-         SELECT 1, NULL, NULL, NULL, {tp}, {NO_CONTACT}
+         SELECT 1::smallint, NULL, NULL, NULL, {tp}, {NO_CONTACT}
          FROM touchpoints t, c
          WHERE $6::boolean AND t.customer_id = c.id
            AND (t.occurred_us, t.occurred_ns) >= ($2, $3) AND (t.occurred_us, t.occurred_ns) < ($4, $5)
          UNION ALL
-         SELECT 2, k.seq, NULL, NULL, {NO_TOUCHPOINT}, {contact}
+         SELECT 2::smallint, k.seq, NULL, NULL, {NO_TOUCHPOINT}, {contact}
          FROM contacts k, c
          WHERE $11::boolean AND k.customer_id = c.id
            AND (k.at_us, k.at_ns) >= ($7, $8) AND (k.at_us, k.at_ns) < ($9, $10)
          UNION ALL
-         SELECT 3, k.n, {budgets}",
+         SELECT 3::smallint, k.n, {budgets}",
         tp = prefixed("t", TOUCHPOINT_COLUMNS),
         contact = prefixed("k", CONTACT_COLUMNS),
         budgets = BUDGETS_USED
@@ -142,7 +142,7 @@ impl PostgresStore {
         // The orders `customer_touchpoints` and `contact_history` return (ids compare by bytes,
         // as `COLLATE "C"` does).
         touchpoints.sort_by(|a, b| (a.occurred_at, &a.id).cmp(&(b.occurred_at, &b.id)));
-        contacts.sort_by(|a, b| (a.1.at, a.0).cmp(&(b.1.at, b.0)));
+        contacts.sort_by_key(|(seq, e)| (e.at, *seq));
         Ok(Some(DecisionState::new(
             customer,
             touchpoints,

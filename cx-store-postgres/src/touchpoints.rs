@@ -195,19 +195,14 @@ impl TouchpointStore for PostgresStore {
                 &min,
                 &max,
             ];
-            writer
-                .as_mut()
-                .write(&row)
-                .await
-                .map_err(self.err(doing))?;
+            writer.as_mut().write(&row).await.map_err(self.err(doing))?;
         }
         writer.finish().await.map_err(self.err(doing))?;
 
         if has_identities {
             let unresolved = self.query(&tx, FIND_UNRESOLVED, &[], doing).await?;
             if let Some(row) = unresolved.first() {
-                let (ord, id, kind): (i32, &str, &str) =
-                    (get(row, 0)?, get(row, 1)?, get(row, 2)?);
+                let (ord, id, kind): (i32, &str, &str) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
                 // Name the kind only: identity values are personal data.
                 return Err(Error::validation(
                     format!("touchpoint {id:?} (#{ord} in batch)"),

@@ -289,8 +289,15 @@ mod tests {
             assert_eq!(Bucket::Hour.start_of(t), day + chrono::TimeDelta::hours(13));
             assert_eq!(Bucket::Day.start_of(t), day);
             let week = Bucket::Week.start_of(t);
-            assert_eq!(chrono::Datelike::weekday(&week), chrono::Weekday::Mon, "{year}");
-            assert!(week <= day && day - week < chrono::TimeDelta::days(7), "{year}");
+            assert_eq!(
+                chrono::Datelike::weekday(&week),
+                chrono::Weekday::Mon,
+                "{year}"
+            );
+            assert!(
+                week <= day && day - week < chrono::TimeDelta::days(7),
+                "{year}"
+            );
             assert_eq!(Bucket::Week.start_of(week), week);
         }
     }
