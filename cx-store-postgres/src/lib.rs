@@ -23,7 +23,7 @@
 //! The schema is embedded in the crate as numbered migrations and applied on connect, in one
 //! transaction under an advisory lock, so concurrent processes migrate once. Applying it again is
 //! a no-op; a database whose schema is newer than this crate knows is refused with an
-//! [`Error::Storage`](cx_core::Error::Storage) that says so. Tables live in the connection's
+//! [`Error::Storage`] that says so. Tables live in the connection's
 //! `search_path` (normally `public`).
 //!
 //! **Every table that holds per-customer data has the customer id in its primary key**
@@ -37,7 +37,7 @@
 //! in-memory store. Instants are stored as microseconds since the Unix epoch plus the
 //! nanoseconds below the microsecond: exact for every instant cx represents. Attributes and
 //! profiles are `jsonb`; PostgreSQL's JSON cannot hold the NUL character, so a string value
-//! holding one is refused with [`Error::Validation`](cx_core::Error::Validation).
+//! holding one is refused with [`Error::Validation`].
 //!
 //! # How the contract is kept
 //!
@@ -53,13 +53,13 @@
 //! - **Merges and erasure** take an exclusive transaction-level advisory lock, and writers that
 //!   resolve customer ids (ingest, upserts, decisions) take it shared: the same rule as the
 //!   in-memory store's directory lock, across processes.
-//! - **Errors**: a unique violation is [`Error::Conflict`](cx_core::Error::Conflict); anything
-//!   else from the server or the network is [`Error::Storage`](cx_core::Error::Storage), saying
+//! - **Errors**: a unique violation is [`Error::Conflict`]; anything
+//!   else from the server or the network is [`Error::Storage`], saying
 //!   where the store tried to connect, never with the password.
 //!
 //! # Tests
 //!
-//! With the `harness` feature, [`harness`] starts a throwaway PostgreSQL cluster from the
+//! With the `harness` feature, the `harness` module starts a throwaway PostgreSQL cluster from the
 //! installed server binaries (or uses `DATABASE_URL`) and hands each test a fresh database.
 #![warn(missing_docs)]
 #![warn(
