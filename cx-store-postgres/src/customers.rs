@@ -2,7 +2,7 @@
 //! implementation.
 
 use crate::PostgresStore;
-use crate::codec::{self, count};
+use crate::codec::{self, count, get};
 use async_trait::async_trait;
 use cx_core::model::{Customer, CustomerId, Identity};
 use cx_core::store::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
@@ -129,9 +129,12 @@ impl CustomerStore for PostgresStore {
                 doing,
             )
             .await?;
-        if let Some(row) = merged
+        let merged = merged
             .iter()
-            .map(|r| (r.get::<_, &str>(0), r.get::<_, &str>(1)))
+            .map(|r| Ok((get::<&str>(r, 0)?, get::<&str>(r, 1)?)))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(row) = merged
+            .into_iter()
             .min_by_key(|(alias, _)| ids.iter().position(|id| id == alias))
         {
             return Err(Error::conflict(
@@ -161,7 +164,7 @@ impl CustomerStore for PostgresStore {
                 .await?;
             if let Some(row) = held.first() {
                 let (ord, slot, kind, owner): (i32, i32, &str, &str) =
-                    (row.get(0), row.get(1), row.get(2), row.get(3));
+                    (get(row, 0)?, get(row, 1)?, get(row, 2)?, get(row, 3)?);
                 let claimant = usize::try_from(ord)
                     .ok()
                     .and_then(|i| ids.get(i))
@@ -206,7 +209,10 @@ impl CustomerStore for PostgresStore {
             )
             .await?;
         self.commit(tx, doing).await?;
-        let inserted = rows.iter().filter(|r| r.get::<_, bool>(0)).count() as u64;
+        let mut inserted = 0;
+        for r in &rows {
+            inserted += u64::from(get::<bool>(r, 0)?);
+        }
         Ok(UpsertReport::new(inserted, rows.len() as u64 - inserted))
     }
 
@@ -220,7 +226,7 @@ impl CustomerStore for PostgresStore {
                 "read a customer",
             )
             .await?;
-        rows.first().map(|r| profile_from(r.get(0))).transpose()
+        rows.first().map(|r| profile_from(get(r, 0)?)).transpose()
     }
 
     async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Option<Customer>>> {
@@ -240,7 +246,7 @@ impl CustomerStore for PostgresStore {
             .await?;
         let mut found: HashMap<&str, Customer> = HashMap::with_capacity(rows.len());
         for r in &rows {
-            found.insert(r.get(0), profile_from(r.get(1))?);
+            found.insert(get(r, 0)?, profile_from(get(r, 1)?)?);
         }
         Ok(wanted.iter().map(|id| found.get(id).cloned()).collect())
     }
@@ -264,7 +270,9 @@ impl CustomerStore for PostgresStore {
                 "resolve an identity",
             )
             .await?;
-        Ok(rows.first().map(|r| CustomerId::new(r.get::<_, &str>(0))))
+        rows.first()
+            .map(|r| Ok(CustomerId::new(get::<&str>(r, 0)?)))
+            .transpose()
     }
 
     async fn resolve_customer(&self, id: &CustomerId) -> Result<Option<CustomerId>> {
@@ -277,7 +285,9 @@ impl CustomerStore for PostgresStore {
                 "resolve a customer id",
             )
             .await?;
-        Ok(rows.first().map(|r| CustomerId::new(r.get::<_, &str>(0))))
+        rows.first()
+            .map(|r| Ok(CustomerId::new(get::<&str>(r, 0)?)))
+            .transpose()
     }
 
     async fn merge_customers(
@@ -308,8 +318,8 @@ impl CustomerStore for PostgresStore {
         let mut kept = None;
         let mut gone = None;
         for r in &rows {
-            let profile = profile_from(r.get(1))?;
-            if r.get::<_, &str>(0) == s {
+            let profile = profile_from(get(r, 1)?)?;
+            if get::<&str>(r, 0)? == s {
                 kept = Some(profile);
             } else {
                 gone = Some(profile);
@@ -415,7 +425,8 @@ impl CustomerStore for PostgresStore {
             .await?;
         let canonical: String = rows
             .first()
-            .map(|r| r.get::<_, String>(0))
+            .map(|r| get::<String>(r, 0))
+            .transpose()?
             .unwrap_or_else(|| id.as_str().to_owned());
         let c = canonical.as_str();
         // One statement erases everything and counts what it erased.
@@ -440,10 +451,10 @@ impl CustomerStore for PostgresStore {
             .first()
             .ok_or_else(|| codec::corrupt("forget returned no counts".to_owned()))?;
         Ok(ForgetReport::new(
-            r.get::<_, i64>(0) > 0,
-            count(r.get(1)),
-            count(r.get(2)),
-            count(r.get(3)),
+            get::<i64>(r, 0)? > 0,
+            count(get(r, 1)?),
+            count(get(r, 2)?),
+            count(get(r, 3)?),
         ))
     }
 
@@ -457,6 +468,6 @@ impl CustomerStore for PostgresStore {
                 "count customers",
             )
             .await?;
-        Ok(rows.first().map_or(0, |r| count(r.get(0))))
+        rows.first().map_or(Ok(0), |r| Ok(count(get(r, 0)?)))
     }
 }
