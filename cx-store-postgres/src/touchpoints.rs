@@ -67,18 +67,19 @@ const FIND_UNRESOLVED: &str = "SELECT s.ord, s.touchpoint_id, s.identity_kind
                       WHERE i.kind = s.identity_kind AND i.value = s.identity_value)
     ORDER BY s.ord LIMIT 1";
 
-/// Moves the staged batch in: subjects resolved (aliases, identities), in batch order so the
-/// first of repeated keys wins, duplicates of stored keys skipped.
+/// Moves the staged batch in: subjects resolved (aliases by a join, identities by an index
+/// probe, made only for identity subjects), in batch order so the first of repeated keys wins,
+/// duplicates of stored keys skipped.
 const MOVE_STAGED: &str = "INSERT INTO touchpoints (customer_id, touchpoint_id, occurred_us,
         occurred_ns, channel, kind, source, attributes, survey_question, survey_score,
         survey_min, survey_max)
-    SELECT coalesce(a.customer_id, s.subject_id, i.customer_id), s.touchpoint_id, s.occurred_us,
-        s.occurred_ns, s.channel, s.kind, s.source, s.attributes::jsonb, s.survey_question,
-        s.survey_score, s.survey_min, s.survey_max
+    SELECT coalesce(a.customer_id, s.subject_id,
+                    (SELECT i.customer_id FROM customer_identities i
+                     WHERE i.kind = s.identity_kind AND i.value = s.identity_value)),
+        s.touchpoint_id, s.occurred_us, s.occurred_ns, s.channel, s.kind, s.source,
+        s.attributes::jsonb, s.survey_question, s.survey_score, s.survey_min, s.survey_max
     FROM cx_staging_touchpoints s
     LEFT JOIN customer_aliases a ON a.alias_id = s.subject_id
-    LEFT JOIN customer_identities i
-           ON s.subject_id IS NULL AND i.kind = s.identity_kind AND i.value = s.identity_value
     ORDER BY s.ord
     ON CONFLICT DO NOTHING";
 
