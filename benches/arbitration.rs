@@ -527,6 +527,7 @@ fn load_engine(rt: &Runtime, scenario: &Scenario) -> Loaded {
 
 fn arbitration(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let scenarios: Vec<(&str, Scenario)> = vec![
