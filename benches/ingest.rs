@@ -13,7 +13,15 @@
 //!   `std::collections::HashMap<(CustomerId, TouchpointId), Touchpoint>` (default SipHash),
 //!   keeping the first copy of a key. No time order, no per-customer reads, no atomicity.
 //!
-//! Both see the same batches, taken in time order from the synthetic world (50,000 customers)
+//! - `ingest/engine/batch-10k`: `Engine::ingest` of the same batches with no catalogue loaded
+//!   (the store's append and nothing else), and `ingest/engine/batch-10k-journeys` with the
+//!   telecom catalogue (`examples/catalog/telecom.yaml`) loaded: every touchpoint is matched
+//!   against the journeys' stages and the matching ones (about a third: usage records, product
+//!   views, purchases, bills) are placed in their customers' journey tracks; survey answers are
+//!   checked against the follow-up rules. The clock stands before the data, so no trigger fires.
+//!   The difference between the two is what journey tracking costs on ingest.
+//!
+//! All see the same batches, taken in time order from the synthetic world (50,000 customers)
 //! with fresh ids and, on each pass over the world, timestamps moved on by the world's span, so
 //! every batch is new data arriving later, as from a queue. The data they hold grows with each
 //! batch, up to 1.5 million touchpoints, then they start again from an empty store (with the
@@ -190,7 +198,47 @@ fn ingest(c: &mut Criterion) {
             timed
         });
     });
+    for (name, catalog) in [
+        ("engine/batch-10k", false),
+        ("engine/batch-10k-journeys", true),
+    ] {
+        let new_engine = || {
+            let clock = cx::ManualClock::new(world.spec.start - chrono_days(365));
+            let engine =
+                cx::Engine::new(memory_store(&rt, &world.customers)).with_clock(Arc::new(clock));
+            if catalog {
+                let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/catalog/telecom.yaml");
+                rt.block_on(engine.load_catalog_file(path)).unwrap();
+            }
+            engine
+        };
+        let mut batches = Batches::new(&world.touchpoints, span);
+        let mut engine = new_engine();
+        let mut held = 0;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    if held >= RESET_AT {
+                        engine = new_engine();
+                        held = 0;
+                    }
+                    let batch = batches.next_batch();
+                    let started = Instant::now();
+                    let report = rt.block_on(engine.ingest(batch)).unwrap();
+                    timed += started.elapsed();
+                    assert_eq!(report.inserted, BATCH as u64);
+                    held += BATCH;
+                }
+                timed
+            });
+        });
+    }
     group.finish();
+}
+
+fn chrono_days(n: i64) -> cx_core::chrono::TimeDelta {
+    cx_core::chrono::TimeDelta::days(n)
 }
 
 // ---------------------------------------------------------------------------------------------

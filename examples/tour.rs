@@ -24,7 +24,8 @@ mod common;
 
 use cx::model::{
     Channel, ConsentStatus, Customer, CustomerId, Decision, DecisionRequest, Explanation,
-    Exploration, OfferId, OutcomeKind, PipelineStage, Subject, TimeRange, Touchpoint, Value,
+    Exploration, OfferId, OutcomeKind, PipelineStage, Span, Subject, TimeRange, Timestamp,
+    Touchpoint, Value,
 };
 use cx::store::{AggregateQuery, AggregateRow, TouchpointQuery};
 use cx::{Engine, ManualClock};
@@ -89,6 +90,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // The engine's clock stands at the end of the world, so customer states are reproducible.
     let clock = Arc::new(ManualClock::new(end));
     let engine = Engine::new(store).with_clock(Arc::clone(&clock) as _);
+    // The catalogue first: ingest places touchpoints in its journeys and opens follow-up cases.
+    let version = engine.load_catalog_file(CATALOG).await?;
 
     // Customers first: touchpoints that name an identity resolve against them.
     let started = Instant::now();
@@ -104,7 +107,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  {per_sec:>12}  eta {eta}"
     ))?);
     let mut first_batch = None;
-    let (mut inserted, mut duplicates) = (0, 0);
+    let (mut inserted, mut duplicates, mut placed, mut cases) = (0, 0, 0, 0);
     let started = Instant::now();
     for batch in world::batches(world.touchpoints, BATCH) {
         let len = batch.len() as u64;
@@ -114,6 +117,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let report = engine.ingest(batch).await?;
         inserted += report.inserted;
         duplicates += report.duplicates;
+        placed += report.journeys.placed;
+        cases += report.cases_opened;
         bar.inc(len);
     }
     let ingest = started.elapsed();
@@ -146,6 +151,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
         format!(
             "{} (cookie, device or email; resolved at ingest)",
             thousands(by_identity as u64)
+        ),
+    );
+    field(
+        "journey events",
+        format!(
+            "{} placed (touchpoints that enter or exit a stage)",
+            thousands(placed)
+        ),
+    );
+    field(
+        "follow-up cases",
+        format!(
+            "{} opened (NPS detractors, CSAT 1-2 after support)",
+            thousands(cases)
         ),
     );
     if let Some(resent) = resent {
@@ -222,7 +241,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
 
-    arbitrate(&engine, &clock, &deciding).await
+    arbitrate(&engine, &clock, version.version, &deciding).await?;
+    journeys_and_kpis(&engine, end).await
 }
 
 /// How the simulated customers answer, unknown to the engine: the chance that they accept an
@@ -247,14 +267,156 @@ const STAGES: [PipelineStage; 9] = [
     PipelineStage::Fallback,
 ];
 
+/// Prints each journey's funnel with its best and worst moments of truth, and the KPI
+/// scorecard by owner, at the end of the world.
+async fn journeys_and_kpis(engine: &Engine, end: Timestamp) -> Result<(), Box<dyn Error>> {
+    let stored = engine.catalog().ok_or("no catalogue")?;
+    let catalog = &stored.catalog;
+    let started = Instant::now();
+    let last_90 = TimeRange::ending_at(end, Span::days(90));
+    for (journey, question) in [("onboarding", "nps"), ("purchase", "csat_purchase")] {
+        let Some(j) = catalog.journey(journey) else {
+            continue;
+        };
+        let funnel = engine.funnel(journey, last_90).await?;
+        println!();
+        println!(
+            "Journey {:?}: instances started in the last 90 days",
+            j.name
+        );
+        println!(
+            "  {:<18} {:>9} {:>8} {:>9} {:>11} {:>11} {:>11}  owner",
+            "stage", "customers", "entered", "from prev", "from start", "gap median", "gap p90"
+        );
+        for (row, stage) in funnel.rows.iter().zip(&j.stages) {
+            println!(
+                "  {:<18} {:>9} {:>8} {:>9} {:>11} {:>11} {:>11}  {}",
+                stage.name,
+                thousands(row.reached),
+                thousands(row.entered),
+                share(row.conversion),
+                share(row.conversion_from_start),
+                duration(row.gap.median),
+                duration(row.gap.p90),
+                stage.owner.as_ref().map_or("", |o| o.as_str()),
+            );
+        }
+        let [active, completed, exited, abandoned] = funnel.instances;
+        field(
+            "instances",
+            format!(
+                "{} active, {} completed, {} exited, {} abandoned",
+                thousands(active),
+                thousands(completed),
+                thousands(exited),
+                thousands(abandoned)
+            ),
+        );
+        let moments = engine.moments_of_truth(journey, question, last_90).await?;
+        if let (Some(best), Some(worst)) = (moments.first(), moments.last()) {
+            field(
+                "moments of truth",
+                format!(
+                    "best {:?} ({question} {:.2}, {} answers), worst {:?} ({:.2}, {} answers)",
+                    best.stage.as_str(),
+                    best.mean,
+                    best.responses,
+                    worst.stage.as_str(),
+                    worst.mean,
+                    worst.responses
+                ),
+            );
+        }
+    }
+    // The owners work their cases: most are closed within a day, some take three.
+    let opened = engine
+        .cases(&cx::store::CaseQuery::new(last_90, end))
+        .await?;
+    for (i, case) in opened.iter().enumerate() {
+        let hours = match i % 10 {
+            0 | 1 => continue,
+            2 => 72,
+            _ => 20,
+        };
+        let closed_at = (case.opened_at + TimeDelta::hours(hours)).min(end);
+        engine
+            .store()
+            .close_case(&case.id, closed_at, Some("called back".to_owned()))
+            .await?;
+    }
+    let card = engine.scorecard(end).await?;
+    let took = started.elapsed();
+    println!();
+    println!(
+        "KPI scorecard by owner, {}",
+        end.format("%Y-%m-%d %H:%M UTC")
+    );
+    for owner in &card.owners {
+        println!("  {} ({})", owner.owner.name, owner.owner.id);
+        for r in &owner.results {
+            let target = r.target.map_or("-".to_owned(), |t| {
+                let dir = match t.direction {
+                    cx::model::Direction::HigherIsBetter => ">=",
+                    cx::model::Direction::LowerIsBetter => "<=",
+                };
+                format!("{dir} {}", number(t.value))
+            });
+            let interval = r.interval.map_or(String::new(), |(lo, hi)| {
+                format!("  95% CI {}..{}", number(lo), number(hi))
+            });
+            println!(
+                "    {:<36} {:>10}  target {:<9} n={:<8} {}{}",
+                r.name,
+                r.value.map_or("-".to_owned(), number),
+                target,
+                thousands(r.n),
+                r.status,
+                interval
+            );
+        }
+    }
+    let open = engine
+        .cases(&cx::store::CaseQuery::new(last_90, end).open_only())
+        .await?;
+    let mut by_owner: BTreeMap<String, usize> = BTreeMap::new();
+    for case in &open {
+        *by_owner.entry(case.owner.to_string()).or_default() += 1;
+    }
+    let listed: Vec<String> = by_owner.iter().map(|(o, n)| format!("{o} {n}")).collect();
+    field("open follow-up cases", listed.join(", "));
+    field("funnels, moments and scorecard took", seconds(took));
+    Ok(())
+}
+
+fn share(x: Option<f64>) -> String {
+    x.map_or("-".to_owned(), |x| format!("{:.1}%", 100.0 * x))
+}
+
+fn number(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn duration(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "-".to_owned(),
+        Some(s) if s < 3600.0 => format!("{:.0}m", s / 60.0),
+        Some(s) if s < 86_400.0 => format!("{:.1}h", s / 3600.0),
+        Some(s) => format!("{:.1}d", s / 86_400.0),
+    }
+}
+
 /// Loads the example catalogue and decides for `customers` on each channel; records the
 /// customers' answers; decides again a day later.
 async fn arbitrate(
     engine: &Engine,
     clock: &ManualClock,
+    version: u64,
     customers: &[CustomerId],
 ) -> Result<(), Box<dyn Error>> {
-    let version = engine.load_catalog_file(CATALOG).await?;
     let arbitrator = engine.arbitrator()?;
     let catalog = arbitrator.catalog();
     let offers = catalog.offer_ids();
@@ -262,10 +424,7 @@ async fn arbitrate(
     println!("Arbitration");
     field(
         "catalogue",
-        format!(
-            "examples/catalog/telecom.yaml (version {})",
-            version.version
-        ),
+        format!("examples/catalog/telecom.yaml (version {version})"),
     );
     let names: Vec<&str> = offers.iter().map(OfferId::as_str).collect();
     field("offers", names.join(", "));

@@ -6,13 +6,14 @@ use crate::arbitration::{
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::journey::{CompiledJourneys, CompiledTriggers};
 use crate::model::{
     BudgetCounts, Catalog, ContactEvent, Customer, CustomerId, Decision, DecisionId,
     DecisionRequest, OfferId, Outcome, OutcomeKind, Span, TimeRange, Timestamp, Touchpoint,
 };
 use crate::store::{
     BudgetKey, CatalogMeta, CatalogVersion, DecisionState, DecisionStateQuery, ForgetReport,
-    OutcomeRecorded, Store, StoredCatalog, UpsertReport,
+    OutcomeRecorded, Placed, Store, StoredCatalog, UpsertReport,
 };
 use parking_lot::RwLock;
 use std::path::Path;
@@ -51,13 +52,21 @@ pub struct CustomerState {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct IngestReport {
     /// Touchpoints stored.
     pub inserted: u64,
     /// Touchpoints already stored, not stored again.
     pub duplicates: u64,
+    /// What placing the batch's journey events in the customers' journeys did.
+    pub journeys: Placed,
+    /// Follow-up cases the batch's survey answers opened (new ones only).
+    pub cases_opened: u64,
+    /// The decisions real-time triggers made for the batch's touchpoints, in batch order.
+    pub decisions: Vec<Decision>,
+    /// Trigger decisions that failed (the touchpoints are stored all the same), with why.
+    pub trigger_errors: Vec<String>,
 }
 
 /// The entry point of `cx`: customers, touchpoints and the catalogue over one store.
@@ -73,11 +82,13 @@ pub struct Engine {
     current: RwLock<Option<Loaded>>,
 }
 
-/// The catalogue in use: as stored, and compiled for decisions.
+/// The catalogue in use: as stored, and compiled for decisions, journeys and triggers.
 #[derive(Debug, Clone)]
-struct Loaded {
-    stored: Arc<StoredCatalog>,
-    arbitrator: Arbitrator,
+pub(crate) struct Loaded {
+    pub(crate) stored: Arc<StoredCatalog>,
+    pub(crate) arbitrator: Arbitrator,
+    pub(crate) journeys: Arc<CompiledJourneys>,
+    pub(crate) triggers: Arc<CompiledTriggers>,
 }
 
 impl Engine {
@@ -151,16 +162,27 @@ impl Engine {
             .ok_or_else(|| Error::not_found("catalog", "current (load one first)"))
     }
 
+    /// The catalogue in use with its compiled forms, if one is loaded.
+    pub(crate) fn loaded(&self) -> Option<Loaded> {
+        self.current.read().clone()
+    }
+
     /// Compiles `stored` and starts using it, unless a newer version is in use already.
     fn install(&self, stored: StoredCatalog) -> Result<()> {
         let compiled = CompiledCatalog::compile(stored.catalog.clone(), stored.version.version)?;
-        self.install_compiled(stored, compiled);
+        let extra = compile_journeys(&compiled)?;
+        self.install_compiled(stored, compiled, extra);
         Ok(())
     }
 
     /// Starts using `compiled` (the compiled form of `stored`), unless a newer version is in
     /// use already, and binds the propensity model to it.
-    fn install_compiled(&self, stored: StoredCatalog, compiled: CompiledCatalog) {
+    fn install_compiled(
+        &self,
+        stored: StoredCatalog,
+        compiled: CompiledCatalog,
+        (journeys, triggers): (CompiledJourneys, CompiledTriggers),
+    ) {
         let version = stored.version.version;
         let compiled = Arc::new(compiled.with_version(version));
         let mut current = self.current.write();
@@ -177,6 +199,8 @@ impl Engine {
             *current = Some(Loaded {
                 stored: Arc::new(stored),
                 arbitrator: Arbitrator::new(compiled, Arc::clone(&self.model)),
+                journeys: Arc::new(journeys),
+                triggers: Arc::new(triggers),
             });
         }
     }
@@ -195,12 +219,17 @@ impl Engine {
     ) -> Result<CatalogVersion> {
         // Compile before storing: a catalogue whose rules do not compile is never stored.
         let compiled = CompiledCatalog::compile(catalog.clone(), 0)?;
+        let extra = compile_journeys(&compiled)?;
         let meta = CatalogMeta {
             at: meta.at.or_else(|| Some(self.now())),
             ..meta
         };
         let version = self.store.put_catalog(&catalog, meta).await?;
-        self.install_compiled(StoredCatalog::new(version.clone(), catalog), compiled);
+        self.install_compiled(
+            StoredCatalog::new(version.clone(), catalog),
+            compiled,
+            extra,
+        );
         Ok(version)
     }
 
@@ -229,13 +258,132 @@ impl Engine {
     }
 
     /// Appends touchpoints: validated, resolved, idempotent by id and atomic per batch (see
-    /// [`TouchpointStore`](crate::store::TouchpointStore)).
+    /// [`TouchpointStore`](crate::store::TouchpointStore)). Then, with a catalogue loaded:
+    ///
+    /// 1. places the touchpoints that meet journey stage criteria in their customers' journeys
+    ///    ([`JourneyStore`](crate::store::JourneyStore); see [`crate::journey`] for the rules);
+    /// 2. opens a follow-up case for each survey answer at or below a follow-up rule's threshold,
+    ///    owned by the owner of the stage the customer was in
+    ///    ([`FollowUpStore`](crate::store::FollowUpStore); idempotent by case id);
+    /// 3. runs the decision of each real-time trigger that a fresh touchpoint fires, and returns
+    ///    the decisions in the report.
+    ///
+    /// The touchpoints are stored (step 0) before the rest runs: an error there is returned, but
+    /// a failing trigger decision is only reported. A batch sent again places and opens nothing
+    /// new, but fresh touchpoints in it fire their triggers again (contact policies cap what
+    /// reaches the customer).
     pub async fn ingest(&self, touchpoints: Vec<Touchpoint>) -> Result<IngestReport> {
-        let report = self.store.append_touchpoints(touchpoints).await?;
-        Ok(IngestReport {
-            inserted: report.inserted,
-            duplicates: report.duplicates,
-        })
+        let loaded = self.loaded();
+        let now = self.now();
+        let mut events = Vec::new();
+        let mut surveys = Vec::new();
+        let mut fresh = Vec::new();
+        if let Some(loaded) = &loaded {
+            loaded.journeys.events_of(&touchpoints, &mut events);
+            let catalog = &loaded.stored.catalog;
+            let triggers = &loaded.triggers;
+            if !catalog.follow_ups.is_empty() || !triggers.is_empty() {
+                for t in &touchpoints {
+                    if t.survey.is_some()
+                        && !crate::journey::follow_up::tripped(catalog, t).is_empty()
+                    {
+                        surveys.push(t.clone());
+                    }
+                    if !triggers.is_empty() && triggers.is_candidate(t, now) {
+                        fresh.push(t.clone());
+                    }
+                }
+            }
+        }
+        let appended = self.store.append_touchpoints(touchpoints).await?;
+        let mut report = IngestReport {
+            inserted: appended.inserted,
+            duplicates: appended.duplicates,
+            ..IngestReport::default()
+        };
+        let Some(loaded) = loaded else {
+            return Ok(report);
+        };
+        if !events.is_empty() {
+            report.journeys = self
+                .store
+                .advance_journeys(events, loaded.journeys.as_ref())
+                .await?;
+        }
+        if !surveys.is_empty() {
+            report.cases_opened = self.open_follow_ups(&loaded, surveys).await?;
+        }
+        for t in fresh {
+            self.fire_triggers(&loaded, &t, now, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// The canonical customer id of a touchpoint's subject, if it resolves to a profile.
+    async fn resolve_subject(&self, t: &Touchpoint) -> Result<Option<CustomerId>> {
+        match &t.subject {
+            crate::model::Subject::Customer(id) => self.store.resolve_customer(id).await,
+            crate::model::Subject::Identity(identity) => {
+                self.store.resolve_identity(identity).await
+            }
+        }
+    }
+
+    /// Opens the follow-up cases the survey answers in `surveys` call for.
+    async fn open_follow_ups(&self, loaded: &Loaded, surveys: Vec<Touchpoint>) -> Result<u64> {
+        let catalog = &loaded.stored.catalog;
+        let mut cases = Vec::new();
+        for t in surveys {
+            let customer = match self.resolve_subject(&t).await? {
+                Some(id) => id,
+                None => match t.customer_id() {
+                    Some(id) => id.clone(),
+                    None => continue,
+                },
+            };
+            let tracks = self.store.journey_tracks(&customer).await?;
+            for rule in crate::journey::follow_up::tripped(catalog, &t) {
+                cases.extend(crate::journey::follow_up::open_case(
+                    catalog, rule, &customer, &t, &tracks,
+                ));
+            }
+        }
+        if cases.is_empty() {
+            return Ok(0);
+        }
+        self.store.open_cases(cases).await
+    }
+
+    /// Runs the decisions the fresh touchpoint `t` fires.
+    async fn fire_triggers(
+        &self,
+        loaded: &Loaded,
+        t: &Touchpoint,
+        now: Timestamp,
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        let Some(customer_id) = self.resolve_subject(t).await? else {
+            return Ok(());
+        };
+        let Some(customer) = self.store.customer(&customer_id).await? else {
+            return Ok(());
+        };
+        let until = now.max(t.occurred_at) + chrono::TimeDelta::microseconds(1);
+        let since = now.min(t.occurred_at) - loaded.triggers.lookback();
+        let history = self
+            .store
+            .customer_touchpoints(&customer_id, TimeRange::new(since, until))
+            .await?;
+        let catalog = loaded.arbitrator.catalog();
+        for (trigger, request) in loaded.triggers.fires(catalog, &customer, t, &history, now) {
+            match self.decide(&request).await {
+                Ok(decision) => report.decisions.push(decision),
+                Err(e) => report
+                    .trigger_errors
+                    .push(format!("trigger {:?}: {e}", trigger.as_str())),
+            }
+        }
+        Ok(())
     }
 
     /// The customer's profile, touchpoints and contact history over the state horizon, now.
@@ -456,4 +604,12 @@ impl Engine {
 /// A fresh decision id: `d-` and 128 random bits in hex.
 fn new_decision_id() -> String {
     format!("d-{:032x}", rand::random::<u128>())
+}
+
+/// Compiles the journeys and triggers of a compiled catalogue.
+fn compile_journeys(compiled: &CompiledCatalog) -> Result<(CompiledJourneys, CompiledTriggers)> {
+    Ok((
+        CompiledJourneys::compile(compiled.catalog(), compiled.vocabulary())?,
+        CompiledTriggers::compile(compiled)?,
+    ))
 }

@@ -37,10 +37,12 @@ fn validation_error(yaml: &str) -> (String, String, String) {
 #[test]
 fn the_example_catalogue_loads_from_its_file() {
     let catalog = Catalog::from_path(example_path()).expect("valid");
-    assert_eq!(catalog.owners.len(), 5);
+    assert_eq!(catalog.owners.len(), 6);
     assert_eq!(catalog.offers.len(), 5);
     assert_eq!(catalog.journeys[0].stages.len(), 4);
-    assert_eq!(catalog.kpis.len(), 6);
+    assert_eq!(catalog.journeys[1].stages.len(), 3);
+    assert_eq!(catalog.kpis.len(), 14);
+    assert_eq!((catalog.triggers.len(), catalog.follow_ups.len()), (2, 2));
     let nps = catalog.kpi("onboarding-nps").expect("defined");
     assert_eq!(nps.window, Span::days(30));
     assert!(matches!(nps.measure, Measure::Nps { .. }));

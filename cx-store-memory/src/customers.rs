@@ -288,6 +288,8 @@ impl CustomerStore for MemoryStore {
             to_shard.absorb(&survivor_key, moving)
         };
         let decisions_moved = self.decisions.write().merge(survivor, absorbed);
+        self.journeys.write().merge(survivor, absorbed);
+        self.cases.write().merge(survivor, absorbed);
         Ok(MergeReport::new(
             touchpoints_moved,
             decisions_moved,
@@ -303,10 +305,39 @@ impl CustomerStore for MemoryStore {
         let key = self.keys.key(canonical.clone());
         let touchpoints = self.shards.get(key.shard()).write().remove(&key) as u64;
         let (decisions, contacts) = self.decisions.write().forget(&canonical);
-        Ok(ForgetReport::new(profile, touchpoints, decisions, contacts))
+        let tracks = self.journeys.write().forget(&canonical);
+        let cases = self.cases.write().forget(&canonical);
+        Ok(ForgetReport::new(profile, touchpoints, decisions, contacts)
+            .with_journey_state(tracks, cases))
     }
 
     async fn count_customers(&self) -> Result<u64> {
         Ok(self.directory.read().profile_count() as u64)
+    }
+}
+
+#[async_trait]
+impl cx_core::store::CustomerScan for MemoryStore {
+    async fn customer_page(
+        &self,
+        after: Option<&CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<Customer>> {
+        let limit = limit.max(1);
+        let directory = self.directory.read();
+        let mut ids: Vec<&CustomerId> = directory
+            .profiles
+            .keys()
+            .filter(|id| after.is_none_or(|a| *id > a))
+            .collect();
+        if ids.len() > limit {
+            ids.select_nth_unstable(limit);
+            ids.truncate(limit);
+        }
+        ids.sort_unstable();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| directory.profiles.get(id).cloned())
+            .collect())
     }
 }

@@ -39,6 +39,9 @@
 //!   faults, cache and TLB misses), and this layout is what keeps it fast.
 //! - **Decision log** (`decisions.rs`): decisions by id with their recorded outcome keys, and
 //!   per customer the decision ids and the contact history.
+//! - **Journey tracks** (`journeys.rs`) per customer, and **follow-up cases** (`follow_ups.rs`)
+//!   by id, each behind its own lock; `analytics.rs` runs cx-core's reference accumulators
+//!   (funnel, moments of truth, touchpoint measures) over them and the shards.
 //! - **Catalogue versions** and **budget counters** (`catalog.rs`, `budgets.rs`): each behind
 //!   its own small lock.
 //!
@@ -48,7 +51,9 @@
 //!
 //! 1. `directory` (read or write),
 //! 2. touchpoint shards, in ascending shard index,
-//! 3. `decisions`.
+//! 3. `decisions`,
+//! 4. `journeys` (each customer's journey tracks),
+//! 5. `cases` (follow-up cases).
 //!
 //! `catalog`, `budgets` and the append scratch buffers are never held together with another
 //! lock. Writers that change which
@@ -65,11 +70,14 @@
     clippy::print_stdout
 )]
 
+mod analytics;
 mod budgets;
 mod catalog;
 mod customers;
 mod decisions;
 mod fingerprints;
+mod follow_ups;
+mod journeys;
 mod shard;
 mod sorted;
 mod stored;
@@ -94,6 +102,8 @@ pub struct MemoryStore {
     keys: KeyHasher,
     shards: PerShard<RwLock<Shard>>,
     decisions: RwLock<DecisionLog>,
+    journeys: RwLock<journeys::Journeys>,
+    cases: RwLock<follow_ups::Cases>,
     catalog: RwLock<Vec<StoredCatalog>>,
     budgets: Mutex<foldhash::HashMap<BudgetKey, u64>>,
     /// Reusable per-shard buffers for appends; never held together with another lock.
@@ -108,6 +118,8 @@ impl MemoryStore {
             keys: KeyHasher::default(),
             shards: PerShard::from_fn(|_| RwLock::new(Shard::default())),
             decisions: RwLock::new(DecisionLog::default()),
+            journeys: RwLock::new(journeys::Journeys::default()),
+            cases: RwLock::new(follow_ups::Cases::default()),
             catalog: RwLock::new(Vec::new()),
             budgets: Mutex::new(foldhash::HashMap::default()),
             scratch: Mutex::new(Vec::new()),

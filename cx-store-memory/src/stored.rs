@@ -89,6 +89,16 @@ impl Stored {
         self.kind
     }
 
+    /// Its attributes.
+    pub(crate) fn attributes(&self) -> &Attributes {
+        &self.attributes
+    }
+
+    /// Its survey answer, if it has one.
+    pub(crate) fn survey(&self) -> Option<&SurveyAnswer> {
+        self.survey.as_deref()
+    }
+
     /// The timeline order.
     pub(crate) fn key(&self) -> (Timestamp, &TouchpointId) {
         (self.occurred_at, &self.id)

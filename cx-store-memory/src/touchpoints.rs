@@ -27,7 +27,7 @@ const SCRATCH_SETS: usize = 2;
 impl MemoryStore {
     /// Read guards of every shard, taken in ascending order: a consistent snapshot of all
     /// touchpoints (a batch is either wholly in it or not at all).
-    fn read_all_shards(&self) -> Vec<RwLockReadGuard<'_, Shard>> {
+    pub(crate) fn read_all_shards(&self) -> Vec<RwLockReadGuard<'_, Shard>> {
         self.shards.iter().map(|shard| shard.read()).collect()
     }
 

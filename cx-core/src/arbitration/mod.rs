@@ -21,7 +21,7 @@
 mod compiled;
 mod decide;
 pub mod explore;
-mod features;
+pub(crate) mod features;
 pub mod policy;
 pub mod propensity;
 mod trace;

@@ -3,12 +3,14 @@
 
 use super::arbitration::ArbitrationConfig;
 use super::check::{self, FieldError};
+use super::follow_up::FollowUpRule;
 use super::journey::Journey;
 use super::kpi::Kpi;
 use super::offer::{Budget, ContactRule, Offer};
 use super::owner::Owner;
 use super::schema::Schema;
 use super::segment::{Feature, Segment};
+use super::trigger::Trigger;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -45,6 +47,12 @@ pub struct Catalog {
     /// Features.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<Feature>,
+    /// Real-time triggers: touchpoint patterns that start a decision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
+    /// The closed loop: which survey answers open a follow-up case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub follow_ups: Vec<FollowUpRule>,
     /// How arbitration scores, explores and falls back.
     #[serde(default)]
     pub arbitration: ArbitrationConfig,
@@ -256,7 +264,26 @@ impl Catalog {
                 }
             }
         }
+        ids_of(&self.triggers, |t| t.id.as_str(), "trigger")?;
+        for trigger in &self.triggers {
+            trigger
+                .check()
+                .map_err(|e| e.at(item("trigger", trigger.id.as_str())))?;
+        }
+        ids_of(&self.follow_ups, |f| f.id.as_str(), "follow-up rule")?;
+        let journeys: HashSet<&str> = self.journeys.iter().map(|j| j.id.as_str()).collect();
+        for rule in &self.follow_ups {
+            let at = || item("follow-up rule", rule.id.as_str());
+            rule.check().map_err(|e| e.at(at()))?;
+            defined(&owners, rule.owner.as_ref(), "owner").map_err(|e| e.at(at()))?;
+            defined(&journeys, rule.journey.as_ref(), "journey").map_err(|e| e.at(at()))?;
+        }
         Ok(())
+    }
+
+    /// The segment with id `id`.
+    pub fn segment(&self, id: &str) -> Option<&Segment> {
+        self.segments.iter().find(|s| s.id.as_str() == id)
     }
 
     /// The offer with id `id`.

@@ -149,6 +149,21 @@ string_newtype!(
     BudgetId
 );
 
+string_newtype!(
+    /// The id of a real-time trigger.
+    TriggerId
+);
+
+string_newtype!(
+    /// The id of a closed-loop follow-up rule.
+    FollowUpRuleId
+);
+
+string_newtype!(
+    /// The id of a follow-up case.
+    CaseId
+);
+
 impl Kind {
     /// A page was viewed.
     pub const PAGE_VIEW: Kind = Kind::from_static("page_view");

@@ -7,6 +7,9 @@ use super::rule::RuleText;
 use super::time::Span;
 use serde::{Deserialize, Serialize};
 
+/// How many stages a journey may have.
+pub const MAX_STAGES: usize = 64;
+
 /// An ordered list of stages a customer moves through.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +114,15 @@ impl Journey {
             return Err(FieldError::new(
                 "stages",
                 "is empty: a journey needs a stage",
+            ));
+        }
+        if self.stages.len() > MAX_STAGES {
+            return Err(FieldError::new(
+                "stages",
+                format!(
+                    "has {} stages; a journey has at most {MAX_STAGES}",
+                    self.stages.len()
+                ),
             ));
         }
         check::unique("stages", self.stages.iter().map(|s| s.id.as_str()))?;

@@ -17,11 +17,14 @@ use async_trait::async_trait;
 /// - **Merge** absorbs one customer into another in one atomic step: the survivor keeps its
 ///   attributes and gains the absorbed one's missing attributes, identities, PII marks and
 ///   consent records (the later record wins per channel and purpose); the absorbed customer's
-///   touchpoints, decisions and contact history become the survivor's; the absorbed id, and every
+///   touchpoints, decisions, contact history and follow-up cases become the survivor's (journey
+///   tracks as [`JourneyStore`](super::JourneyStore) says); the absorbed id, and every
 ///   id merged into it before, then resolves to the survivor, including for touchpoints ingested
 ///   later under it.
 /// - **Forget** erases everything about a customer: profile, identities, merge aliases that lead
-///   to it, touchpoints, decisions and contact history. Afterwards no query returns any of it.
+///   to it, touchpoints, decisions, contact history, journey tracks
+///   ([`JourneyStore`](super::JourneyStore)) and follow-up cases
+///   ([`FollowUpStore`](super::FollowUpStore)). Afterwards no query returns any of it.
 ///   Forgetting an id that was merged forgets the customer it was merged into. Forgetting an
 ///   unknown id is not an error (erasure requests may be replayed); the report says what was
 ///   erased. Budget counters are aggregates and are not changed.
@@ -116,6 +119,10 @@ pub struct ForgetReport {
     pub decisions: u64,
     /// Contact-history entries (outcomes) erased.
     pub contacts: u64,
+    /// Journey tracks erased.
+    pub journey_tracks: u64,
+    /// Follow-up cases erased.
+    pub follow_up_cases: u64,
 }
 
 impl ForgetReport {
@@ -126,6 +133,16 @@ impl ForgetReport {
             touchpoints,
             decisions,
             contacts,
+            journey_tracks: 0,
+            follow_up_cases: 0,
         }
+    }
+
+    /// The report with the journey tracks and follow-up cases erased.
+    #[must_use]
+    pub fn with_journey_state(mut self, journey_tracks: u64, follow_up_cases: u64) -> Self {
+        self.journey_tracks = journey_tracks;
+        self.follow_up_cases = follow_up_cases;
+        self
     }
 }

@@ -3,17 +3,29 @@
 //! Each trait is small and documents its guarantees in a `# Contract` section. The conformance
 //! suite (`testkit`, feature `testkit`) checks every backend against those contracts.
 
+mod analytics;
 mod budgets;
 mod catalog;
+mod customer_scan;
 mod customers;
 mod decisions;
+mod follow_ups;
+mod journeys;
 mod state;
 mod touchpoints;
 
+pub(crate) use analytics::channel_label;
+pub use analytics::{
+    AnalyticsStore, Breakdown, DurationStats, Funnel, FunnelQuery, FunnelRow, FunnelStep,
+    MeasureQuery, MeasureValue, MomentsQuery, StageScore, StageTimesQuery, Statistic,
+};
 pub use budgets::{BudgetGrant, BudgetKey, BudgetStore};
 pub use catalog::{CatalogMeta, CatalogStore, CatalogVersion, StoredCatalog};
+pub use customer_scan::CustomerScan;
 pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
 pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
+pub use follow_ups::{CaseQuery, FollowUpStore, SlaCounts};
+pub use journeys::{JourneyAdvance, JourneyStore, Placed};
 pub use state::{DecisionState, DecisionStateQuery};
 pub use touchpoints::{
     AggregateQuery, AggregateRow, AppendReport, Bucket, ScanCursor, ScanPage, ScanQuery,
@@ -22,10 +34,20 @@ pub use touchpoints::{
 
 /// A complete backend: every storage trait.
 ///
-/// A backend implements the five traits and this one, which names it. Use it as `Arc<dyn Store>`.
+/// A backend implements the storage traits and this one, which names it. Use it as
+/// `Arc<dyn Store>`.
 #[async_trait::async_trait]
 pub trait Store:
-    CustomerStore + TouchpointStore + CatalogStore + DecisionStore + BudgetStore + std::fmt::Debug
+    CustomerStore
+    + CustomerScan
+    + TouchpointStore
+    + CatalogStore
+    + DecisionStore
+    + BudgetStore
+    + JourneyStore
+    + AnalyticsStore
+    + FollowUpStore
+    + std::fmt::Debug
 {
     /// The backend's name (`memory`, `postgres`), for errors and reports.
     fn backend(&self) -> &'static str;

@@ -99,6 +99,12 @@ macro_rules! __cx_conformance_cases {
                 budget_counters_are_independent_per_budget_and_period,
                 property_ingest_is_idempotent,
                 property_budget_is_never_exceeded,
+                journeys_advance_resolves_subjects_and_keeps_tracks,
+                forget_erases_journey_tracks_and_cases,
+                analytics_funnel_stage_times_and_moments_by_hand,
+                analytics_measures_touchpoints_by_hand,
+                follow_up_cases_open_once_close_once_and_count_sla,
+                customer_pages_are_ordered_and_complete,
             ]
             owned [
                 ingest_readers_never_see_part_of_a_batch,
@@ -2741,4 +2747,491 @@ async fn check_budget(
     proptest::prop_assert_eq!(now, expected_used);
     proptest::prop_assert!(now <= limit, "used {} exceeds the limit {}", now, limit);
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journeys, analytics, follow-up cases, customer pages.
+// ---------------------------------------------------------------------------------------------
+
+/// A three-stage journey `j` (kinds `<p>_a`, `<p>_b` optional, `<p>_c`), compiled, with a
+/// 10-day inactivity timeout and one hour of lateness.
+fn journey_fixture(p: &str) -> (crate::model::JourneyId, crate::journey::CompiledJourneys) {
+    let yaml = format!(
+        r#"
+owners: [ {{ id: o, name: O }} ]
+journeys:
+  - id: {p}-j
+    name: J
+    inactivity_timeout: 10d
+    lateness: 1h
+    stages:
+      - {{ id: a, name: A, owner: o, entry: {{ kinds: [{p}_a] }} }}
+      - {{ id: b, name: B, owner: o, entry: {{ kinds: [{p}_b] }}, optional: true }}
+      - {{ id: c, name: C, owner: o, entry: {{ kinds: [{p}_c] }} }}
+"#
+    );
+    let catalog = Catalog::from_yaml(&yaml).unwrap();
+    let compiled = crate::arbitration::CompiledCatalog::compile(catalog.clone(), 1).unwrap();
+    let journeys =
+        crate::journey::CompiledJourneys::compile(&catalog, compiled.vocabulary()).unwrap();
+    (crate::model::JourneyId::new(format!("{p}-j")), journeys)
+}
+
+async fn place(
+    store: &dyn Store,
+    journeys: &crate::journey::CompiledJourneys,
+    touchpoints: &[Touchpoint],
+) -> crate::store::Placed {
+    let mut events = Vec::new();
+    journeys.events_of(touchpoints, &mut events);
+    store.advance_journeys(events, journeys).await.unwrap()
+}
+
+/// Events resolve like touchpoints (ids follow merges, identities must resolve), are grouped per
+/// customer and journey, and tracks read back ordered; an unresolved identity changes nothing.
+pub async fn journeys_advance_resolves_subjects_and_keeps_tracks(store: &dyn Store) {
+    let p = unique("jadv");
+    let (journey, journeys) = journey_fixture(&p);
+    let [x, y] = ["x", "y"].map(|s| cid(&format!("{p}-{s}")));
+    let mx = email(&p, "x");
+    upsert(
+        store,
+        vec![
+            Customer::new(x.clone()).with_identity(mx.clone()),
+            Customer::new(y.clone()),
+        ],
+    )
+    .await;
+    let t0 = far_time();
+    let k = |s: &str| Kind::new(format!("{p}_{s}"));
+    let mut by_identity = tp(&format!("{p}-2"), &x, Channel::Web, &k("c"), t0 + mins(2));
+    by_identity.subject = Subject::Identity(mx.clone());
+    let placed = place(
+        store,
+        &journeys,
+        &[
+            tp(&format!("{p}-1"), &x, Channel::Web, &k("a"), t0),
+            by_identity,
+            tp(&format!("{p}-3"), &y, Channel::App, &k("a"), t0),
+            tp(&format!("{p}-1"), &x, Channel::Web, &k("a"), t0),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (placed.placed, placed.duplicates),
+        (3, 1),
+        "the same touchpoint twice is placed once"
+    );
+    let tracks = store.journey_tracks(&x).await.unwrap();
+    assert_eq!(tracks.len(), 1);
+    assert_eq!(tracks[0].customer, x, "tracks carry the resolved id");
+    assert_eq!(tracks[0].journey, journey);
+    let stages: Vec<&str> = tracks[0].instances[0]
+        .visits
+        .iter()
+        .map(|v| v.stage.as_str())
+        .collect();
+    assert_eq!(
+        stages,
+        ["a", "c"],
+        "b is optional; the identity resolved to x"
+    );
+    assert_eq!(
+        tracks[0].instances[0].end,
+        Some(crate::model::InstanceEnd::Completed { at: t0 + mins(2) })
+    );
+
+    // An identity nobody holds fails the whole call and changes nothing.
+    let mut stranger = tp(&format!("{p}-4"), &y, Channel::Web, &k("c"), t0 + mins(3));
+    stranger.subject = Subject::Identity(email(&p, "nobody"));
+    let mut events = Vec::new();
+    journeys.events_of(
+        &[
+            tp(&format!("{p}-5"), &y, Channel::Web, &k("c"), t0 + mins(3)),
+            stranger,
+        ],
+        &mut events,
+    );
+    let err = store.advance_journeys(events, &journeys).await.unwrap_err();
+    assert!(matches!(err, Error::Validation { .. }), "{err:?}");
+    let y_tracks = store.journey_tracks(&y).await.unwrap();
+    assert_eq!(
+        y_tracks[0].instances[0].visits.len(),
+        1,
+        "nothing of the failed call stored"
+    );
+    assert_eq!(y_tracks[0].instances[0].end, None);
+}
+
+/// Forgetting a customer erases their journey tracks and follow-up cases.
+pub async fn forget_erases_journey_tracks_and_cases(store: &dyn Store) {
+    let p = unique("jforget");
+    let (_, journeys) = journey_fixture(&p);
+    let [x, keep] = ["x", "keep"].map(|s| cid(&format!("{p}-{s}")));
+    upsert(
+        store,
+        vec![Customer::new(x.clone()), Customer::new(keep.clone())],
+    )
+    .await;
+    let t0 = far_time();
+    let kind = Kind::new(format!("{p}_a"));
+    place(
+        store,
+        &journeys,
+        &[
+            tp(&format!("{p}-1"), &x, Channel::Web, &kind, t0),
+            tp(&format!("{p}-2"), &keep, Channel::Web, &kind, t0),
+        ],
+    )
+    .await;
+    let owner = crate::model::OwnerId::new(format!("{p}-o"));
+    let case = |c: &CustomerId, t: &str| {
+        crate::model::FollowUpCase::open(
+            "r".into(),
+            c.clone(),
+            t.into(),
+            "nps".into(),
+            3.0,
+            owner.clone(),
+            None,
+            t0,
+            crate::model::Span::days(2),
+        )
+    };
+    assert_eq!(
+        store
+            .open_cases(vec![
+                case(&x, &format!("{p}-1")),
+                case(&keep, &format!("{p}-2"))
+            ])
+            .await
+            .unwrap(),
+        2
+    );
+    let report = store.forget_customer(&x).await.unwrap();
+    assert_eq!((report.journey_tracks, report.follow_up_cases), (1, 1));
+    assert!(store.journey_tracks(&x).await.unwrap().is_empty());
+    let q = crate::store::CaseQuery::new(TimeRange::all(), t0).owner(owner.clone());
+    let left: Vec<CustomerId> = store
+        .cases(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.customer)
+        .collect();
+    assert_eq!(left, vec![keep.clone()]);
+    assert_eq!(store.journey_tracks(&keep).await.unwrap().len(), 1);
+}
+
+/// Funnel, stage times and moments of truth of one journey, against hand-computed answers.
+pub async fn analytics_funnel_stage_times_and_moments_by_hand(store: &dyn Store) {
+    let p = unique("jfun");
+    let (journey, journeys) = journey_fixture(&p);
+    let ids = ["1", "2", "3"].map(|s| cid(&format!("{p}-{s}")));
+    upsert(
+        store,
+        ids.iter().map(|c| Customer::new(c.clone())).collect(),
+    )
+    .await;
+    let t0 = far_time();
+    let k = |s: &str| Kind::new(format!("{p}_{s}"));
+    let [c1, c2, c3] = &ids;
+    let survey = |id: &str, c: &CustomerId, at: Timestamp, score: f64| {
+        tp(id, c, Channel::Survey, &Kind::SURVEY_RESPONSE, at).with_survey(SurveyAnswer::new(
+            "nps",
+            score,
+            Scale::NPS,
+        ))
+    };
+    let touchpoints = vec![
+        // c1: a (0) -> b (1h) -> c (3h); c2: a (0) -> c (5h); c3: a only.
+        tp(&format!("{p}-a1"), c1, Channel::Web, &k("a"), t0),
+        tp(&format!("{p}-b1"), c1, Channel::Web, &k("b"), t0 + mins(60)),
+        tp(
+            &format!("{p}-c1"),
+            c1,
+            Channel::Web,
+            &k("c"),
+            t0 + mins(180),
+        ),
+        tp(&format!("{p}-a2"), c2, Channel::App, &k("a"), t0),
+        tp(
+            &format!("{p}-c2"),
+            c2,
+            Channel::App,
+            &k("c"),
+            t0 + mins(300),
+        ),
+        tp(&format!("{p}-a3"), c3, Channel::Web, &k("a"), t0),
+        // Answers: in a: 9 (c1), 5 (c2), 4 (c3); in b: 10 (c1); in c: 2 (c2).
+        survey(&format!("{p}-s1"), c1, t0 + mins(30), 9.0),
+        survey(&format!("{p}-s2"), c2, t0 + mins(30), 5.0),
+        survey(&format!("{p}-s3"), c3, t0 + mins(30), 4.0),
+        survey(&format!("{p}-s4"), c1, t0 + mins(90), 10.0),
+        survey(&format!("{p}-s5"), c2, t0 + mins(400), 2.0),
+    ];
+    append(store, touchpoints.clone()).await;
+    place(store, &journeys, &touchpoints).await;
+    let steps = vec![
+        crate::store::FunnelStep::new("a", 0, false),
+        crate::store::FunnelStep::new("b", 1, true),
+        crate::store::FunnelStep::new("c", 2, false),
+    ];
+    let query = crate::store::FunnelQuery::new(
+        journey.clone(),
+        steps,
+        TimeRange::new(t0, t0 + mins(1)),
+        t0 + mins(600),
+    )
+    .timeout(Some(crate::model::Span::days(10)))
+    .breakdown(crate::store::Breakdown::Channel);
+    let f = store.funnel(&query).await.unwrap();
+    let reached: Vec<u64> = f.rows.iter().map(|r| r.reached).collect();
+    let entered: Vec<u64> = f.rows.iter().map(|r| r.entered).collect();
+    assert_eq!(reached, [3, 2, 2], "c2 skipped b and counts as passing it");
+    assert_eq!(entered, [3, 1, 2]);
+    assert_eq!(f.rows[2].conversion, Some(1.0));
+    assert_eq!(f.rows[1].dropped, 1);
+    // c: gaps 2h (c1, from b) and 5h (c2, from a).
+    assert_eq!(f.rows[2].gap.median, Some(3.5 * 3600.0));
+    assert_eq!(f.instances, [1, 2, 0, 0]);
+    let groups: Vec<(&str, Vec<u64>)> = f
+        .groups
+        .iter()
+        .map(|(g, rows)| (g.as_str(), rows.iter().map(|r| r.reached).collect()))
+        .collect();
+    assert_eq!(groups, [("app", vec![1, 1, 1]), ("web", vec![2, 1, 1])]);
+
+    // Only customers 1 and 3.
+    let only = query
+        .clone()
+        .customers(Some(vec![c1.clone(), c3.clone()]))
+        .breakdown(crate::store::Breakdown::None);
+    let f = store.funnel(&only).await.unwrap();
+    assert_eq!(
+        f.rows.iter().map(|r| r.reached).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+    assert!(f.groups.is_empty());
+
+    // Time in a: c1 1h, c2 5h (c3 never left).
+    let times = store
+        .stage_times(&crate::store::StageTimesQuery::new(
+            journey.clone(),
+            "a",
+            TimeRange::all(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (times.count, times.min, times.max),
+        (2, Some(3600.0), Some(18_000.0))
+    );
+    assert_eq!(times.median, Some(10_800.0));
+
+    let moments = store
+        .moments_of_truth(
+            &crate::store::MomentsQuery::new(journey.clone(), "nps", TimeRange::all())
+                .timeout(Some(crate::model::Span::days(10))),
+        )
+        .await
+        .unwrap();
+    let got: Vec<(&str, u64, f64)> = moments
+        .iter()
+        .map(|s| (s.stage.as_str(), s.responses, s.mean))
+        .collect();
+    assert_eq!(got, [("b", 1, 10.0), ("a", 3, 6.0), ("c", 1, 2.0)]);
+}
+
+/// Touchpoint measures in one call, in query order, against hand-computed values.
+pub async fn analytics_measures_touchpoints_by_hand(store: &dyn Store) {
+    let p = unique("measure");
+    let [x, y] = ["x", "y"].map(|s| cid(&format!("{p}-{s}")));
+    let (buy, answer) = (
+        Kind::new(format!("{p}_buy")),
+        Kind::new(format!("{p}_answer")),
+    );
+    let t0 = far_time();
+    let mut batch = Vec::new();
+    for (i, (c, amount)) in [(&x, 10.0), (&x, 30.0), (&y, 20.0), (&y, 100.0)]
+        .iter()
+        .enumerate()
+    {
+        batch.push(
+            tp(
+                &format!("{p}-b{i}"),
+                c,
+                Channel::Web,
+                &buy,
+                t0 + secs(i as i64),
+            )
+            .with_attribute("amount", *amount),
+        );
+    }
+    // Out of the range: never counts.
+    batch.push(
+        tp(&format!("{p}-late"), &x, Channel::Web, &buy, t0 + mins(100))
+            .with_attribute("amount", 1e6),
+    );
+    for (i, score) in [9.0, 9.0, 3.0].iter().enumerate() {
+        batch.push(
+            tp(
+                &format!("{p}-s{i}"),
+                &y,
+                Channel::Survey,
+                &answer,
+                t0 + secs(i as i64),
+            )
+            .with_survey(SurveyAnswer::new("csat_x", *score, Scale::new(0.0, 10.0))),
+        );
+    }
+    append(store, batch).await;
+    let range = TimeRange::new(t0, t0 + mins(10));
+    let on = |kind: &Kind| TouchpointQuery::new(range).kinds([kind.clone()]);
+    use crate::store::{MeasureQuery, Statistic};
+    let queries = vec![
+        MeasureQuery::new(on(&buy), Statistic::Count),
+        MeasureQuery::new(on(&buy), Statistic::DistinctCustomers),
+        MeasureQuery::new(on(&buy), Statistic::Sum("amount".into())),
+        MeasureQuery::new(on(&buy), Statistic::Avg("amount".into())),
+        MeasureQuery::new(on(&buy), Statistic::Percentile("amount".into(), 90.0)),
+        MeasureQuery::new(on(&answer), Statistic::Scores("csat_x".into())),
+        MeasureQuery::new(on(&buy), Statistic::Count).customers(Some(vec![y.clone()])),
+        MeasureQuery::new(on(&buy), Statistic::Avg("missing".into())),
+    ];
+    let v = store.measure_touchpoints(&queries).await.unwrap();
+    assert_eq!(v.len(), queries.len());
+    assert_eq!((v[0].n, v[0].value), (4, Some(4.0)));
+    assert_eq!(v[1].value, Some(2.0));
+    assert_eq!(v[2].value, Some(160.0));
+    assert_eq!(v[3].value, Some(40.0));
+    // 10, 20, 30, 100: rank 2.7 -> 30 + .7 * 70 = 79.
+    assert!((v[4].value.unwrap() - 79.0).abs() < 1e-9, "{:?}", v[4]);
+    assert_eq!(v[5].scores, vec![(3.0, 1), (9.0, 2)]);
+    assert_eq!(v[6].value, Some(2.0), "customer filter");
+    assert_eq!(
+        (v[7].n, v[7].value),
+        (0, None),
+        "a mean of nothing has no value"
+    );
+}
+
+/// Cases: open is idempotent by id, close once, reads ordered, SLA counts at an instant.
+pub async fn follow_up_cases_open_once_close_once_and_count_sla(store: &dyn Store) {
+    let p = unique("cases");
+    let owner = crate::model::OwnerId::new(format!("{p}-o"));
+    let c = cid(&format!("{p}-c"));
+    let t0 = far_time();
+    let case = |t: &str, opened: Timestamp| {
+        crate::model::FollowUpCase::open(
+            "r".into(),
+            c.clone(),
+            t.into(),
+            "nps".into(),
+            2.0,
+            owner.clone(),
+            None,
+            opened,
+            crate::model::Span::hours(24),
+        )
+    };
+    let cases = vec![
+        case(&format!("{p}-1"), t0),
+        case(&format!("{p}-2"), t0 + mins(60)),
+        case(&format!("{p}-3"), t0 + mins(120)),
+        case(&format!("{p}-4"), t0 + mins(180)),
+    ];
+    assert_eq!(store.open_cases(cases.clone()).await.unwrap(), 4);
+    assert_eq!(
+        store.open_cases(cases.clone()).await.unwrap(),
+        0,
+        "idempotent by id"
+    );
+    let id = |i: usize| cases[i].id.clone();
+    let closed = store
+        .close_case(&id(0), t0 + mins(60), Some("called back".into()))
+        .await
+        .unwrap();
+    assert!(closed.closed_in_time());
+    let err = store
+        .close_case(&id(0), t0 + mins(61), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let err = store
+        .close_case(&"nope/x".into(), t0, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = store.close_case(&id(1), t0, None).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Validation { .. }),
+        "closing before opening: {err:?}"
+    );
+    // Case 2 closed 25 h after it opened: late.
+    store
+        .close_case(&id(1), t0 + mins(60 + 25 * 60), None)
+        .await
+        .unwrap();
+    // At t0 + 26h: case 3 (due t0 + 26h) is not past due yet (deadline inclusive), case 4 open.
+    let q = crate::store::CaseQuery::new(TimeRange::all(), t0 + mins(26 * 60)).owner(owner.clone());
+    assert_eq!(
+        store.case_sla(&q).await.unwrap(),
+        crate::store::SlaCounts::new(1, 1, 0, 2)
+    );
+    let q =
+        crate::store::CaseQuery::new(TimeRange::all(), t0 + mins(26 * 60 + 1)).owner(owner.clone());
+    assert_eq!(
+        store.case_sla(&q).await.unwrap(),
+        crate::store::SlaCounts::new(1, 1, 1, 1)
+    );
+    let open: Vec<_> = store
+        .cases(&q.clone().open_only())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(open, vec![id(2), id(3)], "ordered by opening");
+    let window = crate::store::CaseQuery::new(TimeRange::new(t0 + mins(60), t0 + mins(180)), t0)
+        .owner(owner.clone());
+    assert_eq!(
+        store.cases(&window).await.unwrap().len(),
+        2,
+        "half-open range"
+    );
+}
+
+/// Customer pages come in id order, each after the last, without forgotten customers.
+pub async fn customer_pages_are_ordered_and_complete(store: &dyn Store) {
+    let p = unique("page");
+    let ids: Vec<CustomerId> = (0..5).map(|i| cid(&format!("{p}-{i}"))).collect();
+    upsert(
+        store,
+        ids.iter().map(|c| Customer::new(c.clone())).collect(),
+    )
+    .await;
+    store.forget_customer(&ids[2]).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<CustomerId> = None;
+    loop {
+        let page = store.customer_page(after.as_ref(), 3).await.unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        for pair in page.windows(2) {
+            assert!(pair[0].id < pair[1].id, "pages are in id order");
+        }
+        if let Some(a) = &after {
+            assert!(&page[0].id > a, "a page starts after the cursor");
+        }
+        after = Some(last.id.clone());
+        seen.extend(
+            page.into_iter()
+                .map(|c| c.id)
+                .filter(|id| id.as_str().starts_with(&p)),
+        );
+    }
+    let mut want = ids.clone();
+    want.remove(2);
+    assert_eq!(seen, want);
 }

@@ -1,0 +1,132 @@
+//! The reference semantics of touchpoint measures
+//! ([`AnalyticsStore::measure_touchpoints`](crate::store::AnalyticsStore::measure_touchpoints)):
+//! an accumulator a backend without SQL feeds with the touchpoints that pass the query's filter
+//! (range, kinds, channels), customer by customer.
+
+use crate::model::{Attributes, SurveyAnswer, Value};
+use crate::store::{MeasureQuery, MeasureValue, Statistic};
+use std::collections::{BTreeMap, HashSet};
+
+/// Accumulates one [`MeasureQuery`].
+#[derive(Debug)]
+pub struct MeasureAcc<'q> {
+    query: &'q MeasureQuery,
+    customers: Option<HashSet<&'q str>>,
+    n: u64,
+    sum: f64,
+    values: Vec<f64>,
+    last_customer: Option<usize>,
+    scores: BTreeMap<u64, (f64, u64)>,
+}
+
+impl<'q> MeasureAcc<'q> {
+    /// An accumulator for `query`.
+    pub fn new(query: &'q MeasureQuery) -> Self {
+        MeasureAcc {
+            query,
+            customers: query
+                .customers
+                .as_ref()
+                .map(|c| c.iter().map(|id| id.as_str()).collect()),
+            n: 0,
+            sum: 0.0,
+            values: Vec::new(),
+            last_customer: None,
+            scores: BTreeMap::new(),
+        }
+    }
+
+    /// The query.
+    pub fn query(&self) -> &MeasureQuery {
+        self.query
+    }
+
+    /// Whether touchpoints of customer `id` count at all.
+    pub fn counts_customer(&self, id: &str) -> bool {
+        self.customers.as_ref().is_none_or(|c| c.contains(id))
+    }
+
+    /// Adds a touchpoint that passed the filter, of the customer numbered `customer` (each
+    /// customer's touchpoints are added together, under one number).
+    pub fn add(&mut self, customer: usize, attributes: &Attributes, survey: Option<&SurveyAnswer>) {
+        let number = |name: &str| match attributes.get(name) {
+            Some(Value::Number(n)) => Some(*n),
+            _ => None,
+        };
+        match &self.query.statistic {
+            Statistic::Count => self.n += 1,
+            Statistic::DistinctCustomers => {
+                if self.last_customer != Some(customer) {
+                    self.last_customer = Some(customer);
+                    self.n += 1;
+                }
+            }
+            Statistic::Sum(name) | Statistic::Avg(name) => {
+                if let Some(v) = number(name.as_str()) {
+                    self.n += 1;
+                    self.sum += v;
+                }
+            }
+            Statistic::Percentile(name, _) => {
+                if let Some(v) = number(name.as_str()) {
+                    self.n += 1;
+                    self.values.push(v);
+                }
+            }
+            Statistic::Scores(question) => {
+                if let Some(answer) = survey
+                    && answer.question == *question
+                {
+                    self.n += 1;
+                    let entry = self
+                        .scores
+                        .entry(order_key(answer.score))
+                        .or_insert((answer.score, 0));
+                    entry.1 += 1;
+                }
+            }
+        }
+    }
+
+    /// The answer.
+    pub fn finish(mut self) -> MeasureValue {
+        let n = self.n;
+        let value = match &self.query.statistic {
+            Statistic::Count | Statistic::DistinctCustomers => Some(n as f64),
+            Statistic::Sum(_) => Some(self.sum),
+            Statistic::Avg(_) => (n > 0).then(|| self.sum / n as f64),
+            Statistic::Percentile(_, p) => percentile_unsorted(&mut self.values, *p),
+            Statistic::Scores(_) => None,
+        };
+        MeasureValue::new(n, value, self.scores.into_values().collect())
+    }
+}
+
+/// The `p`-th percentile of `values` (any order; reordered), as
+/// [`percentile_sorted`](super::percentile_sorted) gives it, in linear time.
+fn percentile_unsorted(values: &mut [f64], p: f64) -> Option<f64> {
+    let n = values.len();
+    if n == 0 || !p.is_finite() {
+        return None;
+    }
+    let rank = (p.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+    let lo = rank.floor() as usize;
+    let (_, a, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let a = *a;
+    if rank == lo as f64 {
+        return Some(a);
+    }
+    // The next rank is the smallest value above the `lo`-th.
+    let b = above.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+    Some(a + (b - a) * (rank - lo as f64))
+}
+
+/// A key that sorts finite floats in numeric order.
+fn order_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
