@@ -5,7 +5,7 @@ use crate::PostgresStore;
 use crate::codec::{self, count, get};
 use async_trait::async_trait;
 use cx_core::model::{Customer, CustomerId, Identity};
-use cx_core::store::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
+use cx_core::store::{CustomerScan, CustomerStore, ForgetReport, MergeReport, UpsertReport};
 use cx_core::{Error, Result};
 use std::collections::HashMap;
 
@@ -393,6 +393,33 @@ impl CustomerStore for PostgresStore {
             doing,
         )
         .await?;
+        // Journey tracks: the survivor keeps its own; the absorbed customer's tracks of other
+        // journeys move over (their instances and visits follow by `ON UPDATE CASCADE`), and
+        // the rest go (`ON DELETE CASCADE`).
+        self.execute(
+            &tx,
+            "UPDATE journey_tracks SET customer_id = $1
+             WHERE customer_id = $2
+               AND journey_id NOT IN (SELECT s.journey_id FROM journey_tracks s
+                                      WHERE s.customer_id = $1)",
+            &[&s, &a],
+            doing,
+        )
+        .await?;
+        self.execute(
+            &tx,
+            "DELETE FROM journey_tracks WHERE customer_id = $1",
+            &[&a],
+            doing,
+        )
+        .await?;
+        self.execute(
+            &tx,
+            "UPDATE follow_up_cases SET customer_id = $1 WHERE customer_id = $2",
+            &[&s, &a],
+            doing,
+        )
+        .await?;
         // Aliases stay one hop: ids merged into the absorbed customer now point at the survivor.
         self.execute(
             &tx,
@@ -438,10 +465,13 @@ impl CustomerStore for PostgresStore {
                       a AS (DELETE FROM customer_aliases WHERE customer_id = $1 RETURNING 1),
                       t AS (DELETE FROM touchpoints WHERE customer_id = $1 RETURNING 1),
                       d AS (DELETE FROM decisions WHERE customer_id = $1 RETURNING 1),
-                      c AS (DELETE FROM contacts WHERE customer_id = $1 RETURNING 1)
+                      c AS (DELETE FROM contacts WHERE customer_id = $1 RETURNING 1),
+                      j AS (DELETE FROM journey_tracks WHERE customer_id = $1 RETURNING 1),
+                      f AS (DELETE FROM follow_up_cases WHERE customer_id = $1 RETURNING 1)
                  SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM t),
                         (SELECT count(*) FROM d), (SELECT count(*) FROM c),
-                        (SELECT count(*) FROM i), (SELECT count(*) FROM a)",
+                        (SELECT count(*) FROM i), (SELECT count(*) FROM a),
+                        (SELECT count(*) FROM j), (SELECT count(*) FROM f)",
                 &[&c],
                 doing,
             )
@@ -455,7 +485,8 @@ impl CustomerStore for PostgresStore {
             count(get(r, 1)?),
             count(get(r, 2)?),
             count(get(r, 3)?),
-        ))
+        )
+        .with_journey_state(count(get(r, 6)?), count(get(r, 7)?)))
     }
 
     async fn count_customers(&self) -> Result<u64> {
@@ -469,5 +500,43 @@ impl CustomerStore for PostgresStore {
             )
             .await?;
         rows.first().map_or(Ok(0), |r| Ok(count(get(r, 0)?)))
+    }
+}
+
+#[async_trait]
+impl CustomerScan for PostgresStore {
+    /// Keyset pagination on the primary key: `customer_id > $1 ORDER BY customer_id LIMIT $2`
+    /// (byte order, `COLLATE "C"`). Only stored profiles are read, so merged-away and forgotten
+    /// customers never appear.
+    async fn customer_page(
+        &self,
+        after: Option<&CustomerId>,
+        limit: usize,
+    ) -> Result<Vec<Customer>> {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let doing = "read a page of customers";
+        let conn = self.conn().await?;
+        let rows = match after {
+            None => {
+                self.query(
+                    &conn,
+                    "SELECT profile::text FROM customers ORDER BY customer_id LIMIT $1",
+                    &[&limit],
+                    doing,
+                )
+                .await?
+            }
+            Some(after) => {
+                self.query(
+                    &conn,
+                    "SELECT profile::text FROM customers WHERE customer_id > $1
+                     ORDER BY customer_id LIMIT $2",
+                    &[&after.as_str(), &limit],
+                    doing,
+                )
+                .await?
+            }
+        };
+        rows.iter().map(|r| profile_from(get(r, 0)?)).collect()
     }
 }

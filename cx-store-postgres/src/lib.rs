@@ -70,14 +70,17 @@
     clippy::print_stdout
 )]
 
+mod analytics;
 mod budgets;
 mod catalog;
 mod codec;
 mod customers;
 mod decisions;
 mod error;
+mod follow_ups;
 #[cfg(feature = "harness")]
 pub mod harness;
+mod journeys;
 mod migrations;
 mod options;
 mod state;
@@ -236,6 +239,30 @@ impl PostgresStore {
         self.trips(1);
         client
             .execute(&statement, params)
+            .await
+            .map_err(self.err(doing))
+    }
+
+    /// Runs two statements sent together (pipelined): one round trip. The server runs them one
+    /// after the other, so the second sees what the first did (and, outside a snapshot
+    /// isolation, what was committed while the first waited for a lock).
+    pub(crate) async fn query_pair<C: GenericClient + Sync>(
+        &self,
+        client: &C,
+        first: (&str, &[&(dyn ToSql + Sync)]),
+        second: (&str, &[&(dyn ToSql + Sync)]),
+        doing: &str,
+    ) -> Result<(Vec<Row>, Vec<Row>)> {
+        let a = client
+            .prepare_cached(first.0)
+            .await
+            .map_err(self.err(doing))?;
+        let b = client
+            .prepare_cached(second.0)
+            .await
+            .map_err(self.err(doing))?;
+        self.trips(1);
+        futures_util::future::try_join(client.query(&a, first.1), client.query(&b, second.1))
             .await
             .map_err(self.err(doing))
     }

@@ -12,14 +12,21 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only: a released migration never changes.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "journeys",
+        sql: include_str!("../migrations/0002_journeys.sql"),
+    },
+];
 
 /// The schema version this crate creates and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Serialises migrations across processes (`pg_advisory_xact_lock(CX, MIGRATE)`).
 pub(crate) const LOCK_CLASS: i32 = 0x6378; // "cx"

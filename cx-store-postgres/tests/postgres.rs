@@ -79,7 +79,11 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![cx_store_postgres::SCHEMA_VERSION]);
+    assert_eq!(
+        versions,
+        (1..=cx_store_postgres::SCHEMA_VERSION).collect::<Vec<_>>(),
+        "every migration applied once, in order"
+    );
     drop(first);
 
     client
