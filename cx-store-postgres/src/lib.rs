@@ -28,10 +28,12 @@
 //!
 //! **Every table that holds per-customer data has the customer id in its primary key**
 //! (`customers`, `customer_identities`, `customer_aliases` (the merged id), `touchpoints`,
-//! `decisions`, `contacts`), so the schema can be distributed by customer id later (Citus
-//! style). Three unique indexes do not lead with it — the identity index `(kind, value)`, the
-//! decision id and the alias id — and would become lookup tables keyed by identity or decision
-//! id in a distributed deployment. Budget counters and catalogue versions are global.
+//! `decisions`, `contacts`, `journey_tracks`, `journey_instances`, `journey_visits`,
+//! `follow_up_cases`), so the schema can be distributed by customer id later (Citus style). Four
+//! unique indexes do not lead with it — the identity index `(kind, value)`, the decision id, the
+//! alias id and the follow-up case id — and would become lookup tables keyed by identity,
+//! decision or case id in a distributed deployment. Budget counters and catalogue versions are
+//! global.
 //!
 //! Ids, names, kinds and channels are `text COLLATE "C"`, so they compare by bytes as in the
 //! in-memory store. Instants are stored as microseconds since the Unix epoch plus the
@@ -50,6 +52,15 @@
 //!   touchpoints, contact history and budget use with one statement (one round trip).
 //! - **Budgets** are consumed by one conditional upsert: the counter's row lock serialises
 //!   concurrent consumers, so the limit holds across connections and processes.
+//! - **Journeys**: `advance_journeys` is one transaction. It resolves the events' subjects (one
+//!   statement), creates-or-locks the affected tracks in key order with one `INSERT ... ON
+//!   CONFLICT DO UPDATE ... RETURNING` and reads their instances and visits (two statements
+//!   pipelined: one round trip), runs the journey engine in Rust, and writes back only the tracks
+//!   that changed with `UNNEST` arrays (two statements pipelined). The row lock serialises
+//!   concurrent advances of one track. Instances and visits are rows, so analytics query them.
+//! - **Analytics**: touchpoint measures, moments of truth and follow-up SLA counts are SQL
+//!   aggregates; funnels and time in stage read the matching visit rows and run cx-core's
+//!   reference accumulator and statistics over them (see `analytics.rs` for why).
 //! - **Merges and erasure** take an exclusive transaction-level advisory lock, and writers that
 //!   resolve customer ids (ingest, upserts, decisions) take it shared: the same rule as the
 //!   in-memory store's directory lock, across processes.
