@@ -22,13 +22,13 @@ use crate::PostgresStore;
 use crate::codec::{self, Bounds, count, get};
 use crate::journeys::{VISIT_COLUMNS, instances_from};
 use async_trait::async_trait;
-use cx_core::Result;
 use cx_core::journey::funnel::FunnelBuilder;
 use cx_core::model::{CustomerId, JourneyId, JourneyTrack, Kind, StageId};
 use cx_core::store::{
     AnalyticsStore, DurationStats, Funnel, FunnelQuery, MeasureQuery, MeasureValue, MomentsQuery,
     StageScore, StageTimesQuery, Statistic, TouchpointQuery,
 };
+use cx_core::{Error, Result};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -116,8 +116,11 @@ impl<'q> MeasureParams<'q> {
 
 /// The statement answering `statistic`: rows `(n bigint, value float8)`, or for scores
 /// `(score float8, answers bigint)` ascending by score.
-fn measure_sql(statistic: &Statistic) -> String {
-    match statistic {
+fn measure_sql(statistic: &Statistic) -> Result<String> {
+    Ok(match statistic {
+        Statistic::Count => {
+            format!("SELECT count(*), NULL::float8 FROM touchpoints WHERE {MEASURE_FILTER}")
+        }
         Statistic::DistinctCustomers => format!(
             "SELECT count(DISTINCT customer_id), NULL::float8 FROM touchpoints
              WHERE {MEASURE_FILTER}"
@@ -137,8 +140,14 @@ fn measure_sql(statistic: &Statistic) -> String {
              WHERE {MEASURE_FILTER} AND survey_question = $8::text
              GROUP BY survey_score ORDER BY survey_score"
         ),
-        _ => format!("SELECT count(*), NULL::float8 FROM touchpoints WHERE {MEASURE_FILTER}"),
-    }
+        other => {
+            return Err(Error::validation(
+                "touchpoint measure",
+                "statistic",
+                format!("{other:?} is not supported by the PostgreSQL store"),
+            ));
+        }
+    })
 }
 
 /// The answer to `statistic` from its statement's rows.
@@ -328,7 +337,7 @@ impl AnalyticsStore for PostgresStore {
         let mut statements = Vec::with_capacity(queries.len());
         for q in queries {
             statements.push(
-                conn.prepare_cached(&measure_sql(&q.statistic))
+                conn.prepare_cached(&measure_sql(&q.statistic)?)
                     .await
                     .map_err(self.err(doing))?,
             );

@@ -98,7 +98,7 @@ fn generate(rng: &mut Rng, first: usize, n: usize, customers: u64) -> Vec<Touchp
             if kind == "buy" {
                 t = t.with_attribute("amount", rng.below(1000) as f64 / 4.0);
             }
-            if c % 5 == 0 && rng.below(3) == 0 {
+            if c.is_multiple_of(5) && rng.below(3) == 0 {
                 t.subject = Subject::Identity(email(c));
             }
             t
@@ -131,7 +131,7 @@ fn case(i: usize, c: &CustomerId, opened: Timestamp, owner: &str) -> FollowUpCas
         "nps".into(),
         (i % 7) as f64,
         OwnerId::new(owner),
-        (i % 2 == 0).then(|| ("j".into(), "s1".into())),
+        i.is_multiple_of(2).then(|| ("j".into(), "s1".into())),
         opened,
         Span::hours(1 + (i % 30) as i64),
     )
@@ -325,7 +325,7 @@ async fn everything_reads_back_as_in_the_memory_store() {
         .map(|i| {
             let c = customer(rng.below(n));
             let opened = t0() + TimeDelta::minutes(rng.below(5 * 24 * 60) as i64);
-            case(i, &c, opened, if i % 3 == 0 { "a" } else { "b" })
+            case(i, &c, opened, if i.is_multiple_of(3) { "a" } else { "b" })
         })
         .filter(|c| c.customer != gone)
         .collect();
@@ -335,7 +335,7 @@ async fn everything_reads_back_as_in_the_memory_store() {
     );
     for (i, c) in cases.iter().enumerate().step_by(3) {
         let at = c.opened_at + TimeDelta::minutes((i * 37 % 2000) as i64);
-        let note = (i % 2 == 0).then(|| format!("note {i}"));
+        let note = i.is_multiple_of(2).then(|| format!("note {i}"));
         assert_eq!(
             pg.close_case(&c.id, at, note.clone()).await.unwrap(),
             mem.close_case(&c.id, at, note).await.unwrap()
