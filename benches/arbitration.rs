@@ -31,7 +31,14 @@
 //!   timed region, to keep memory bounded. It is checked to choose what `Arbitrator::decide`
 //!   chooses.
 //!
+//! - `arbitration/telco-1k/engine-postgres`: the same `Engine::decide` on a [`PostgresStore`]
+//!   (a fresh database of the test harness's server: `DATABASE_URL`, or a throwaway cluster),
+//!   loaded the same way and checked to choose the same offers. The profile, touchpoints,
+//!   contact history and budget use are read in one round trip; the decision log grows.
+//!
 //! Everything runs on one core: the engine on a current-thread Tokio runtime.
+//!
+//! [`PostgresStore`]: cx_store_postgres::PostgresStore
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use cel::{Context, Program, Value as CelValue};
@@ -45,6 +52,7 @@ use cx::model::{
 use cx::store::Store;
 use cx::{Engine, ManualClock, MemoryStore};
 use cx_core::testkit::scenario::{Scenario, ScenarioSpec};
+use cx_store_postgres::harness;
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -519,6 +527,7 @@ fn load_engine(rt: &Runtime, scenario: &Scenario) -> Loaded {
 
 fn arbitration(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let scenarios: Vec<(&str, Scenario)> = vec![
@@ -614,6 +623,22 @@ fn arbitration(c: &mut Criterion) {
             }
             timed
         });
+    });
+    drop(loaded);
+
+    // The same on PostgreSQL: a fresh database of the harness's server (DATABASE_URL or a
+    // throwaway cluster), loaded the same way.
+    let store: Arc<dyn Store> = Arc::new(rt.block_on(harness::test_store()).unwrap());
+    let engine = Engine::new(store).with_clock(Arc::new(ManualClock::new(telco_1k.now)));
+    rt.block_on(telco_1k.load_into(&engine)).unwrap();
+    let decision = rt.block_on(engine.decide(&telco_1k.request)).unwrap();
+    assert_eq!(
+        decision.offers, pure.offers,
+        "the engine on PostgreSQL decides otherwise"
+    );
+    group.bench_function(BenchmarkId::new("telco-1k", "engine-postgres"), |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(engine.decide(&telco_1k.request).await.unwrap()) });
     });
     group.finish();
 }

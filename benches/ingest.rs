@@ -27,13 +27,25 @@
 //! batch, up to 1.5 million touchpoints, then they start again from an empty store (with the
 //! customers). Batches are prepared, and full stores dropped, outside the timed region; appends
 //! run on one core (a current-thread Tokio runtime).
+//!
+//! PostgreSQL, on the test harness's server (`DATABASE_URL`, or a throwaway cluster), each bench
+//! on a fresh database holding the customers, the same batches:
+//!
+//! - `ingest/postgres/copy`: `append_touchpoints` on a `PostgresStore` (validation, binary COPY
+//!   into a staging table, one `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, commit).
+//! - `ingest/postgres/insert-per-row`: the baseline: the same validation, identities resolved in
+//!   memory, one prepared `INSERT ... ON CONFLICT DO NOTHING` per touchpoint in one transaction
+//!   per batch.
+//! - `ingest/postgres/psql-copy-csv`: the server's own limit: `psql`'s `\copy` of the same rows
+//!   as CSV straight into the table, 50,000 per run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cx::MemoryStore;
 use cx::model::{Customer, CustomerId, Identity, Span, Subject, Text, Touchpoint, TouchpointId};
-use cx::store::Store;
+use cx::store::{CustomerStore, Store, TouchpointStore};
 use cx_core::testkit::world::WorldSpec;
+use cx_store_postgres::{PostgresStore, harness};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -229,5 +241,256 @@ fn chrono_days(n: i64) -> cx_core::chrono::TimeDelta {
     cx_core::chrono::TimeDelta::days(n)
 }
 
-criterion_group!(benches, ingest);
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL.
+
+/// `touchpoints` columns as the baseline and the CSV write them.
+const COLUMNS: &str = "customer_id, touchpoint_id, occurred_us, occurred_ns, channel, kind, \
+     source, attributes, survey_question, survey_score, survey_min, survey_max";
+
+/// A touchpoint as the row the store writes, with its subject resolved by `identities`.
+struct Row {
+    customer: String,
+    id: String,
+    us: i64,
+    ns: i16,
+    channel: String,
+    kind: String,
+    source: Option<String>,
+    attributes: Option<String>,
+    survey: Option<(String, f64, f64, f64)>,
+}
+
+impl Row {
+    fn of(t: &Touchpoint, identities: &HashMap<Identity, CustomerId>) -> Row {
+        let customer = match &t.subject {
+            Subject::Customer(id) => id.to_string(),
+            Subject::Identity(identity) => identities[identity].to_string(),
+        };
+        Row {
+            customer,
+            id: t.id.to_string(),
+            us: t.occurred_at.timestamp_micros(),
+            ns: i16::try_from(t.occurred_at.timestamp_subsec_nanos() % 1000).unwrap(),
+            channel: t.channel.to_string(),
+            kind: t.kind.to_string(),
+            source: t.source.as_ref().map(ToString::to_string),
+            attributes: (!t.attributes.is_empty())
+                .then(|| serde_json::to_string(&t.attributes).unwrap()),
+            survey: t
+                .survey
+                .as_ref()
+                .map(|s| (s.question.to_string(), s.score, s.scale.min, s.scale.max)),
+        }
+    }
+
+    fn csv(&self, out: &mut String) {
+        use std::fmt::Write;
+        let quoted = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let opt = |s: &Option<String>| s.as_deref().map(quoted).unwrap_or_default();
+        let (q, score, min, max) = match &self.survey {
+            Some((q, score, min, max)) => (
+                quoted(q),
+                score.to_string(),
+                min.to_string(),
+                max.to_string(),
+            ),
+            None => Default::default(),
+        };
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{q},{score},{min},{max}",
+            quoted(&self.customer),
+            quoted(&self.id),
+            self.us,
+            self.ns,
+            quoted(&self.channel),
+            quoted(&self.kind),
+            opt(&self.source),
+            opt(&self.attributes),
+        )
+        .unwrap();
+    }
+}
+
+/// The baseline: validate, resolve identities in memory, then one prepared
+/// `INSERT ... ON CONFLICT DO NOTHING` per touchpoint, in one transaction per batch.
+async fn insert_per_row(
+    client: &mut tokio_postgres::Client,
+    batch: Vec<Touchpoint>,
+    identities: &HashMap<Identity, CustomerId>,
+) -> u64 {
+    for (i, t) in batch.iter().enumerate() {
+        t.validate_in_batch(i).unwrap();
+    }
+    let tx = client.transaction().await.unwrap();
+    let insert = tx
+        .prepare(&format!(
+            "INSERT INTO touchpoints ({COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $11, $12)
+             ON CONFLICT DO NOTHING"
+        ))
+        .await
+        .unwrap();
+    let mut inserted = 0;
+    for t in &batch {
+        let r = Row::of(t, identities);
+        let survey = r.survey.as_ref();
+        inserted += tx
+            .execute(
+                &insert,
+                &[
+                    &r.customer,
+                    &r.id,
+                    &r.us,
+                    &r.ns,
+                    &r.channel,
+                    &r.kind,
+                    &r.source,
+                    &r.attributes,
+                    &survey.map(|s| s.0.as_str()),
+                    &survey.map(|s| s.1),
+                    &survey.map(|s| s.2),
+                    &survey.map(|s| s.3),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    inserted
+}
+
+/// `psql` arguments that connect to the database of `config`.
+fn psql_target(config: &tokio_postgres::Config) -> String {
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    format!(
+        "host={host} port={} user={} dbname={}",
+        config.get_ports()[0],
+        config.get_user().unwrap(),
+        config.get_dbname().unwrap()
+    )
+}
+
+fn ingest_postgres(c: &mut Criterion) {
+    let world = WorldSpec::default().with_touchpoints(500_000).generate();
+    let span = Span::from(world.end() - world.spec.start);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let identities: HashMap<Identity, CustomerId> = world
+        .customers
+        .iter()
+        .flat_map(|c| c.identities.iter().map(|i| (i.clone(), c.id.clone())))
+        .collect();
+    let fresh = || -> PostgresStore {
+        let store = rt.block_on(harness::test_store()).unwrap();
+        rt.block_on(store.upsert_customers(world.customers.clone()))
+            .unwrap();
+        store
+    };
+
+    let mut group = c.benchmark_group("ingest");
+    group
+        .throughput(Throughput::Elements(BATCH as u64))
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(3))
+        .measurement_time(Duration::from_secs(20));
+
+    let store = fresh();
+    let mut batches = Batches::new(&world.touchpoints, span);
+    group.bench_function("postgres/copy", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = batches.next_batch();
+                let started = Instant::now();
+                let report = rt.block_on(store.append_touchpoints(batch)).unwrap();
+                timed += started.elapsed();
+                assert_eq!(report.inserted, BATCH as u64);
+            }
+            timed
+        });
+    });
+    drop(store);
+
+    let config = rt.block_on(harness::fresh_database()).unwrap();
+    let mut client = rt.block_on(async {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    });
+    let mut batches = Batches::new(&world.touchpoints, span);
+    group.bench_function("postgres/insert-per-row", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = batches.next_batch();
+                let started = Instant::now();
+                let inserted = rt.block_on(insert_per_row(&mut client, batch, &identities));
+                timed += started.elapsed();
+                assert_eq!(inserted, BATCH as u64);
+            }
+            timed
+        });
+    });
+    drop(client);
+
+    // The server's own limit: psql's \copy of the same rows as CSV straight into the table (no
+    // staging, no conflict check), 5 batches per psql run so that starting psql is not what
+    // is measured.
+    const PSQL_BATCHES: usize = 5;
+    let config = rt.block_on(harness::fresh_database()).unwrap();
+    let target = psql_target(&config);
+    let csv_path = std::env::temp_dir().join(format!("cx-bench-{}.csv", std::process::id()));
+    let copy = format!(
+        "\\copy touchpoints ({COLUMNS}) FROM '{}' WITH (FORMAT csv)",
+        csv_path.display()
+    );
+    let mut batches = Batches::new(&world.touchpoints, span);
+    group.throughput(Throughput::Elements((BATCH * PSQL_BATCHES) as u64));
+    group.bench_function("postgres/psql-copy-csv", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let mut text = String::new();
+                for _ in 0..PSQL_BATCHES {
+                    for t in batches.next_batch() {
+                        Row::of(&t, &identities).csv(&mut text);
+                    }
+                }
+                std::fs::write(&csv_path, text).unwrap();
+                let started = Instant::now();
+                let out = std::process::Command::new("psql")
+                    .args([
+                        "-X",
+                        "-q",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-d",
+                        &target,
+                        "-c",
+                        &copy,
+                    ])
+                    .output()
+                    .expect("psql (the PostgreSQL client) must be on PATH");
+                timed += started.elapsed();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            timed
+        });
+    });
+    let _ = std::fs::remove_file(&csv_path);
+    group.finish();
+}
+
+criterion_group!(benches, ingest, ingest_postgres);
 criterion_main!(benches);

@@ -25,12 +25,14 @@
 //! run.
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use cx::model::{
     Catalog, Channel, Consent, Customer, CustomerId, Decision, DecisionRequest, Kind, OfferId,
     OutcomeKind, Purpose, Timestamp, Touchpoint, Value,
 };
 use cx::store::OutcomeRecorded;
-use cx::{Engine, ManualClock, MemoryStore};
+use cx::{Engine, ManualClock};
 use cx_core::chrono::{TimeDelta, TimeZone, Utc};
 use std::error::Error;
 use std::sync::Arc;
@@ -134,8 +136,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .with_ymd_and_hms(2026, 11, 22, 9, 0, 0)
         .single()
         .ok_or("invalid date")?;
-    let engine =
-        Engine::new(Arc::new(MemoryStore::new())).with_clock(Arc::new(ManualClock::new(now)));
+    let (store, _) = common::store_from_args(std::env::args().skip(1)).await?;
+    let engine = Engine::new(store).with_clock(Arc::new(ManualClock::new(now)));
     let version = engine.load_catalog(Catalog::from_yaml(CATALOG)?).await?;
 
     let anna = Story {

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example tour
 //! cargo run --release --example tour -- --customers 10000 --touchpoints 200000 --seed 7
+//! cargo run --release --example tour -- --store postgres://cx@localhost/cx   # or DATABASE_URL
 //! ```
 //!
 //! It generates the world (`cx_core::testkit::world`), stores the customers, ingests the
@@ -19,13 +20,15 @@
 //! apart).
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use cx::model::{
     Channel, ConsentStatus, Customer, CustomerId, Decision, DecisionRequest, Explanation,
     Exploration, OfferId, OutcomeKind, PipelineStage, Span, Subject, TimeRange, Timestamp,
     Touchpoint, Value,
 };
 use cx::store::{AggregateQuery, AggregateRow, TouchpointQuery};
-use cx::{Engine, ManualClock, MemoryStore};
+use cx::{Engine, ManualClock};
 use cx_core::chrono::TimeDelta;
 use cx_core::testkit::world::{self, WorldSpec};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,12 +45,16 @@ const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/catalog/tel
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let Some(spec) = parse_args(std::env::args().skip(1))? else {
+    let (store, args) = common::store_from_args(std::env::args().skip(1)).await?;
+    let Some(spec) = parse_args(args.into_iter())? else {
         println!("{USAGE}");
         return Ok(());
     };
 
-    println!("cx tour: a synthetic telecom + e-commerce world on the in-memory store");
+    println!(
+        "cx tour: a synthetic telecom + e-commerce world on the {} store",
+        store.backend()
+    );
     println!();
     println!("World (cx_core::testkit::world)");
     field("seed", spec.seed);
@@ -81,7 +88,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let end = world.end();
     let total = world.touchpoints.len();
     // The engine's clock stands at the end of the world, so customer states are reproducible.
-    let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(end));
     let engine = Engine::new(store).with_clock(Arc::clone(&clock) as _);
     // The catalogue first: ingest places touchpoints in its journeys and opens follow-up cases.
@@ -814,8 +820,8 @@ fn percent(part: u64, whole: u64) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
 
-const USAGE: &str =
-    "usage: cargo run --release --example tour -- [--customers N] [--touchpoints N] [--seed N]";
+const USAGE: &str = "usage: cargo run --release --example tour -- [--customers N] \
+     [--touchpoints N] [--seed N] [--store memory|postgres://user@host/db]";
 
 /// The spec from `--customers N --touchpoints N --seed N`; `None` for `--help`.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<WorldSpec>, UsageError> {

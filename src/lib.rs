@@ -57,6 +57,9 @@ pub use cx_store_memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use cx_store_postgres as postgres;
 
+#[cfg(feature = "postgres")]
+pub use cx_store_postgres::PostgresStore;
+
 /// The README's examples, compiled and run as doctests so they cannot drift from the API.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

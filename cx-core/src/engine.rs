@@ -12,8 +12,8 @@ use crate::model::{
     DecisionRequest, OfferId, Outcome, OutcomeKind, Span, TimeRange, Timestamp, Touchpoint,
 };
 use crate::store::{
-    BudgetKey, CatalogMeta, CatalogVersion, ForgetReport, OutcomeRecorded, Placed, Store,
-    StoredCatalog, UpsertReport,
+    BudgetKey, CatalogMeta, CatalogVersion, DecisionState, DecisionStateQuery, ForgetReport,
+    OutcomeRecorded, Placed, Store, StoredCatalog, UpsertReport,
 };
 use parking_lot::RwLock;
 use std::path::Path;
@@ -417,7 +417,8 @@ impl Engine {
     }
 
     /// Decides for one request: loads the customer, the touchpoints the features need, the
-    /// contact history the policies need and the budgets' use (one store call each), runs the
+    /// contact history the policies need and the budgets' use (one
+    /// [`decision_state`](Store::decision_state) call), runs the
     /// pipeline, consumes `shown` budgets atomically for what it chose (deciding again without an
     /// offer whose budget ran out meanwhile) and records the decision.
     ///
@@ -426,45 +427,31 @@ impl Engine {
         let arbitrator = self.arbitrator()?;
         let catalog = Arc::clone(arbitrator.catalog());
         let now = self.now();
-        let canonical = self
-            .store
-            .resolve_customer(&request.customer)
-            .await?
-            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
-        let customer = self
-            .store
-            .customer(&canonical)
-            .await?
-            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
         let until = now + chrono::TimeDelta::microseconds(1);
-        let touchpoints = if catalog.touchpoint_lookback().is_zero() {
-            Vec::new()
-        } else {
-            let range = TimeRange::new(
-                TimeRange::ending_at(now, catalog.touchpoint_lookback()).start,
-                until,
-            );
-            self.store.customer_touchpoints(&canonical, range).await?
-        };
-        let contacts = if catalog.contact_lookback().is_zero() {
-            Vec::new()
-        } else {
-            let range = TimeRange::new(
-                TimeRange::ending_at(now, catalog.contact_lookback()).start,
-                until,
-            );
-            self.store.contact_history(&canonical, range).await?
+        let lookback = |span: Span| {
+            (!span.is_zero()).then(|| TimeRange::new(TimeRange::ending_at(now, span).start, until))
         };
         let keys: Vec<BudgetKey> = catalog
             .budgets()
             .iter()
             .map(|b| BudgetKey::new(b.id.clone(), b.period_key(now)))
             .collect();
-        let mut budget_used = if keys.is_empty() {
-            Vec::new()
-        } else {
-            self.store.budgets_used(&keys).await?
-        };
+        // One store call for everything the decision reads (one round trip on PostgreSQL).
+        let query = DecisionStateQuery::new(request.customer.clone())
+            .touchpoints(lookback(catalog.touchpoint_lookback()))
+            .contacts(lookback(catalog.contact_lookback()))
+            .budgets(keys.clone());
+        let DecisionState {
+            customer,
+            touchpoints,
+            contacts,
+            mut budget_used,
+            ..
+        } = self
+            .store
+            .decision_state(&query)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
 
         let id = DecisionId::new(new_decision_id());
         // Each round either succeeds or marks one more budget as used up, so this ends.

@@ -119,6 +119,27 @@ pub struct StageVisit {
     pub touchpoint: TouchpointId,
 }
 
+impl StageVisit {
+    /// A visit (for backends that store visits in parts).
+    pub fn new(
+        stage: StageId,
+        index: u16,
+        entered_at: Timestamp,
+        left_at: Option<Timestamp>,
+        channel: Channel,
+        touchpoint: TouchpointId,
+    ) -> Self {
+        StageVisit {
+            stage,
+            index,
+            entered_at,
+            left_at,
+            channel,
+            touchpoint,
+        }
+    }
+}
+
 /// How an instance ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -177,6 +198,11 @@ pub struct JourneyInstance {
 }
 
 impl JourneyInstance {
+    /// An instance (for backends that store instances in parts).
+    pub fn new(visits: Vec<StageVisit>, end: Option<InstanceEnd>) -> Self {
+        JourneyInstance { visits, end }
+    }
+
     /// When it started (the first stage entered).
     pub fn started_at(&self) -> Option<Timestamp> {
         self.visits.first().map(|v| v.entered_at)

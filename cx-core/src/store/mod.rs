@@ -11,6 +11,7 @@ mod customers;
 mod decisions;
 mod follow_ups;
 mod journeys;
+mod state;
 mod touchpoints;
 
 pub(crate) use analytics::channel_label;
@@ -25,6 +26,7 @@ pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
 pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 pub use follow_ups::{CaseQuery, FollowUpStore, SlaCounts};
 pub use journeys::{JourneyAdvance, JourneyStore, Placed};
+pub use state::{DecisionState, DecisionStateQuery};
 pub use touchpoints::{
     AggregateQuery, AggregateRow, AppendReport, Bucket, ScanCursor, ScanPage, ScanQuery,
     TouchpointQuery, TouchpointStore,
@@ -34,6 +36,7 @@ pub use touchpoints::{
 ///
 /// A backend implements the storage traits and this one, which names it. Use it as
 /// `Arc<dyn Store>`.
+#[async_trait::async_trait]
 pub trait Store:
     CustomerStore
     + CustomerScan
@@ -48,4 +51,45 @@ pub trait Store:
 {
     /// The backend's name (`memory`, `postgres`), for errors and reports.
     fn backend(&self) -> &'static str;
+
+    /// Everything a decision reads about one customer: the profile of the customer the id
+    /// resolves to, its touchpoints and contact history in the ranges asked for, and the use of
+    /// the budget counters; `Ok(None)` if the id resolves to no profile.
+    ///
+    /// The default composes [`resolve_customer`](CustomerStore::resolve_customer),
+    /// [`customer`](CustomerStore::customer),
+    /// [`customer_touchpoints`](TouchpointStore::customer_touchpoints),
+    /// [`contact_history`](DecisionStore::contact_history) and
+    /// [`budgets_used`](BudgetStore::budgets_used); a remote backend overrides it to answer in
+    /// one round trip.
+    async fn decision_state(
+        &self,
+        query: &DecisionStateQuery,
+    ) -> crate::Result<Option<DecisionState>> {
+        let Some(canonical) = self.resolve_customer(&query.customer).await? else {
+            return Ok(None);
+        };
+        let Some(customer) = self.customer(&canonical).await? else {
+            return Ok(None);
+        };
+        let touchpoints = match query.touchpoints {
+            Some(range) => self.customer_touchpoints(&canonical, range).await?,
+            None => Vec::new(),
+        };
+        let contacts = match query.contacts {
+            Some(range) => self.contact_history(&canonical, range).await?,
+            None => Vec::new(),
+        };
+        let budget_used = if query.budgets.is_empty() {
+            Vec::new()
+        } else {
+            self.budgets_used(&query.budgets).await?
+        };
+        Ok(Some(DecisionState::new(
+            customer,
+            touchpoints,
+            contacts,
+            budget_used,
+        )))
+    }
 }

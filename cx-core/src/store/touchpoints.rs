@@ -175,13 +175,18 @@ pub enum Bucket {
 impl Bucket {
     /// The start of the bucket that holds `t`.
     pub fn start_of(self, t: Timestamp) -> Timestamp {
-        use chrono::{Datelike, DurationRound, TimeDelta};
-        let day = t.duration_trunc(TimeDelta::days(1)).unwrap_or(t);
-        match self {
-            Bucket::Hour => t.duration_trunc(TimeDelta::hours(1)).unwrap_or(t),
-            Bucket::Day => day,
-            Bucket::Week => day - TimeDelta::days(i64::from(day.weekday().num_days_from_monday())),
-        }
+        // In microseconds, which cover every instant chrono represents (nanoseconds stop at
+        // 2262, where `DurationRound` gives up and would leave `t` untruncated).
+        const DAY: i64 = 86_400_000_000;
+        let (span, offset) = match self {
+            Bucket::Hour => (3_600_000_000, 0),
+            Bucket::Day => (DAY, 0),
+            // 1970-01-01 was a Thursday: weeks start 3 days before it.
+            Bucket::Week => (7 * DAY, -3 * DAY),
+        };
+        let us = t.timestamp_micros();
+        let start = us - (us - offset).rem_euclid(span);
+        Timestamp::from_timestamp_micros(start).unwrap_or(t)
     }
 }
 
@@ -265,6 +270,35 @@ impl AggregateRow {
             kind,
             touchpoints,
             customers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn buckets_start_on_the_hour_the_day_and_monday_in_any_year() {
+        for year in [1960, 2026, 2262, 2263, 8199] {
+            // 10 June, 13:45:30.5 of `year`.
+            let t = Utc.with_ymd_and_hms(year, 6, 10, 13, 45, 30).unwrap()
+                + chrono::TimeDelta::milliseconds(500);
+            let day = Utc.with_ymd_and_hms(year, 6, 10, 0, 0, 0).unwrap();
+            assert_eq!(Bucket::Hour.start_of(t), day + chrono::TimeDelta::hours(13));
+            assert_eq!(Bucket::Day.start_of(t), day);
+            let week = Bucket::Week.start_of(t);
+            assert_eq!(
+                chrono::Datelike::weekday(&week),
+                chrono::Weekday::Mon,
+                "{year}"
+            );
+            assert!(
+                week <= day && day - week < chrono::TimeDelta::days(7),
+                "{year}"
+            );
+            assert_eq!(Bucket::Week.start_of(week), week);
         }
     }
 }
