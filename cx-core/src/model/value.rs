@@ -220,26 +220,51 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
 /// Named values, kept sorted by name so lookups are a binary search and serialisation is stable.
 ///
+/// Cloning is cheap: the values are shared (reference-counted) until one copy changes, so
+/// handing a stored touchpoint or profile to a decision copies no attribute.
+///
 /// Serialises as a map. Deserialising rejects a name given twice.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Attributes(Vec<(Name, Value)>);
+#[derive(Clone, Default)]
+pub struct Attributes(Option<std::sync::Arc<Vec<(Name, Value)>>>);
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Attributes").field(&self.entries()).finish()
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries() == other.entries()
+    }
+}
 
 impl Attributes {
     /// No attributes.
     pub const fn new() -> Self {
-        Attributes(Vec::new())
+        Attributes(None)
+    }
+
+    /// The entries, sorted by name.
+    fn entries(&self) -> &[(Name, Value)] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The entries, to change (copied first if another clone shares them).
+    fn entries_mut(&mut self) -> &mut Vec<(Name, Value)> {
+        std::sync::Arc::make_mut(self.0.get_or_insert_with(Default::default))
     }
 
     /// Sets `name` to `value`, replacing an earlier value; returns the earlier value.
     pub fn insert(&mut self, name: impl Into<Name>, value: impl Into<Value>) -> Option<Value> {
         let name = name.into();
-        match self.0.binary_search_by(|(n, _)| n.cmp(&name)) {
-            Ok(i) => self
-                .0
+        let entries = self.entries_mut();
+        match entries.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(i) => entries
                 .get_mut(i)
                 .map(|slot| std::mem::replace(&mut slot.1, value.into())),
             Err(i) => {
-                self.0.insert(i, (name, value.into()));
+                entries.insert(i, (name, value.into()));
                 None
             }
         }
@@ -254,20 +279,21 @@ impl Attributes {
 
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0
+        let entries = self.entries();
+        entries
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()
-            .and_then(|i| self.0.get(i))
+            .and_then(|i| entries.get(i))
             .map(|(_, v)| v)
     }
 
     /// Removes `name`; returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let i = self
-            .0
+            .entries()
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()?;
-        Some(self.0.remove(i).1)
+        Some(self.entries_mut().remove(i).1)
     }
 
     /// Whether `name` is set.
@@ -277,22 +303,22 @@ impl Attributes {
 
     /// Names and values, sorted by name.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Name, &Value)> {
-        self.0.iter().map(|(n, v)| (n, v))
+        self.entries().iter().map(|(n, v)| (n, v))
     }
 
     /// Number of attributes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries().is_empty()
     }
 
     /// Sets every attribute of `other` that is not set here (used when merging customers).
     pub fn fill_from(&mut self, other: &Attributes) {
-        for (name, value) in &other.0 {
+        for (name, value) in other.entries() {
             if !self.contains(name.as_str()) {
                 self.insert(name.clone(), value.clone());
             }
@@ -301,7 +327,7 @@ impl Attributes {
 
     /// Checks names (identifiers) and values (finite numbers).
     pub(crate) fn check(&self, field: &str) -> Checked {
-        for (name, value) in &self.0 {
+        for (name, value) in self.entries() {
             check::identifier(field, name.as_str())?;
             // The path is built only when a check fails: this runs for every ingested touchpoint.
             value
@@ -324,8 +350,8 @@ impl<N: Into<Name>, V: Into<Value>> FromIterator<(N, V)> for Attributes {
 
 impl Serialize for Attributes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (n, v) in &self.0 {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (n, v) in self.entries() {
             map.serialize_entry(n, v)?;
         }
         map.end()
@@ -372,6 +398,23 @@ mod tests {
         assert_eq!(a.get("plan"), Some(&Value::from("M")));
         assert_eq!(a.remove("cap"), Some(Value::Number(10.0)));
         assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn clones_share_until_one_changes() {
+        let a = Attributes::new().with("plan", "S");
+        let mut b = a.clone();
+        b.insert("plan", "M");
+        b.insert("cap", 10.0);
+        assert_eq!(a.get("plan"), Some(&Value::from("S")));
+        assert_eq!(a.len(), 1);
+        assert_eq!(b.get("plan"), Some(&Value::from("M")));
+        assert_eq!(b.len(), 2);
+        // Empty is empty, however it got there.
+        let mut c = Attributes::new().with("x", 1.0);
+        c.remove("x");
+        assert_eq!(c, Attributes::new());
+        assert!(c.is_empty());
     }
 
     #[test]
