@@ -149,32 +149,10 @@ impl Directory {
             return Err(Error::not_found("customer", survivor.as_str()));
         };
 
-        kept.attributes.fill_from(&gone.attributes);
-        let mut identities_added = 0;
-        for identity in gone.identities {
+        for identity in &gone.identities {
             self.identities.insert(identity.clone(), survivor.clone());
-            if !kept.identities.contains(&identity) {
-                kept.identities.push(identity);
-                identities_added += 1;
-            }
         }
-        for name in gone.pii {
-            if !kept.pii.contains(&name) {
-                kept.pii.push(name);
-            }
-        }
-        for consent in gone.consents {
-            match kept
-                .consents
-                .iter_mut()
-                .find(|c| c.channel == consent.channel && c.purpose == consent.purpose)
-            {
-                // The later record is the customer's current wish; on a tie the survivor's stays.
-                Some(mine) if consent.since > mine.since => *mine = consent,
-                Some(_) => {}
-                None => kept.consents.push(consent),
-            }
-        }
+        let identities_added = kept.absorb(gone);
 
         // Keep aliases one hop: ids merged into `absorbed` before now point at `survivor`.
         let mut moved = self.merged.remove(absorbed).unwrap_or_default();

@@ -53,37 +53,6 @@ fn check_batch(customers: &[Customer]) -> Result<()> {
     Ok(())
 }
 
-/// Merges the profile of `gone` into `kept` by the contract's rules. Returns how many
-/// identities `kept` gained.
-fn merge_profiles(kept: &mut Customer, gone: Customer) -> u64 {
-    kept.attributes.fill_from(&gone.attributes);
-    let mut added = 0;
-    for identity in gone.identities {
-        if !kept.identities.contains(&identity) {
-            kept.identities.push(identity);
-            added += 1;
-        }
-    }
-    for name in gone.pii {
-        if !kept.pii.contains(&name) {
-            kept.pii.push(name);
-        }
-    }
-    for consent in gone.consents {
-        match kept
-            .consents
-            .iter_mut()
-            .find(|c| c.channel == consent.channel && c.purpose == consent.purpose)
-        {
-            // The later record is the customer's current wish; on a tie the survivor's stays.
-            Some(mine) if consent.since > mine.since => *mine = consent,
-            Some(_) => {}
-            None => kept.consents.push(consent),
-        }
-    }
-    added
-}
-
 fn profile_json(c: &Customer) -> Result<String> {
     serde_json::to_string(c).map_err(|e| codec::encode_error("customer profile", e))
 }
@@ -331,7 +300,7 @@ impl CustomerStore for PostgresStore {
         let Some(gone) = gone else {
             return Err(Error::not_found("customer", a));
         };
-        let identities_added = merge_profiles(&mut kept, gone);
+        let identities_added = kept.absorb(gone);
         kept.id = survivor.clone();
         let profile = profile_json(&kept)?;
 

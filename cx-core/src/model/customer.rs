@@ -100,6 +100,40 @@ impl Customer {
             .find(|c| &c.channel == channel && &c.purpose == purpose)
     }
 
+    /// Takes in the profile of `gone`, a customer merged into this one, by the merge contract
+    /// ([`CustomerStore::merge_customers`](crate::store::CustomerStore::merge_customers)):
+    /// attributes this profile lacks, identities and PII marks it does not have, and per
+    /// channel and purpose the later consent record (this profile's on a tie). Returns how many
+    /// identities it gained.
+    pub fn absorb(&mut self, gone: Customer) -> u64 {
+        self.attributes.fill_from(&gone.attributes);
+        let mut added = 0;
+        for identity in gone.identities {
+            if !self.identities.contains(&identity) {
+                self.identities.push(identity);
+                added += 1;
+            }
+        }
+        for name in gone.pii {
+            if !self.pii.contains(&name) {
+                self.pii.push(name);
+            }
+        }
+        for consent in gone.consents {
+            match self
+                .consents
+                .iter_mut()
+                .find(|c| c.channel == consent.channel && c.purpose == consent.purpose)
+            {
+                // The later record is the customer's current wish; on a tie the survivor's stays.
+                Some(mine) if consent.since > mine.since => *mine = consent,
+                Some(_) => {}
+                None => self.consents.push(consent),
+            }
+        }
+        added
+    }
+
     /// Whether `purpose` is granted on `channel` at `at`: a `granted` record that took effect at
     /// or before `at` and has not expired. No record means no consent.
     pub fn has_consent(&self, channel: &Channel, purpose: &Purpose, at: Timestamp) -> bool {
