@@ -93,8 +93,8 @@ impl AnalyticsStore for MemoryStore {
     }
 
     async fn measure_touchpoints(&self, queries: &[MeasureQuery]) -> Result<Vec<MeasureValue>> {
-        // One pass: each timeline is walked once over the union of the queries' ranges, and
-        // each touchpoint offered to every query whose range and filter it meets.
+        // One pass per 64 queries: each timeline is walked once over the union of the queries'
+        // ranges, and each touchpoint offered to the queries that keep its kind.
         let shards = self.read_all_shards();
         let mut accs: Vec<MeasureAcc<'_>> = queries.iter().map(MeasureAcc::new).collect();
         let Some(union) = queries
@@ -105,28 +105,62 @@ impl AnalyticsStore for MemoryStore {
             return Ok(Vec::new());
         };
         let filtered = queries.iter().any(|q| q.customers.is_some());
-        let mut wanted: Vec<usize> = (0..queries.len()).collect();
-        let mut ordinal = 0usize;
-        for shard in &shards {
-            let codes = shard.codes();
-            let filters: Vec<_> = queries.iter().map(|q| codes.filter(&q.filter)).collect();
-            for (customer, timeline) in shard.timelines() {
-                ordinal += 1;
-                if filtered {
-                    wanted.clear();
-                    wanted.extend((0..accs.len()).filter(|&i| {
-                        accs.get(i)
-                            .is_some_and(|a| a.counts_customer(customer.as_str()))
-                    }));
-                }
-                for t in timeline.in_range(&union) {
-                    let at = t.occurred_at();
-                    for &i in &wanted {
-                        if let (Some(acc), Some(filter)) = (accs.get_mut(i), filters.get(i))
-                            && acc.query().filter.range.contains(at)
-                            && filter.matches(t)
-                        {
-                            acc.add(ordinal, t.attributes(), t.survey());
+        // Up to 64 queries at a time: a touchpoint's kind names, as bits, the queries that
+        // keep it, so each touchpoint visits only those.
+        let bit = |i: usize| {
+            1u64.checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+                .unwrap_or(0)
+        };
+        for (chunk, chunk_accs) in accs.chunks_mut(64).enumerate() {
+            let base = chunk * 64;
+            let chunk_queries = queries.get(base..base + chunk_accs.len()).unwrap_or(&[]);
+            let everyone = (0..chunk_accs.len()).fold(0u64, |m, i| m | bit(i));
+            // Customers numbered in walk order, the same in every chunk.
+            let mut ordinal = 0usize;
+            for shard in &shards {
+                let codes = shard.codes();
+                let filters: Vec<_> = chunk_queries
+                    .iter()
+                    .map(|q| codes.filter(&q.filter))
+                    .collect();
+                let by_kind: Vec<u64> = (0..codes.kind_count())
+                    .map(|code| {
+                        let code = u32::try_from(code).unwrap_or(u32::MAX);
+                        filters
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| f.keeps_kind(code))
+                            .fold(0u64, |m, (i, _)| m | bit(i))
+                    })
+                    .collect();
+                for (customer, timeline) in shard.timelines() {
+                    ordinal += 1;
+                    let wanted = if filtered {
+                        chunk_accs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, a)| a.counts_customer(customer.as_str()))
+                            .fold(0u64, |m, (i, _)| m | bit(i))
+                    } else {
+                        everyone
+                    };
+                    if wanted == 0 {
+                        continue;
+                    }
+                    for t in timeline.in_range(&union) {
+                        let at = t.occurred_at();
+                        let mut visit =
+                            by_kind.get(t.kind() as usize).copied().unwrap_or(0) & wanted;
+                        while visit != 0 {
+                            let i = visit.trailing_zeros() as usize;
+                            visit &= visit - 1;
+                            if let (Some(acc), Some(filter)) =
+                                (chunk_accs.get_mut(i), filters.get(i))
+                                && acc.query().filter.range.contains(at)
+                                && filter.matches(t)
+                            {
+                                acc.add(ordinal, t.attributes(), t.survey());
+                            }
                         }
                     }
                 }

@@ -129,6 +129,11 @@ impl Codes {
         self.kinds.get(code).unwrap_or(&UNKNOWN_KIND)
     }
 
+    /// How many kinds have a code (codes run from 0).
+    pub(crate) fn kind_count(&self) -> usize {
+        self.kinds.len()
+    }
+
     /// Whether `n` more touchpoints can be encoded: each adds at most one value to each
     /// dictionary, and codes are `u32`. Checked before a batch is stored, so that storing it
     /// cannot fail halfway.
@@ -171,6 +176,11 @@ pub(crate) struct CodeFilter {
 }
 
 impl CodeFilter {
+    /// Whether the filter keeps kind `code`.
+    pub(crate) fn keeps_kind(&self, code: u32) -> bool {
+        self.kinds.as_ref().is_none_or(|k| k.contains(&code))
+    }
+
     /// Whether `t` has a kept kind and channel (the time range is checked by the caller, which
     /// walks the timeline by time): the test of [`TouchpointQuery::matches`] on codes.
     pub(crate) fn matches(&self, t: &Stored) -> bool {

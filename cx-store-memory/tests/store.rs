@@ -859,3 +859,89 @@ async fn merges_racing_with_ingest_lose_nothing() {
         assert!(touchpoint_ids(&store, &format!("c{c}")).await.len() == 80);
     }
 }
+
+/// More than 64 measures in one call (two dispatch chunks), with kind filters that keep one
+/// kind, several, or all: each gives what it gives when asked alone.
+#[tokio::test]
+async fn many_measures_in_one_call_match_each_measure_alone() {
+    use cx_core::store::{AnalyticsStore, MeasureQuery, Statistic};
+    let store = MemoryStore::new();
+    let kinds = [
+        "page_view",
+        "product_view",
+        "purchase",
+        "complaint",
+        "usage",
+    ];
+    store
+        .upsert_customers((0..5).map(|c| Customer::new(format!("m-{c}"))).collect())
+        .await
+        .unwrap();
+    let batch: Vec<Touchpoint> = (0..300)
+        .map(|i| {
+            Touchpoint::new(
+                format!("m-t{i}"),
+                CustomerId::new(format!("m-{}", i % 5)),
+                if i % 3 == 0 {
+                    Channel::App
+                } else {
+                    Channel::Web
+                },
+                Kind::new(kinds[i % kinds.len()]),
+                ts(i as i64 * 60),
+            )
+            .with_attribute("amount", (i % 17) as f64)
+        })
+        .collect();
+    store.append_touchpoints(batch).await.unwrap();
+    let queries: Vec<MeasureQuery> = (0..70)
+        .map(|q| {
+            let range = TimeRange::new(ts((q as i64 % 7) * 600), ts(20_000 - (q as i64 % 5) * 900));
+            let mut filter = TouchpointQuery::new(range);
+            if q % 4 != 0 {
+                filter = filter.kinds(
+                    kinds
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| (q + k) % 3 == 0)
+                        .map(|(_, k)| Kind::new(*k)),
+                );
+            }
+            if q % 5 == 0 {
+                filter = filter.channels([Channel::App]);
+            }
+            let statistic = match q % 3 {
+                0 => Statistic::Count,
+                1 => Statistic::DistinctCustomers,
+                _ => Statistic::Sum("amount".into()),
+            };
+            MeasureQuery::new(filter, statistic)
+        })
+        .collect();
+    let together = store.measure_touchpoints(&queries).await.unwrap();
+    assert_eq!(together.len(), 70);
+    for (q, value) in queries.iter().zip(&together) {
+        let alone = store
+            .measure_touchpoints(std::slice::from_ref(q))
+            .await
+            .unwrap();
+        assert_eq!(alone.first(), Some(value), "{q:?}");
+    }
+    // Counts against the touchpoints read back and filtered one by one.
+    let mut all = Vec::new();
+    for c in 0..5 {
+        all.extend(
+            store
+                .customer_touchpoints(&id(&format!("m-{c}")), TimeRange::all())
+                .await
+                .unwrap(),
+        );
+    }
+    for (q, value) in queries.iter().zip(&together) {
+        if q.statistic == Statistic::Count {
+            let expected = all.iter().filter(|t| q.filter.matches(t)).count() as u64;
+            assert_eq!(value.n, expected, "{q:?}");
+        }
+    }
+    assert!(together.iter().any(|v| v.n > 0));
+}
