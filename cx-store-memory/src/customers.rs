@@ -233,13 +233,7 @@ impl CustomerStore for MemoryStore {
         survivor: &CustomerId,
         absorbed: &CustomerId,
     ) -> Result<MergeReport> {
-        if survivor == absorbed {
-            return Err(Error::validation(
-                format!("merge into customer {:?}", survivor.as_str()),
-                "absorbed",
-                "is the survivor itself; a customer cannot be merged into itself",
-            ));
-        }
+        cx_core::store::check_merge(survivor, absorbed)?;
         // Lock order: directory, shards ascending, decisions (see the crate docs). Everything
         // that can fail happens in `Directory::merge`, before any data moves.
         let mut directory = self.directory.write();

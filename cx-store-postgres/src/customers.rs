@@ -264,13 +264,7 @@ impl CustomerStore for PostgresStore {
         survivor: &CustomerId,
         absorbed: &CustomerId,
     ) -> Result<MergeReport> {
-        if survivor == absorbed {
-            return Err(Error::validation(
-                format!("merge into customer {:?}", survivor.as_str()),
-                "absorbed",
-                "is the survivor itself; a customer cannot be merged into itself",
-            ));
-        }
+        cx_core::store::check_merge(survivor, absorbed)?;
         let doing = "merge customers";
         let (s, a) = (survivor.as_str(), absorbed.as_str());
         let mut conn = self.conn().await?;

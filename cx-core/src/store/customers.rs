@@ -84,6 +84,19 @@ impl UpsertReport {
     }
 }
 
+/// The part of the merge contract a backend checks before touching anything: a customer
+/// cannot be merged into itself ([`Error::Validation`](crate::Error::Validation)).
+pub fn check_merge(survivor: &CustomerId, absorbed: &CustomerId) -> Result<()> {
+    if survivor == absorbed {
+        return Err(crate::Error::validation(
+            format!("merge into customer {:?}", survivor.as_str()),
+            "absorbed",
+            "is the survivor itself; a customer cannot be merged into itself",
+        ));
+    }
+    Ok(())
+}
+
 /// What a merge moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

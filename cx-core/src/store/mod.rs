@@ -22,7 +22,7 @@ pub use analytics::{
 pub use budgets::{BudgetGrant, BudgetKey, BudgetStore};
 pub use catalog::{CatalogMeta, CatalogStore, CatalogVersion, StoredCatalog};
 pub use customer_scan::CustomerScan;
-pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
+pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport, check_merge};
 pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 pub use follow_ups::{CaseQuery, FollowUpStore, SlaCounts};
 pub use journeys::{JourneyAdvance, JourneyStore, Placed};
