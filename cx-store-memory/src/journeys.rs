@@ -3,9 +3,9 @@
 use crate::MemoryStore;
 use async_trait::async_trait;
 use cx_core::model::{CustomerId, JourneyEvent, JourneyId, JourneyTrack, Subject};
-use cx_core::store::{JourneyAdvance, JourneyStore, Placed};
+use cx_core::store::{JourneyAdvance, JourneyStore, Placed, group_by_track};
 use cx_core::{Error, Result};
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
 
 /// Every customer's tracks, each customer's sorted by journey id.
 #[derive(Debug, Default)]
@@ -65,9 +65,8 @@ impl JourneyStore for MemoryStore {
         // Lock order: directory, then journeys (see the crate docs). The directory is held so
         // that no merge or erasure changes what the ids resolve to meanwhile.
         let directory = self.directory.read();
-        let mut groups: Vec<((CustomerId, JourneyId), Vec<JourneyEvent>)> = Vec::new();
-        let mut index: HashMap<(CustomerId, JourneyId), usize> = HashMap::new();
-        for (i, mut event) in events.into_iter().enumerate() {
+        let mut resolved = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
             let customer = match &event.subject {
                 Subject::Customer(id) => directory.canonical(id).clone(),
                 Subject::Identity(identity) => match directory
@@ -87,20 +86,9 @@ impl JourneyStore for MemoryStore {
                     }
                 },
             };
-            event.subject = Subject::Customer(customer.clone());
-            let key = (customer, event.journey.clone());
-            match index.get(&key) {
-                Some(&g) => {
-                    if let Some((_, group)) = groups.get_mut(g) {
-                        group.push(event);
-                    }
-                }
-                None => {
-                    index.insert(key.clone(), groups.len());
-                    groups.push((key, vec![event]));
-                }
-            }
+            resolved.push((event, customer));
         }
+        let groups = group_by_track(resolved);
         let mut journeys = self.journeys.write();
         let mut report = Placed::default();
         for ((customer, journey), group) in groups {

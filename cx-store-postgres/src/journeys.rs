@@ -10,7 +10,7 @@ use cx_core::model::{
     CustomerId, InstanceEnd, JourneyEvent, JourneyId, JourneyInstance, JourneyTrack, StageId,
     StageVisit, Subject, Timestamp, TouchpointId,
 };
-use cx_core::store::{JourneyAdvance, JourneyStore, Placed};
+use cx_core::store::{JourneyAdvance, JourneyStore, Placed, group_by_track};
 use cx_core::{Error, Result};
 use deadpool_postgres::GenericClient;
 use std::collections::{BTreeMap, HashMap};
@@ -412,24 +412,7 @@ impl JourneyStore for PostgresStore {
         let tx = self.begin(&mut conn, false, doing).await?;
         let resolved = self.resolve_events(&tx, &events, doing).await?;
 
-        // Group by (customer, journey), keeping the events' order within a group.
-        let mut groups: Vec<((CustomerId, JourneyId), Vec<JourneyEvent>)> = Vec::new();
-        let mut index: HashMap<(CustomerId, JourneyId), usize> = HashMap::new();
-        for (mut event, customer) in events.into_iter().zip(resolved) {
-            event.subject = Subject::Customer(customer.clone());
-            let key = (customer, event.journey.clone());
-            match index.get(&key) {
-                Some(&g) => {
-                    if let Some((_, group)) = groups.get_mut(g) {
-                        group.push(event);
-                    }
-                }
-                None => {
-                    index.insert(key.clone(), groups.len());
-                    groups.push((key, vec![event]));
-                }
-            }
-        }
+        let groups = group_by_track(events.into_iter().zip(resolved));
         let keys: Vec<(CustomerId, JourneyId)> = groups.iter().map(|(k, _)| k.clone()).collect();
         let mut stored = self.lock_tracks(&tx, &keys, doing).await?;
 

@@ -1,6 +1,34 @@
 use crate::error::Result;
-use crate::model::{CustomerId, JourneyEvent, JourneyTrack};
+use crate::model::{CustomerId, JourneyEvent, JourneyId, JourneyTrack, Subject};
 use async_trait::async_trait;
+use std::collections::HashMap;
+
+/// Events grouped by track: (customer, journey) and the events, in arrival order.
+pub type TrackGroups = Vec<((CustomerId, JourneyId), Vec<JourneyEvent>)>;
+
+/// Groups resolved journey events by (customer, journey), in order of first appearance and
+/// keeping arrival order within a group; each event's subject becomes its customer. What every
+/// backend does between resolving subjects and advancing tracks.
+pub fn group_by_track(events: impl IntoIterator<Item = (JourneyEvent, CustomerId)>) -> TrackGroups {
+    let mut groups: TrackGroups = Vec::new();
+    let mut index: HashMap<(CustomerId, JourneyId), usize> = HashMap::new();
+    for (mut event, customer) in events {
+        event.subject = Subject::Customer(customer.clone());
+        let key = (customer, event.journey.clone());
+        match index.get(&key) {
+            Some(&g) => {
+                if let Some((_, group)) = groups.get_mut(g) {
+                    group.push(event);
+                }
+            }
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![event]));
+            }
+        }
+    }
+    groups
+}
 
 /// Places journey events in a track: the journey engine, handed to the store so that the
 /// read-modify-write of a track happens inside the store's lock or transaction.

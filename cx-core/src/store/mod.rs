@@ -25,7 +25,7 @@ pub use customer_scan::CustomerScan;
 pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport, check_merge};
 pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 pub use follow_ups::{CaseQuery, FollowUpStore, SlaCounts};
-pub use journeys::{JourneyAdvance, JourneyStore, Placed};
+pub use journeys::{JourneyAdvance, JourneyStore, Placed, TrackGroups, group_by_track};
 pub use state::{DecisionState, DecisionStateQuery};
 pub use touchpoints::{
     AggregateQuery, AggregateRow, AppendReport, Bucket, ScanCursor, ScanPage, ScanQuery,
