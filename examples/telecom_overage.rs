@@ -325,7 +325,7 @@ fn tell(story: &Story, decision: &Decision, offers: &[OfferId], prices: &Prices)
     );
     for offer in offers {
         println!("  {offer}:");
-        for line in wrap(&decision.why_not(offer), 92) {
+        for line in common::wrap(&decision.why_not(offer), 92) {
             println!("    {line}");
         }
     }
@@ -351,23 +351,4 @@ fn recorded_as(r: OutcomeRecorded) -> &'static str {
         OutcomeRecorded::New => "new",
         OutcomeRecorded::Duplicate => "a duplicate, counted once",
     }
-}
-
-/// `text` in lines of at most `width` characters, broken at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        if !line.is_empty() && line.len() + 1 + word.len() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
 }

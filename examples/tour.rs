@@ -694,7 +694,7 @@ fn examples(decisions: &[Decision], cases: &[Case]) {
                 chosen.join(", ")
             }
         );
-        for line in wrap(&d.why_not(&e.offer), 90) {
+        for line in common::wrap(&d.why_not(&e.offer), 90) {
             println!("      {line}");
         }
         if let Some(at) = e.lifts_at {
@@ -795,25 +795,6 @@ fn unit(key: u64) -> f64 {
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^= x >> 31;
     (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// `text` in lines of at most `width` characters, broken at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        if !line.is_empty() && line.len() + 1 + word.len() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -1,4 +1,6 @@
-//! Store selection shared by the examples: `--store postgres://user@host/db` (or `DATABASE_URL`
+//! Shared by the examples: store selection, and text wrapping for printed explanations.
+//!
+//! Store selection: `--store postgres://user@host/db` (or `DATABASE_URL`
 //! in the environment) runs them on PostgreSQL, `--store memory` (the default) in memory.
 
 use cx::MemoryStore;
@@ -25,4 +27,23 @@ pub(crate) async fn store_from_args(
         Some(url) => Arc::new(cx_store_postgres::PostgresStore::connect(url).await?),
     };
     Ok((store, rest))
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
