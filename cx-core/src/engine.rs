@@ -427,31 +427,14 @@ impl Engine {
         let arbitrator = self.arbitrator()?;
         let catalog = Arc::clone(arbitrator.catalog());
         let now = self.now();
-        let until = now + chrono::TimeDelta::microseconds(1);
-        let lookback = |span: Span| {
-            (!span.is_zero()).then(|| TimeRange::new(TimeRange::ending_at(now, span).start, until))
-        };
-        let keys: Vec<BudgetKey> = catalog
-            .budgets()
-            .iter()
-            .map(|b| BudgetKey::new(b.id.clone(), b.period_key(now)))
-            .collect();
-        // One store call for everything the decision reads (one round trip on PostgreSQL).
-        let query = DecisionStateQuery::new(request.customer.clone())
-            .touchpoints(lookback(catalog.touchpoint_lookback()))
-            .contacts(lookback(catalog.contact_lookback()))
-            .budgets(keys.clone());
+        let (keys, state) = self.decision_state(&catalog, request, now).await?;
         let DecisionState {
             customer,
             touchpoints,
             contacts,
             mut budget_used,
             ..
-        } = self
-            .store
-            .decision_state(&query)
-            .await?
-            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
+        } = state;
 
         let id = DecisionId::new(new_decision_id());
         // Each round either succeeds or marks one more budget as used up, so this ends.
@@ -484,6 +467,55 @@ impl Engine {
             message: "budgets kept running out while deciding".to_owned(),
             source: None,
         })
+    }
+
+    /// What [`Engine::decide`] would decide for `request` now, from the same state, without
+    /// recording the decision or consuming any budget: for offline evaluation and dry runs (the
+    /// decision's id is fresh and nothing refers to it, so no outcome can be recorded for it).
+    ///
+    /// Errors: [`Error::NotFound`] for an unknown customer or when no catalogue is loaded.
+    pub async fn preview(&self, request: &DecisionRequest) -> Result<Decision> {
+        let arbitrator = self.arbitrator()?;
+        let catalog = Arc::clone(arbitrator.catalog());
+        let now = self.now();
+        let (_, state) = self.decision_state(&catalog, request, now).await?;
+        let input = DecisionInput {
+            customer: &state.customer,
+            touchpoints: &state.touchpoints,
+            contacts: &state.contacts,
+            budget_used: &state.budget_used,
+            now,
+        };
+        Ok(arbitrator.decide(&input, request, DecisionId::new(new_decision_id())))
+    }
+
+    /// The budget keys of `catalog` at `now`, and everything a decision for `request` reads,
+    /// in one store call (one round trip on PostgreSQL).
+    async fn decision_state(
+        &self,
+        catalog: &CompiledCatalog,
+        request: &DecisionRequest,
+        now: Timestamp,
+    ) -> Result<(Vec<BudgetKey>, DecisionState)> {
+        let until = now + chrono::TimeDelta::microseconds(1);
+        let lookback = |span: Span| {
+            (!span.is_zero()).then(|| TimeRange::new(TimeRange::ending_at(now, span).start, until))
+        };
+        let keys: Vec<BudgetKey> = catalog
+            .budgets()
+            .iter()
+            .map(|b| BudgetKey::new(b.id.clone(), b.period_key(now)))
+            .collect();
+        let query = DecisionStateQuery::new(request.customer.clone())
+            .touchpoints(lookback(catalog.touchpoint_lookback()))
+            .contacts(lookback(catalog.contact_lookback()))
+            .budgets(keys.clone());
+        let state = self
+            .store
+            .decision_state(&query)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
+        Ok((keys, state))
     }
 
     /// Consumes one unit of each `shown` budget the decision's offers draw on. On a refusal,

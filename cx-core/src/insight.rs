@@ -260,6 +260,18 @@ impl Engine {
         Ok(Scorecard::group(&catalog.owners, results))
     }
 
+    /// Every KPI of the catalogue in use over the one window `range` (instead of each KPI's
+    /// own window), evaluated as of `range.end`, grouped by owner.
+    pub async fn scorecard_over(&self, range: TimeRange) -> Result<Scorecard> {
+        let loaded = self.require_loaded()?;
+        let catalog = &loaded.stored.catalog;
+        let kpis: Vec<(&Kpi, TimeRange)> = catalog.kpis.iter().map(|k| (k, range)).collect();
+        let results = self
+            .evaluate_kpis(catalog, loaded.stored.version.version, &kpis, range.end)
+            .await?;
+        Ok(Scorecard::group(&catalog.owners, results))
+    }
+
     /// KPI `id` evaluated per day or week over `range`: one result per bucket that starts in
     /// the range, each over that bucket (not the KPI's window), oldest first.
     pub async fn kpi_series(
