@@ -34,9 +34,24 @@ use std::sync::Arc;
 /// The batches of a table-like Python object.
 pub(crate) fn read_batches(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
     let data = if data.is_instance_of::<PyList>() {
-        py.import("pyarrow")?
-            .getattr("Table")?
-            .call_method1("from_pylist", (data,))?
+        if data.len()? == 0 {
+            return Ok(Vec::new());
+        }
+        // `pa.array` infers one struct type over every row (`Table.from_pylist` would read
+        // the columns off the first row only and drop keys that appear later).
+        let pa = py.import("pyarrow")?;
+        let rows = pa.call_method1("array", (data,)).map_err(|e| {
+            invalid("table", "data", format!("is a list that is not a list of records: {e}"))
+        })?;
+        let is_struct = pa.getattr("types")?.call_method1("is_struct", (rows.getattr("type")?,))?;
+        if !is_struct.is_truthy()? {
+            return Err(invalid("table", "data", "must be a list of dicts"));
+        }
+        let batch = pa
+            .getattr("RecordBatch")?
+            .call_method1("from_struct_array", (rows,))?;
+        pa.getattr("Table")?
+            .call_method1("from_batches", (vec![batch],))?
     } else if !data.hasattr("__arrow_c_stream__")? && data.hasattr("to_arrow")? {
         data.call_method0("to_arrow")?
     } else {

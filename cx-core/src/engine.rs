@@ -634,8 +634,16 @@ impl Engine {
 }
 
 /// A fresh decision id: `d-` and 128 random bits in hex.
+/// A fresh decision id: 128 bits from the operating system's generator. Not from a
+/// thread-local generator: a process forked from another (a Python worker pool) would copy its
+/// state and make the same ids as its parent.
 fn new_decision_id() -> String {
-    format!("d-{:032x}", rand::random::<u128>())
+    let mut bytes = [0u8; 16];
+    let bits = match getrandom::fill(&mut bytes) {
+        Ok(()) => u128::from_le_bytes(bytes),
+        Err(_) => rand::random::<u128>(),
+    };
+    format!("d-{bits:032x}")
 }
 
 /// Compiles the journeys and triggers of a compiled catalogue.
