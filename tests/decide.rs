@@ -308,3 +308,65 @@ async fn propensities_can_be_learned_per_segment() {
         "and so did the offer overall: {means:?}"
     );
 }
+
+#[tokio::test]
+async fn preview_decides_like_decide_but_records_and_consumes_nothing() {
+    let (engine, _) = setup(1).await;
+    let request = DecisionRequest::new("c0", Channel::App).seed(3);
+    let preview = engine.preview(&request).await.unwrap();
+    assert_eq!(offers(&preview), ["premium", "tips"]);
+    assert_eq!(preview.explanations().len(), 3);
+    // Nothing stored: no decision to record an outcome against, no budget used.
+    assert!(
+        engine
+            .store()
+            .decision(&preview.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let budget = cx::store::BudgetKey::new("launch", "total");
+    assert_eq!(engine.store().budget_used(&budget).await.unwrap(), 0);
+    let err = engine
+        .record_outcome(&preview.id, &OfferId::new("premium"), OutcomeKind::Shown)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                kind: "decision",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The real decision chooses the same, and is recorded.
+    let decided = engine.decide(&request).await.unwrap();
+    assert_eq!(offers(&decided), offers(&preview));
+    assert_ne!(decided.id, preview.id);
+    assert_eq!(engine.store().budget_used(&budget).await.unwrap(), 1);
+    // A preview sees what was recorded: two shown outcomes cap premium.
+    for _ in 0..2 {
+        let d = engine.decide(&request).await.unwrap();
+        engine
+            .record_outcome(&d.id, &OfferId::new("premium"), OutcomeKind::Shown)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        offers(&engine.preview(&request).await.unwrap()),
+        ["basic", "tips"]
+    );
+    let unknown = engine
+        .preview(&DecisionRequest::new("nobody", Channel::App))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        unknown,
+        Error::NotFound {
+            kind: "customer",
+            ..
+        }
+    ));
+}

@@ -239,6 +239,16 @@ async fn ingest_advances_journeys_and_opens_cases_owned_by_the_stage_owner() {
         .unwrap();
     let ns: Vec<u64> = series.iter().map(|r| r.n).collect();
     assert_eq!(ns, [4, 0, 0]);
+    // The scorecard over one explicit window: every KPI over day 0, as the series' first point.
+    let day0 = TimeRange::new(
+        Bucket::Day.start_of(t),
+        Bucket::Day.start_of(t) + TimeDelta::days(1),
+    );
+    let over = engine.scorecard_over(day0).await.unwrap();
+    assert!(over.results().all(|r| r.window == day0));
+    let nps = over.results().find(|r| r.kpi == "nps").unwrap();
+    assert_eq!((nps.n, nps.value), (series[0].n, series[0].value));
+    assert_eq!(over.results().count(), card.results().count());
 
     // Funnel and moments through the engine.
     let funnel = engine.funnel("onboarding", TimeRange::all()).await.unwrap();

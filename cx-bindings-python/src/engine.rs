@@ -9,7 +9,7 @@ use cx::model::{
     TimeRange, Timestamp,
 };
 use cx::store::{Bucket, OutcomeRecorded};
-use cx::{Engine, MemoryStore, ManualClock};
+use cx::{Engine, ManualClock, MemoryStore};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -47,7 +47,11 @@ fn channel_of(name: &str) -> PyResult<Channel> {
     if let Channel::Other(_) = channel
         && (name.is_empty() || name.contains(char::is_whitespace))
     {
-        return Err(invalid("argument", "channel", format!("{name:?} is not a channel name")));
+        return Err(invalid(
+            "argument",
+            "channel",
+            format!("{name:?} is not a channel name"),
+        ));
     }
     Ok(channel)
 }
@@ -125,8 +129,8 @@ impl PyEngine {
         if let Backend::Postgres { url, pool_size } = &self.backend {
             let model = Arc::clone(current.engine.propensity_model());
             let options = cx::postgres::PostgresOptions::new(url.clone()).pool_size(*pool_size);
-            let store = block_on(py, cx::postgres::PostgresStore::connect_with(options))?
-                .or_raise()?;
+            let store =
+                block_on(py, cx::postgres::PostgresStore::connect_with(options))?.or_raise()?;
             let mut engine = block_on(py, Engine::open(Arc::new(store)))?.or_raise()?;
             engine = engine.with_propensity_model(model);
             if let Some(clock) = &self.clock {
@@ -193,8 +197,7 @@ impl PyEngine {
             .map(|n| instant(n, "now").map(|t| Arc::new(ManualClock::new(t))))
             .transpose()?;
         let options = cx::postgres::PostgresOptions::new(url).pool_size(pool_size.max(1));
-        let store =
-            block_on(py, cx::postgres::PostgresStore::connect_with(options))?.or_raise()?;
+        let store = block_on(py, cx::postgres::PostgresStore::connect_with(options))?.or_raise()?;
         let mut engine = block_on(py, Engine::open(Arc::new(store)))?.or_raise()?;
         if let Some(c) = &clock {
             engine = engine.with_clock(c.clone());
@@ -275,8 +278,8 @@ impl PyEngine {
             Catalog::from_path(&path).or_raise()?
         };
         let engine = self.engine(py)?;
-        let version = block_on(py, async move { engine.load_catalog(catalog).await })?
-            .or_raise()?;
+        let version =
+            block_on(py, async move { engine.load_catalog(catalog).await })?.or_raise()?;
         Ok(version.version)
     }
 
@@ -301,8 +304,8 @@ impl PyEngine {
             customers.extend(tables::customers(&batch, first)?);
         }
         let engine = self.engine(py)?;
-        let report = block_on(py, async move { engine.upsert_customers(customers).await })?
-            .or_raise()?;
+        let report =
+            block_on(py, async move { engine.upsert_customers(customers).await })?.or_raise()?;
         let out = PyDict::new(py);
         out.set_item("inserted", report.inserted)?;
         out.set_item("updated", report.updated)?;
@@ -383,7 +386,8 @@ impl PyEngine {
             let store = engine.store();
             match ids {
                 Some(ids) => {
-                    let ids: Vec<CustomerId> = ids.iter().map(|i| CustomerId::from(i.as_str())).collect();
+                    let ids: Vec<CustomerId> =
+                        ids.iter().map(|i| CustomerId::from(i.as_str())).collect();
                     Ok(store.customers(&ids).await?.into_iter().flatten().collect())
                 }
                 None => {
@@ -424,7 +428,11 @@ impl PyEngine {
         let rows = block_on(py, async move {
             let store = engine.store();
             match customer_id {
-                Some(id) => store.customer_touchpoints(&CustomerId::from(id.as_str()), range).await,
+                Some(id) => {
+                    store
+                        .customer_touchpoints(&CustomerId::from(id.as_str()), range)
+                        .await
+                }
                 None => {
                     let filter = cx::store::TouchpointQuery::new(range);
                     let mut all = Vec::new();
@@ -527,8 +535,8 @@ impl PyEngine {
     ) -> PyResult<Py<PyAny>> {
         let template = request("_", channel, context, k, placement, seed, false)?;
         let engine = self.engine(py)?;
-        let decisions = block_on(py, decide_many(engine, customer_ids, template, record))?
-            .or_raise()?;
+        let decisions =
+            block_on(py, decide_many(engine, customer_ids, template, record))?.or_raise()?;
         tables::to_pandas(py, decisions_table(&decisions)?)
     }
 
@@ -682,9 +690,14 @@ async fn decide_many(
 }
 
 fn decisions_table(decisions: &[Decision]) -> PyResult<arrow_array::RecordBatch> {
-    let (mut customer, mut id, mut rank, mut offer) =
-        (Builder::str(), Builder::str(), Builder::int(), Builder::str());
-    let (mut category, mut score, mut probability) = (Builder::str(), Builder::num(), Builder::num());
+    let (mut customer, mut id, mut rank, mut offer) = (
+        Builder::str(),
+        Builder::str(),
+        Builder::int(),
+        Builder::str(),
+    );
+    let (mut category, mut score, mut probability) =
+        (Builder::str(), Builder::num(), Builder::num());
     for d in decisions {
         if d.offers.is_empty() {
             customer.push_str(Some(d.customer.as_str()));
@@ -716,7 +729,10 @@ fn decisions_table(decisions: &[Decision]) -> PyResult<arrow_array::RecordBatch>
     t.finish()
 }
 
-fn range_of(start: Option<&Bound<'_, PyAny>>, end: Option<&Bound<'_, PyAny>>) -> PyResult<TimeRange> {
+fn range_of(
+    start: Option<&Bound<'_, PyAny>>,
+    end: Option<&Bound<'_, PyAny>>,
+) -> PyResult<TimeRange> {
     let start = match start {
         Some(s) => instant(s, "start")?,
         None => Timestamp::MIN_UTC,
@@ -876,8 +892,12 @@ fn results_table(results: &[cx::kpi::KpiResult]) -> PyResult<arrow_array::Record
     let (mut kpi, mut name, mut owner) = (Builder::str(), Builder::str(), Builder::str());
     let (mut start, mut end) = (Builder::time(), Builder::time());
     let (mut value, mut n, mut status) = (Builder::num(), Builder::int(), Builder::str());
-    let (mut low, mut high, mut target, mut direction) =
-        (Builder::num(), Builder::num(), Builder::num(), Builder::str());
+    let (mut low, mut high, mut target, mut direction) = (
+        Builder::num(),
+        Builder::num(),
+        Builder::num(),
+        Builder::str(),
+    );
     for r in results {
         kpi.push_str(Some(r.kpi.as_str()));
         name.push_str(Some(&r.name));
@@ -953,10 +973,16 @@ impl Kpis {
                 if e < s {
                     return Err(invalid("argument", "end", "is before start"));
                 }
-                block_on(py, async move { engine.scorecard_over(TimeRange::new(s, e)).await })?
+                block_on(py, async move {
+                    engine.scorecard_over(TimeRange::new(s, e)).await
+                })?
             }
             (Some(_), None) => {
-                return Err(invalid("argument", "end", "is required when start is given"));
+                return Err(invalid(
+                    "argument",
+                    "end",
+                    "is required when start is given",
+                ));
             }
             (None, end) => {
                 let at = end.unwrap_or_else(|| engine.now());
@@ -1011,9 +1037,12 @@ impl Kpis {
         let start = match start {
             Some(s) => instant(s, "start")?,
             None => {
-                let stored = engine
-                    .catalog()
-                    .ok_or_else(|| crate::errors::to_py(cx::Error::not_found("catalog", "current (load one first)")))?;
+                let stored = engine.catalog().ok_or_else(|| {
+                    crate::errors::to_py(cx::Error::not_found(
+                        "catalog",
+                        "current (load one first)",
+                    ))
+                })?;
                 let kpi = stored
                     .catalog
                     .kpi(kpi_id)
@@ -1026,7 +1055,9 @@ impl Kpis {
         }
         let id = kpi_id.to_owned();
         let results = block_on(py, async move {
-            engine.kpi_series(&id, TimeRange::new(start, end), bucket).await
+            engine
+                .kpi_series(&id, TimeRange::new(start, end), bucket)
+                .await
         })?
         .or_raise()?;
         tables::to_pandas(py, results_table(&results)?)
@@ -1092,7 +1123,11 @@ impl Journeys {
             }
             Some(by) => {
                 let segments: Vec<String> = by.extract().map_err(|_| {
-                    invalid("argument", "by", "must be \"channel\" or a list of segment ids")
+                    invalid(
+                        "argument",
+                        "by",
+                        "must be \"channel\" or a list of segment ids",
+                    )
                 })?;
                 block_on(py, async move {
                     let refs: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -1102,12 +1137,24 @@ impl Journeys {
         }
         .or_raise()?;
         let (mut group, mut stage) = (Builder::str(), Builder::str());
-        let (mut reached, mut entered, mut skipped, mut dropped) =
-            (Builder::int(), Builder::int(), Builder::int(), Builder::int());
-        let (mut conv, mut conv_start, mut median, mut p90) =
-            (Builder::num(), Builder::num(), Builder::num(), Builder::num());
-        let all = std::iter::once((None, &funnel.rows))
-            .chain(funnel.groups.iter().map(|(g, rows)| (Some(g.as_str()), rows)));
+        let (mut reached, mut entered, mut skipped, mut dropped) = (
+            Builder::int(),
+            Builder::int(),
+            Builder::int(),
+            Builder::int(),
+        );
+        let (mut conv, mut conv_start, mut median, mut p90) = (
+            Builder::num(),
+            Builder::num(),
+            Builder::num(),
+            Builder::num(),
+        );
+        let all = std::iter::once((None, &funnel.rows)).chain(
+            funnel
+                .groups
+                .iter()
+                .map(|(g, rows)| (Some(g.as_str()), rows)),
+        );
         for (g, rows) in all {
             for r in rows {
                 group.push_str(g);
@@ -1155,8 +1202,11 @@ impl Journeys {
         let range = range_of(start, end)?;
         let engine = self.engine.get().engine(py)?;
         let (id, q) = (journey_id.to_owned(), question.to_owned());
-        let scores = block_on(py, async move { engine.moments_of_truth(&id, &q, range).await })?
-            .or_raise()?;
+        let scores = block_on(
+            py,
+            async move { engine.moments_of_truth(&id, &q, range).await },
+        )?
+        .or_raise()?;
         let (mut stage, mut responses, mut mean) = (Builder::str(), Builder::int(), Builder::num());
         for s in &scores {
             stage.push_str(Some(s.stage.as_str()));

@@ -58,7 +58,12 @@ fn make(py: Python<'_>) -> PyResult<Classes> {
     let exception = py.get_type::<PyException>();
     let value_error = py.get_type::<PyValueError>();
     let lookup_error = py.get_type::<PyLookupError>();
-    let cx_error = class(py, "CxError", &[&exception], "The root of every error `cx` raises.")?;
+    let cx_error = class(
+        py,
+        "CxError",
+        &[&exception],
+        "The root of every error `cx` raises.",
+    )?;
     let root = cx_error.bind(py).clone();
     let validation = class(
         py,
@@ -136,7 +141,8 @@ fn str_obj(py: Python<'_>, s: &str) -> Py<PyAny> {
 }
 
 fn int_obj(py: Python<'_>, n: u32) -> Py<PyAny> {
-    n.into_pyobject(py).map_or_else(|_| py.None(), |o| o.into_any().unbind())
+    n.into_pyobject(py)
+        .map_or_else(|_| py.None(), |o| o.into_any().unbind())
 }
 
 /// The offer id inside an item name such as `offer "upgrade-l"`.

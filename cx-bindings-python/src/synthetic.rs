@@ -83,6 +83,11 @@ pub(crate) struct PyTelco {
     channel: String,
     /// Offers per decision.
     k: u32,
+    /// The propensity model's training: ``offer_id``, ``accepted``, ``failed`` (rejected or
+    /// ignored), per offer in catalogue order.
+    trials: Py<PyAny>,
+    /// How much of each budget is used in the period that holds ``now``, by budget id.
+    budget_used: Py<PyAny>,
 }
 
 /// Generates the telco arbitration scenario of the benchmarks (``telco-100`` by default) for
@@ -173,6 +178,25 @@ pub(crate) fn telco(
         pyo3::exceptions::PyRuntimeError::new_err(format!("cx: catalogue to JSON: {e}"))
     })?;
     let catalog = py.import("json")?.call_method1("loads", (json,))?.unbind();
+    let trials = {
+        use tables::Builder;
+        let (mut offer, mut accepted, mut failed) =
+            (Builder::str(), Builder::int(), Builder::int());
+        for (o, (a, f)) in scenario.catalog.offers.iter().zip(&scenario.trials) {
+            offer.push_str(Some(o.id.as_str()));
+            accepted.push_int(Some(u64::from(*a)));
+            failed.push_int(Some(u64::from(*f)));
+        }
+        let mut t = tables::TableBuilder::default();
+        t.column("offer_id", offer);
+        t.column("accepted", accepted);
+        t.column("failed", failed);
+        tables::to_pandas(py, t.finish()?)?
+    };
+    let budget_used = pyo3::types::PyDict::new(py);
+    for (b, used) in scenario.catalog.budgets.iter().zip(&scenario.budget_used) {
+        budget_used.set_item(b.id.as_str(), *used)?;
+    }
     Ok(PyTelco {
         engine: Py::new(py, PyEngine::memory(engine, Some(clock)))?,
         catalog,
@@ -182,13 +206,19 @@ pub(crate) fn telco(
         now: scenario.now,
         channel: scenario.request.channel.as_str().to_owned(),
         k: scenario.spec.k,
+        trials,
+        budget_used: budget_used.into_any().unbind(),
     })
 }
 
 fn contacts_table(rows: &[cx::model::ContactEvent]) -> PyResult<arrow_array::RecordBatch> {
     use tables::Builder;
-    let (mut customer, mut decision, mut offer, mut category) =
-        (Builder::str(), Builder::str(), Builder::str(), Builder::str());
+    let (mut customer, mut decision, mut offer, mut category) = (
+        Builder::str(),
+        Builder::str(),
+        Builder::str(),
+        Builder::str(),
+    );
     let (mut channel, mut kind, mut at) = (Builder::str(), Builder::str(), Builder::time());
     for c in rows {
         customer.push_str(Some(c.customer.as_str()));

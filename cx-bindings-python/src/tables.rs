@@ -13,7 +13,8 @@
 
 use crate::errors::invalid;
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
+    BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
@@ -41,9 +42,15 @@ pub(crate) fn read_batches(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<
         // the columns off the first row only and drop keys that appear later).
         let pa = py.import("pyarrow")?;
         let rows = pa.call_method1("array", (data,)).map_err(|e| {
-            invalid("table", "data", format!("is a list that is not a list of records: {e}"))
+            invalid(
+                "table",
+                "data",
+                format!("is a list that is not a list of records: {e}"),
+            )
         })?;
-        let is_struct = pa.getattr("types")?.call_method1("is_struct", (rows.getattr("type")?,))?;
+        let is_struct = pa
+            .getattr("types")?
+            .call_method1("is_struct", (rows.getattr("type")?,))?;
         if !is_struct.is_truthy()? {
             return Err(invalid("table", "data", "must be a list of dicts"));
         }
@@ -93,7 +100,10 @@ impl Column {
                 invalid(
                     "table",
                     name,
-                    format!("cannot be read as {to}: {e} (its type is {})", array.data_type()),
+                    format!(
+                        "cannot be read as {to}: {e} (its type is {})",
+                        array.data_type()
+                    ),
                 )
             })
         };
@@ -113,7 +123,11 @@ impl Column {
             DataType::Timestamp(_, tz) => {
                 // Same zone, finer unit: the stored values stay instants since the epoch (UTC).
                 let to = DataType::Timestamp(TimeUnit::Microsecond, tz.clone());
-                Column::Time(cast(&to)?.as_primitive::<TimestampMicrosecondType>().clone())
+                Column::Time(
+                    cast(&to)?
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .clone(),
+                )
             }
             DataType::Date32 | DataType::Date64 => Column::Time(
                 cast(&DataType::Timestamp(TimeUnit::Microsecond, None))?
@@ -151,7 +165,9 @@ impl Column {
     fn value(&self, row: usize) -> Option<Value> {
         match self {
             Column::Null | Column::Records => None,
-            Column::Str(a) => a.is_valid(row).then(|| Value::String(Text::from(a.value(row)))),
+            Column::Str(a) => a
+                .is_valid(row)
+                .then(|| Value::String(Text::from(a.value(row)))),
             Column::Num(a) => a.is_valid(row).then(|| Value::Number(a.value(row))),
             Column::Bool(a) => a.is_valid(row).then(|| Value::Bool(a.value(row))),
             Column::Time(a) => {
@@ -310,7 +326,11 @@ impl Columns {
 }
 
 fn missing(what: &str, row: usize, column: &str) -> PyErr {
-    invalid(&format!("{what} table"), column, format!("is missing (row {row})"))
+    invalid(
+        &format!("{what} table"),
+        column,
+        format!("is missing (row {row})"),
+    )
 }
 
 /// The reserved columns of a touchpoints table.
@@ -377,18 +397,26 @@ pub(crate) fn touchpoints(batch: &RecordBatch, first_row: usize) -> PyResult<Vec
         let occurred = occurred_at
             .time_at(row)
             .map_err(|reason| {
-                invalid("touchpoints table", "occurred_at", format!("{reason} (row {at})"))
+                invalid(
+                    "touchpoints table",
+                    "occurred_at",
+                    format!("{reason} (row {at})"),
+                )
             })?
             .ok_or_else(|| missing("touchpoints", at, "occurred_at"))?;
         let mut t = Touchpoint::new(
-            id.str_at(row).ok_or_else(|| missing("touchpoints", at, "id"))?,
+            id.str_at(row)
+                .ok_or_else(|| missing("touchpoints", at, "id"))?,
             subject,
             Channel::parse(
                 channel
                     .str_at(row)
                     .ok_or_else(|| missing("touchpoints", at, "channel"))?,
             ),
-            Kind::from(kind.str_at(row).ok_or_else(|| missing("touchpoints", at, "kind"))?),
+            Kind::from(
+                kind.str_at(row)
+                    .ok_or_else(|| missing("touchpoints", at, "kind"))?,
+            ),
             occurred,
         );
         t.attributes = cols.attributes(row);
@@ -439,9 +467,17 @@ pub(crate) fn customers(batch: &RecordBatch, first_row: usize) -> PyResult<Vec<C
             None | Some(Column::Null) => Ok(None),
             Some(Column::List(list, _)) => match list.values().as_struct_opt() {
                 Some(s) => Ok(Some(s.clone())),
-                None => Err(invalid("customers table", name, "must hold lists of records")),
+                None => Err(invalid(
+                    "customers table",
+                    name,
+                    "must hold lists of records",
+                )),
             },
-            Some(_) => Err(invalid("customers table", name, "must hold lists of records")),
+            Some(_) => Err(invalid(
+                "customers table",
+                name,
+                "must hold lists of records",
+            )),
         }
     };
     let identity_rows = structs("identities", &identities)?;
@@ -465,8 +501,10 @@ pub(crate) fn customers(batch: &RecordBatch, first_row: usize) -> PyResult<Vec<C
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let at = first_row + row;
-        let mut customer =
-            Customer::new(id.str_at(row).ok_or_else(|| missing("customers", at, "id"))?);
+        let mut customer = Customer::new(
+            id.str_at(row)
+                .ok_or_else(|| missing("customers", at, "id"))?,
+        );
         customer.attributes = cols.attributes(row);
         if let (Some(Column::List(list, _)), Some(f)) = (&identities, &identity_fields) {
             for i in list_range(list, row) {
@@ -496,7 +534,11 @@ pub(crate) fn customers(batch: &RecordBatch, first_row: usize) -> PyResult<Vec<C
                 };
                 let (Some(channel), Some(purpose), Some(status)) = (text(0), text(1), text(2))
                 else {
-                    return Err(missing("customers", at, "consents[].channel/purpose/status"));
+                    return Err(missing(
+                        "customers",
+                        at,
+                        "consents[].channel/purpose/status",
+                    ));
                 };
                 let status = match status {
                     "granted" => ConsentStatus::Granted,
@@ -512,9 +554,10 @@ pub(crate) fn customers(batch: &RecordBatch, first_row: usize) -> PyResult<Vec<C
                         ));
                     }
                 };
-                let since =
-                    time(3, "since")?.ok_or_else(|| missing("customers", at, "consents[].since"))?;
-                let mut consent = Consent::granted(Channel::parse(channel), Purpose::from(purpose), since);
+                let since = time(3, "since")?
+                    .ok_or_else(|| missing("customers", at, "consents[].since"))?;
+                let mut consent =
+                    Consent::granted(Channel::parse(channel), Purpose::from(purpose), since);
                 consent.status = status;
                 consent.expires_at = time(4, "expires_at")?;
                 customer.consents.push(consent);
@@ -751,12 +794,24 @@ pub(crate) fn to_pandas(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny
 
 /// The touchpoints table (the columns [`touchpoints`] reads).
 pub(crate) fn touchpoints_table(rows: &[Touchpoint]) -> PyResult<RecordBatch> {
-    let (mut id, mut customer, mut ikind, mut ivalue) =
-        (Builder::str(), Builder::str(), Builder::str(), Builder::str());
-    let (mut channel, mut kind, mut at, mut source) =
-        (Builder::str(), Builder::str(), Builder::time(), Builder::str());
-    let (mut question, mut score, mut smin, mut smax) =
-        (Builder::str(), Builder::num(), Builder::num(), Builder::num());
+    let (mut id, mut customer, mut ikind, mut ivalue) = (
+        Builder::str(),
+        Builder::str(),
+        Builder::str(),
+        Builder::str(),
+    );
+    let (mut channel, mut kind, mut at, mut source) = (
+        Builder::str(),
+        Builder::str(),
+        Builder::time(),
+        Builder::str(),
+    );
+    let (mut question, mut score, mut smin, mut smax) = (
+        Builder::str(),
+        Builder::num(),
+        Builder::num(),
+        Builder::num(),
+    );
     for t in rows {
         id.push_str(Some(t.id.as_str()));
         match &t.subject {
@@ -784,7 +839,10 @@ pub(crate) fn touchpoints_table(rows: &[Touchpoint]) -> PyResult<RecordBatch> {
     let mut table = TableBuilder::default();
     table.column("id", id);
     table.column("customer_id", customer);
-    if rows.iter().any(|t| matches!(t.subject, Subject::Identity(_))) {
+    if rows
+        .iter()
+        .any(|t| matches!(t.subject, Subject::Identity(_)))
+    {
         table.column("identity_kind", ikind);
         table.column("identity_value", ivalue);
     }
@@ -876,9 +934,15 @@ pub(crate) fn customers_table(rows: &[Customer]) -> PyResult<RecordBatch> {
     }
     let mut table = TableBuilder::default();
     table.column("id", id);
-    table.columns.push(("identities".to_owned(), Arc::new(identities.finish())));
-    table.columns.push(("consents".to_owned(), Arc::new(consents.finish())));
-    table.columns.push(("pii".to_owned(), Arc::new(pii.finish())));
+    table
+        .columns
+        .push(("identities".to_owned(), Arc::new(identities.finish())));
+    table
+        .columns
+        .push(("consents".to_owned(), Arc::new(consents.finish())));
+    table
+        .columns
+        .push(("pii".to_owned(), Arc::new(pii.finish())));
     table.attributes(rows.iter().map(|c| &c.attributes));
     table.finish()
 }

@@ -31,7 +31,10 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 /// A Python scalar, datetime or list as a value.
 pub(crate) fn value(v: &Bound<'_, PyAny>) -> Result<Value, String> {
     if v.is_instance_of::<PyBool>() {
-        return v.extract::<bool>().map(Value::Bool).map_err(|e| e.to_string());
+        return v
+            .extract::<bool>()
+            .map(Value::Bool)
+            .map_err(|e| e.to_string());
     }
     if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() {
         let n: f64 = v.extract().map_err(|e: PyErr| e.to_string())?;
