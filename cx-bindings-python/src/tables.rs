@@ -686,28 +686,13 @@ impl Builder {
         }
     }
 
-    /// A builder for a column holding `values`: their common type, or strings if they mix.
-    fn for_values<'a>(values: impl Iterator<Item = &'a Value>) -> Builder {
-        let mut seen: Option<u8> = None;
-        for v in values {
-            let t = match v {
-                Value::String(_) => 0,
-                Value::Number(_) => 1,
-                Value::Bool(_) => 2,
-                Value::Timestamp(_) => 3,
-                Value::List(_) => 4,
-            };
-            match seen {
-                None => seen = Some(t),
-                Some(s) if s == t => {}
-                Some(_) => return Builder::str(),
-            }
-        }
-        match seen {
-            Some(1) => Builder::num(),
-            Some(2) => Builder::bool(),
-            Some(3) => Builder::time(),
-            Some(4) => Builder::Strs(ListBuilder::new(StringBuilder::new())),
+    /// A builder for values of kind `kind` (see [`kind_of`]).
+    fn for_kind(kind: u8) -> Builder {
+        match kind {
+            1 => Builder::num(),
+            2 => Builder::bool(),
+            3 => Builder::time(),
+            4 => Builder::Strs(ListBuilder::new(StringBuilder::new())),
             _ => Builder::str(),
         }
     }
@@ -721,6 +706,18 @@ impl Builder {
             Builder::Strs(mut b) => Arc::new(b.finish()),
             Builder::Int(mut b) => Arc::new(b.finish()),
         }
+    }
+}
+
+/// The kind of a value, for the type of its column: 0 string, 1 number, 2 bool, 3 instant,
+/// 4 list.
+fn kind_of(value: &Value) -> u8 {
+    match value {
+        Value::String(_) => 0,
+        Value::Number(_) => 1,
+        Value::Bool(_) => 2,
+        Value::Timestamp(_) => 3,
+        Value::List(_) => 4,
     }
 }
 
@@ -749,25 +746,51 @@ impl TableBuilder {
         self.columns.push((name.to_owned(), builder.finish()));
     }
 
-    /// One column per attribute name seen in `rows`, in order of first appearance.
+    /// One column per attribute name seen in `rows`, in order of first appearance. Two passes
+    /// over the rows, each visiting every attribute once.
     pub(crate) fn attributes<'a>(&mut self, rows: impl Iterator<Item = &'a Attributes> + Clone) {
-        let mut names: Vec<&Name> = Vec::new();
+        // Pass 1: the names, in order, and the values' common type per name.
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut kinds: Vec<(&str, Option<u8>)> = Vec::new();
         for attributes in rows.clone() {
-            for (name, _) in attributes.iter() {
-                if !names.contains(&name) {
-                    names.push(name);
+            for (name, value) in attributes.iter() {
+                let slot = *index.entry(name.as_str()).or_insert_with(|| {
+                    kinds.push((name.as_str(), None));
+                    kinds.len() - 1
+                });
+                if let Some((_, kind)) = kinds.get_mut(slot) {
+                    let this = kind_of(value);
+                    *kind = match *kind {
+                        None => Some(this),
+                        Some(k) if k == this => Some(k),
+                        // Mixed types: strings.
+                        Some(_) => Some(0),
+                    };
                 }
             }
         }
-        for name in names {
-            if self.columns.iter().any(|(n, _)| n == name.as_str()) {
+        let mut builders: Vec<Builder> = kinds
+            .iter()
+            .map(|(_, kind)| Builder::for_kind(kind.unwrap_or(0)))
+            .collect();
+        // Pass 2: one cell per column per row.
+        let mut cells: Vec<Option<&Value>> = vec![None; builders.len()];
+        for attributes in rows {
+            cells.iter_mut().for_each(|c| *c = None);
+            for (name, value) in attributes.iter() {
+                if let Some(cell) = index.get(name.as_str()).and_then(|&i| cells.get_mut(i)) {
+                    *cell = Some(value);
+                }
+            }
+            for (builder, cell) in builders.iter_mut().zip(&cells) {
+                builder.push_value(*cell);
+            }
+        }
+        for ((name, _), builder) in kinds.into_iter().zip(builders) {
+            if self.columns.iter().any(|(n, _)| n == name) {
                 continue;
             }
-            let mut b = Builder::for_values(rows.clone().filter_map(|a| a.get(name.as_str())));
-            for attributes in rows.clone() {
-                b.push_value(attributes.get(name.as_str()));
-            }
-            self.column(name.as_str(), b);
+            self.column(name, builder);
         }
     }
 
