@@ -2,7 +2,7 @@
 
 use crate::errors::{OrRaise, invalid};
 use crate::runtime::{block_on, generation};
-use crate::tables::{self, Builder, TableBuilder};
+use crate::tables::{self, Builder, Rows};
 use crate::values;
 use cx::model::{
     Catalog, Channel, CustomerId, Decision, DecisionId, DecisionRequest, OfferId, OutcomeKind,
@@ -690,42 +690,37 @@ async fn decide_many(
 }
 
 fn decisions_table(decisions: &[Decision]) -> PyResult<arrow_array::RecordBatch> {
-    let (mut customer, mut id, mut rank, mut offer) = (
-        Builder::str(),
-        Builder::str(),
-        Builder::int(),
-        Builder::str(),
-    );
-    let (mut category, mut score, mut probability) =
-        (Builder::str(), Builder::num(), Builder::num());
+    let mut t = Rows::new(vec![
+        ("customer_id", Builder::str()),
+        ("decision_id", Builder::str()),
+        ("rank", Builder::int()),
+        ("offer_id", Builder::str()),
+        ("category", Builder::str()),
+        ("score", Builder::num()),
+        ("probability", Builder::num()),
+    ]);
     for d in decisions {
         if d.offers.is_empty() {
-            customer.push_str(Some(d.customer.as_str()));
-            id.push_str(Some(d.id.as_str()));
-            rank.push_int(None);
-            offer.push_str(None);
-            category.push_str(None);
-            score.push_num(None);
-            probability.push_num(None);
+            t.row()
+                .str(Some(d.customer.as_str()))
+                .str(Some(d.id.as_str()))
+                .int(None)
+                .str(None)
+                .str(None)
+                .num(None)
+                .num(None);
         }
         for s in &d.offers {
-            customer.push_str(Some(d.customer.as_str()));
-            id.push_str(Some(d.id.as_str()));
-            rank.push_int(Some(u64::from(s.rank)));
-            offer.push_str(Some(s.offer.as_str()));
-            category.push_str(Some(s.category.as_str()));
-            score.push_num(Some(s.score));
-            probability.push_num(Some(s.probability));
+            t.row()
+                .str(Some(d.customer.as_str()))
+                .str(Some(d.id.as_str()))
+                .int(Some(u64::from(s.rank)))
+                .str(Some(s.offer.as_str()))
+                .str(Some(s.category.as_str()))
+                .num(Some(s.score))
+                .num(Some(s.probability));
         }
     }
-    let mut t = TableBuilder::default();
-    t.column("customer_id", customer);
-    t.column("decision_id", id);
-    t.column("rank", rank);
-    t.column("offer_id", offer);
-    t.column("category", category);
-    t.column("score", score);
-    t.column("probability", probability);
     t.finish()
 }
 
@@ -834,39 +829,31 @@ impl PyDecision {
     /// ``lever``, ``score``) for scored ones, ``lifts_at`` for contact-policy exclusions and
     /// ``probability`` for chosen ones. Empty if the decision kept no explanation.
     fn explain(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let rows = self.0.explanations();
-        let (mut offer, mut stage, mut reason) = (Builder::str(), Builder::str(), Builder::str());
-        let (mut propensity, mut weight, mut value, mut lever, mut score) = (
-            Builder::num(),
-            Builder::num(),
-            Builder::num(),
-            Builder::num(),
-            Builder::num(),
-        );
-        let (mut lifts, mut probability) = (Builder::time(), Builder::num());
-        for e in &rows {
-            offer.push_str(Some(e.offer.as_str()));
-            stage.push_str(Some(e.stage.as_str()));
-            reason.push_str(Some(&e.reason));
-            propensity.push_num(e.score.map(|s| s.propensity));
-            weight.push_num(e.score.map(|s| s.context_weight));
-            value.push_num(e.score.map(|s| s.value));
-            lever.push_num(e.score.map(|s| s.lever));
-            score.push_num(e.score.map(|s| s.score));
-            lifts.push_time(e.lifts_at);
-            probability.push_num(e.probability);
+        let mut t = Rows::new(vec![
+            ("offer_id", Builder::str()),
+            ("stage", Builder::str()),
+            ("reason", Builder::str()),
+            ("propensity", Builder::num()),
+            ("context_weight", Builder::num()),
+            ("value", Builder::num()),
+            ("lever", Builder::num()),
+            ("score", Builder::num()),
+            ("lifts_at", Builder::time()),
+            ("probability", Builder::num()),
+        ]);
+        for e in &self.0.explanations() {
+            t.row()
+                .str(Some(e.offer.as_str()))
+                .str(Some(e.stage.as_str()))
+                .str(Some(&e.reason))
+                .num(e.score.map(|s| s.propensity))
+                .num(e.score.map(|s| s.context_weight))
+                .num(e.score.map(|s| s.value))
+                .num(e.score.map(|s| s.lever))
+                .num(e.score.map(|s| s.score))
+                .time(e.lifts_at)
+                .num(e.probability);
         }
-        let mut t = TableBuilder::default();
-        t.column("offer_id", offer);
-        t.column("stage", stage);
-        t.column("reason", reason);
-        t.column("propensity", propensity);
-        t.column("context_weight", weight);
-        t.column("value", value);
-        t.column("lever", lever);
-        t.column("score", score);
-        t.column("lifts_at", lifts);
-        t.column("probability", probability);
         tables::to_pandas(py, t.finish()?)
     }
 
@@ -889,45 +876,38 @@ pub(crate) struct Kpis {
 }
 
 fn results_table(results: &[cx::kpi::KpiResult]) -> PyResult<arrow_array::RecordBatch> {
-    let (mut kpi, mut name, mut owner) = (Builder::str(), Builder::str(), Builder::str());
-    let (mut start, mut end) = (Builder::time(), Builder::time());
-    let (mut value, mut n, mut status) = (Builder::num(), Builder::int(), Builder::str());
-    let (mut low, mut high, mut target, mut direction) = (
-        Builder::num(),
-        Builder::num(),
-        Builder::num(),
-        Builder::str(),
-    );
+    let mut t = Rows::new(vec![
+        ("kpi_id", Builder::str()),
+        ("name", Builder::str()),
+        ("owner", Builder::str()),
+        ("window_start", Builder::time()),
+        ("window_end", Builder::time()),
+        ("value", Builder::num()),
+        ("n", Builder::int()),
+        ("status", Builder::str()),
+        ("ci_low", Builder::num()),
+        ("ci_high", Builder::num()),
+        ("target", Builder::num()),
+        ("direction", Builder::str()),
+    ]);
     for r in results {
-        kpi.push_str(Some(r.kpi.as_str()));
-        name.push_str(Some(&r.name));
-        owner.push_str(Some(r.owner.as_str()));
-        start.push_time(Some(r.window.start));
-        end.push_time(Some(r.window.end));
-        value.push_num(r.value);
-        n.push_int(Some(r.n));
-        status.push_str(Some(status_name(r.status)));
-        low.push_num(r.interval.map(|i| i.0));
-        high.push_num(r.interval.map(|i| i.1));
-        target.push_num(r.target.map(|t| t.value));
-        direction.push_str(r.target.map(|t| match t.direction {
-            cx::model::Direction::HigherIsBetter => "higher_is_better",
-            cx::model::Direction::LowerIsBetter => "lower_is_better",
-        }));
+        t.row()
+            .str(Some(r.kpi.as_str()))
+            .str(Some(&r.name))
+            .str(Some(r.owner.as_str()))
+            .time(Some(r.window.start))
+            .time(Some(r.window.end))
+            .num(r.value)
+            .int(Some(r.n))
+            .str(Some(status_name(r.status)))
+            .num(r.interval.map(|i| i.0))
+            .num(r.interval.map(|i| i.1))
+            .num(r.target.map(|t| t.value))
+            .str(r.target.map(|t| match t.direction {
+                cx::model::Direction::HigherIsBetter => "higher_is_better",
+                cx::model::Direction::LowerIsBetter => "lower_is_better",
+            }));
     }
-    let mut t = TableBuilder::default();
-    t.column("kpi_id", kpi);
-    t.column("name", name);
-    t.column("owner", owner);
-    t.column("window_start", start);
-    t.column("window_end", end);
-    t.column("value", value);
-    t.column("n", n);
-    t.column("status", status);
-    t.column("ci_low", low);
-    t.column("ci_high", high);
-    t.column("target", target);
-    t.column("direction", direction);
     t.finish()
 }
 
@@ -1136,50 +1116,39 @@ impl Journeys {
             }
         }
         .or_raise()?;
-        let (mut group, mut stage) = (Builder::str(), Builder::str());
-        let (mut reached, mut entered, mut skipped, mut dropped) = (
-            Builder::int(),
-            Builder::int(),
-            Builder::int(),
-            Builder::int(),
-        );
-        let (mut conv, mut conv_start, mut median, mut p90) = (
-            Builder::num(),
-            Builder::num(),
-            Builder::num(),
-            Builder::num(),
-        );
+        let mut t = Rows::new(vec![
+            ("group", Builder::str()),
+            ("stage", Builder::str()),
+            ("reached", Builder::int()),
+            ("entered", Builder::int()),
+            ("skipped", Builder::int()),
+            ("dropped", Builder::int()),
+            ("conversion", Builder::num()),
+            ("conversion_from_start", Builder::num()),
+            ("gap_median_s", Builder::num()),
+            ("gap_p90_s", Builder::num()),
+        ]);
         let all = std::iter::once((None, &funnel.rows)).chain(
             funnel
                 .groups
                 .iter()
                 .map(|(g, rows)| (Some(g.as_str()), rows)),
         );
-        for (g, rows) in all {
+        for (group, rows) in all {
             for r in rows {
-                group.push_str(g);
-                stage.push_str(Some(r.stage.as_str()));
-                reached.push_int(Some(r.reached));
-                entered.push_int(Some(r.entered));
-                skipped.push_int(Some(r.skipped));
-                dropped.push_int(Some(r.dropped));
-                conv.push_num(r.conversion);
-                conv_start.push_num(r.conversion_from_start);
-                median.push_num(r.gap.median);
-                p90.push_num(r.gap.p90);
+                t.row()
+                    .str(group)
+                    .str(Some(r.stage.as_str()))
+                    .int(Some(r.reached))
+                    .int(Some(r.entered))
+                    .int(Some(r.skipped))
+                    .int(Some(r.dropped))
+                    .num(r.conversion)
+                    .num(r.conversion_from_start)
+                    .num(r.gap.median)
+                    .num(r.gap.p90);
             }
         }
-        let mut t = TableBuilder::default();
-        t.column("group", group);
-        t.column("stage", stage);
-        t.column("reached", reached);
-        t.column("entered", entered);
-        t.column("skipped", skipped);
-        t.column("dropped", dropped);
-        t.column("conversion", conv);
-        t.column("conversion_from_start", conv_start);
-        t.column("gap_median_s", median);
-        t.column("gap_p90_s", p90);
         tables::to_pandas(py, t.finish()?)
     }
 
@@ -1207,16 +1176,17 @@ impl Journeys {
             async move { engine.moments_of_truth(&id, &q, range).await },
         )?
         .or_raise()?;
-        let (mut stage, mut responses, mut mean) = (Builder::str(), Builder::int(), Builder::num());
-        for s in &scores {
-            stage.push_str(Some(s.stage.as_str()));
-            responses.push_int(Some(s.responses));
-            mean.push_num(Some(s.mean));
+        let mut t = Rows::new(vec![
+            ("stage", Builder::str()),
+            ("responses", Builder::int()),
+            ("mean", Builder::num()),
+        ]);
+        for m in &scores {
+            t.row()
+                .str(Some(m.stage.as_str()))
+                .int(Some(m.responses))
+                .num(Some(m.mean));
         }
-        let mut t = TableBuilder::default();
-        t.column("stage", stage);
-        t.column("responses", responses);
-        t.column("mean", mean);
         tables::to_pandas(py, t.finish()?)
     }
 

@@ -4,7 +4,7 @@
 use crate::engine::PyEngine;
 use crate::errors::OrRaise;
 use crate::runtime::block_on;
-use crate::tables;
+use crate::tables::{self, Builder, Rows};
 use cx::model::Timestamp;
 use cx::{Engine, ManualClock, MemoryStore};
 use cx_core::testkit::scenario::{ScenarioSpec, contact_records};
@@ -179,18 +179,17 @@ pub(crate) fn telco(
     })?;
     let catalog = py.import("json")?.call_method1("loads", (json,))?.unbind();
     let trials = {
-        use tables::Builder;
-        let (mut offer, mut accepted, mut failed) =
-            (Builder::str(), Builder::int(), Builder::int());
+        let mut t = Rows::new(vec![
+            ("offer_id", Builder::str()),
+            ("accepted", Builder::int()),
+            ("failed", Builder::int()),
+        ]);
         for (o, (a, f)) in scenario.catalog.offers.iter().zip(&scenario.trials) {
-            offer.push_str(Some(o.id.as_str()));
-            accepted.push_int(Some(u64::from(*a)));
-            failed.push_int(Some(u64::from(*f)));
+            t.row()
+                .str(Some(o.id.as_str()))
+                .int(Some(u64::from(*a)))
+                .int(Some(u64::from(*f)));
         }
-        let mut t = tables::TableBuilder::default();
-        t.column("offer_id", offer);
-        t.column("accepted", accepted);
-        t.column("failed", failed);
         tables::to_pandas(py, t.finish()?)?
     };
     let budget_used = pyo3::types::PyDict::new(py);
@@ -212,30 +211,24 @@ pub(crate) fn telco(
 }
 
 fn contacts_table(rows: &[cx::model::ContactEvent]) -> PyResult<arrow_array::RecordBatch> {
-    use tables::Builder;
-    let (mut customer, mut decision, mut offer, mut category) = (
-        Builder::str(),
-        Builder::str(),
-        Builder::str(),
-        Builder::str(),
-    );
-    let (mut channel, mut kind, mut at) = (Builder::str(), Builder::str(), Builder::time());
+    let mut t = Rows::new(vec![
+        ("customer_id", Builder::str()),
+        ("decision_id", Builder::str()),
+        ("offer_id", Builder::str()),
+        ("category", Builder::str()),
+        ("channel", Builder::str()),
+        ("kind", Builder::str()),
+        ("at", Builder::time()),
+    ]);
     for c in rows {
-        customer.push_str(Some(c.customer.as_str()));
-        decision.push_str(Some(c.decision.as_str()));
-        offer.push_str(Some(c.offer.as_str()));
-        category.push_str(Some(c.category.as_str()));
-        channel.push_str(Some(c.channel.as_str()));
-        kind.push_str(Some(c.kind.as_str()));
-        at.push_time(Some(c.at));
+        t.row()
+            .str(Some(c.customer.as_str()))
+            .str(Some(c.decision.as_str()))
+            .str(Some(c.offer.as_str()))
+            .str(Some(c.category.as_str()))
+            .str(Some(c.channel.as_str()))
+            .str(Some(c.kind.as_str()))
+            .time(Some(c.at));
     }
-    let mut t = tables::TableBuilder::default();
-    t.column("customer_id", customer);
-    t.column("decision_id", decision);
-    t.column("offer_id", offer);
-    t.column("category", category);
-    t.column("channel", channel);
-    t.column("kind", kind);
-    t.column("at", at);
     t.finish()
 }

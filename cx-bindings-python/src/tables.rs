@@ -806,6 +806,68 @@ impl TableBuilder {
     }
 }
 
+/// A table with a fixed schema, written row by row: each row writes its cells in column order.
+pub(crate) struct Rows {
+    names: Vec<&'static str>,
+    builders: Vec<Builder>,
+}
+
+impl Rows {
+    /// Empty columns, named and typed.
+    pub(crate) fn new(columns: Vec<(&'static str, Builder)>) -> Rows {
+        let (names, builders) = columns.into_iter().unzip();
+        Rows { names, builders }
+    }
+
+    /// The next row; write every cell, in column order.
+    pub(crate) fn row(&mut self) -> Row<'_> {
+        Row(self.builders.iter_mut())
+    }
+
+    /// The columns, to add more (attributes) before finishing.
+    pub(crate) fn into_table(self) -> TableBuilder {
+        let mut table = TableBuilder::default();
+        for (name, builder) in self.names.into_iter().zip(self.builders) {
+            table.column(name, builder);
+        }
+        table
+    }
+
+    pub(crate) fn finish(self) -> PyResult<RecordBatch> {
+        self.into_table().finish()
+    }
+}
+
+/// One row of [`Rows`] being written.
+pub(crate) struct Row<'a>(std::slice::IterMut<'a, Builder>);
+
+impl Row<'_> {
+    pub(crate) fn str(mut self, v: Option<&str>) -> Self {
+        if let Some(b) = self.0.next() {
+            b.push_str(v);
+        }
+        self
+    }
+    pub(crate) fn num(mut self, v: Option<f64>) -> Self {
+        if let Some(b) = self.0.next() {
+            b.push_num(v);
+        }
+        self
+    }
+    pub(crate) fn int(mut self, v: Option<u64>) -> Self {
+        if let Some(b) = self.0.next() {
+            b.push_int(v);
+        }
+        self
+    }
+    pub(crate) fn time(mut self, v: Option<Timestamp>) -> Self {
+        if let Some(b) = self.0.next() {
+            b.push_time(v);
+        }
+        self
+    }
+}
+
 /// `batch` as a pandas DataFrame.
 pub(crate) fn to_pandas(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
     let schema = batch.schema();
@@ -815,72 +877,69 @@ pub(crate) fn to_pandas(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny
     Ok(arrow.call_method0("to_pandas")?.unbind())
 }
 
-/// The touchpoints table (the columns [`touchpoints`] reads).
+/// The touchpoints table (the columns [`touchpoints`] reads); the identity, source and survey
+/// columns only when some row has one.
 pub(crate) fn touchpoints_table(rows: &[Touchpoint]) -> PyResult<RecordBatch> {
-    let (mut id, mut customer, mut ikind, mut ivalue) = (
-        Builder::str(),
-        Builder::str(),
-        Builder::str(),
-        Builder::str(),
-    );
-    let (mut channel, mut kind, mut at, mut source) = (
-        Builder::str(),
-        Builder::str(),
-        Builder::time(),
-        Builder::str(),
-    );
-    let (mut question, mut score, mut smin, mut smax) = (
-        Builder::str(),
-        Builder::num(),
-        Builder::num(),
-        Builder::num(),
-    );
-    for t in rows {
-        id.push_str(Some(t.id.as_str()));
-        match &t.subject {
-            Subject::Customer(c) => {
-                customer.push_str(Some(c.as_str()));
-                ikind.push_str(None);
-                ivalue.push_str(None);
-            }
-            Subject::Identity(i) => {
-                customer.push_str(None);
-                ikind.push_str(Some(i.kind.as_str()));
-                ivalue.push_str(Some(&i.value));
-            }
-        }
-        channel.push_str(Some(t.channel.as_str()));
-        kind.push_str(Some(t.kind.as_str()));
-        at.push_time(Some(t.occurred_at));
-        source.push_str(t.source.as_deref());
-        let survey = t.survey.as_ref();
-        question.push_str(survey.map(|s| s.question.as_str()));
-        score.push_num(survey.map(|s| s.score));
-        smin.push_num(survey.map(|s| s.scale.min));
-        smax.push_num(survey.map(|s| s.scale.max));
-    }
-    let mut table = TableBuilder::default();
-    table.column("id", id);
-    table.column("customer_id", customer);
-    if rows
+    let identities = rows
         .iter()
-        .any(|t| matches!(t.subject, Subject::Identity(_)))
-    {
-        table.column("identity_kind", ikind);
-        table.column("identity_value", ivalue);
+        .any(|t| matches!(t.subject, Subject::Identity(_)));
+    let sources = rows.iter().any(|t| t.source.is_some());
+    let surveys = rows.iter().any(|t| t.survey.is_some());
+    let mut columns = vec![("id", Builder::str()), ("customer_id", Builder::str())];
+    if identities {
+        columns.extend([
+            ("identity_kind", Builder::str()),
+            ("identity_value", Builder::str()),
+        ]);
     }
-    table.column("channel", channel);
-    table.column("kind", kind);
-    table.column("occurred_at", at);
-    if rows.iter().any(|t| t.source.is_some()) {
-        table.column("source", source);
+    columns.extend([
+        ("channel", Builder::str()),
+        ("kind", Builder::str()),
+        ("occurred_at", Builder::time()),
+    ]);
+    if sources {
+        columns.push(("source", Builder::str()));
     }
-    if rows.iter().any(|t| t.survey.is_some()) {
-        table.column("survey_question", question);
-        table.column("survey_score", score);
-        table.column("survey_scale_min", smin);
-        table.column(SURVEY_SCALE_MAX, smax);
+    if surveys {
+        columns.extend([
+            ("survey_question", Builder::str()),
+            ("survey_score", Builder::num()),
+            ("survey_scale_min", Builder::num()),
+            (SURVEY_SCALE_MAX, Builder::num()),
+        ]);
     }
+    let mut table = Rows::new(columns);
+    for t in rows {
+        let identity = match &t.subject {
+            Subject::Customer(_) => None,
+            Subject::Identity(i) => Some(i),
+        };
+        let mut row = table
+            .row()
+            .str(Some(t.id.as_str()))
+            .str(t.customer_id().map(|c| c.as_str()));
+        if identities {
+            row = row
+                .str(identity.map(|i| i.kind.as_str()))
+                .str(identity.map(|i| i.value.as_str()));
+        }
+        row = row
+            .str(Some(t.channel.as_str()))
+            .str(Some(t.kind.as_str()))
+            .time(Some(t.occurred_at));
+        if sources {
+            row = row.str(t.source.as_deref());
+        }
+        if surveys {
+            let survey = t.survey.as_ref();
+            let _ = row
+                .str(survey.map(|s| s.question.as_str()))
+                .num(survey.map(|s| s.score))
+                .num(survey.map(|s| s.scale.min))
+                .num(survey.map(|s| s.scale.max));
+        }
+    }
+    let mut table = table.into_table();
     table.attributes(rows.iter().map(|t| &t.attributes));
     table.finish()
 }
