@@ -346,21 +346,20 @@ impl PyEngine {
         let engine = self.engine(py)?;
         let batch_size = batch_size.max(1);
         let report = block_on(py, async move {
+            // One thread converts the next chunk while the store takes this one.
+            let (tx, mut rx) =
+                tokio::sync::mpsc::channel::<PyResult<Vec<cx::model::Touchpoint>>>(1);
+            let producer =
+                tokio::task::spawn_blocking(move || convert_chunks(&batches, batch_size, &tx));
             let mut total = cx::IngestReport::default();
-            let mut pending = Vec::new();
-            let mut first_row = 0;
-            for batch in &batches {
-                pending.extend(tables::touchpoints(batch, first_row)?);
-                first_row += batch.num_rows();
-                while pending.len() >= batch_size {
-                    let rest = pending.split_off(batch_size);
-                    let chunk = std::mem::replace(&mut pending, rest);
-                    add(&mut total, engine.ingest(chunk).await.or_raise()?);
-                }
+            while let Some(chunk) = rx.recv().await {
+                add(&mut total, engine.ingest(chunk?).await.or_raise()?);
             }
-            if !pending.is_empty() {
-                add(&mut total, engine.ingest(pending).await.or_raise()?);
-            }
+            producer.await.map_err(|e| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "cx: ingest conversion failed: {e}"
+                ))
+            })?;
             Ok::<_, PyErr>(total)
         })??;
         let out = PyDict::new(py);
@@ -635,6 +634,42 @@ impl PyEngine {
             Ok::<_, cx::Error>(start.elapsed().as_secs_f64())
         })?
         .or_raise()
+    }
+}
+
+/// Converts `batches` into chunks of `size` touchpoints, in order, and sends them; stops at
+/// the first error (sent) or when the receiver is gone.
+fn convert_chunks(
+    batches: &[arrow_array::RecordBatch],
+    size: usize,
+    tx: &tokio::sync::mpsc::Sender<PyResult<Vec<cx::model::Touchpoint>>>,
+) {
+    let mut pending = Vec::with_capacity(size);
+    let mut first_row = 0;
+    for batch in batches {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            // Zero-copy slices, so a chunk is sent as soon as it is converted.
+            let take = (size - pending.len()).min(batch.num_rows() - offset);
+            match tables::touchpoints(&batch.slice(offset, take), first_row) {
+                Ok(rows) => pending.extend(rows),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+            offset += take;
+            first_row += take;
+            if pending.len() >= size {
+                let chunk = std::mem::replace(&mut pending, Vec::with_capacity(size));
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = tx.blocking_send(Ok(pending));
     }
 }
 
