@@ -8,7 +8,7 @@ use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch};
 use super::policy::{CompiledContactRule, Lift};
 use super::propensity::PropensityModel;
-use super::trace::{Candidate, Exclusion, RuleRef, Trace};
+use super::trace::{Exclusion, RuleRef, Trace};
 use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
     ExplanationRef, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
@@ -125,7 +125,7 @@ impl Arbitrator {
             plan.eval(&base_env, &mut shared);
         }
         let candidates: &[u32] = catalog.by_channel.get(channel).map_or(&[], |c| c);
-        let mut trace: Vec<Candidate> =
+        let mut excluded: Vec<(u32, Exclusion)> =
             Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
         let mut survivors: Vec<(u32, ScoreFactors)> = Vec::with_capacity(candidates.len());
         let stage = Stage {
@@ -184,7 +184,7 @@ impl Arbitrator {
             match exclusion {
                 Some(exclusion) => {
                     if request.explain {
-                        trace.push(Candidate::excluded(index, exclusion));
+                        excluded.push((index, exclusion));
                     }
                 }
                 None => {
@@ -214,9 +214,9 @@ impl Arbitrator {
             }
             f.score = f.propensity * f.context_weight * f.value * f.lever;
             let category = catalog
-                .offers
+                .hot
                 .get(*index as usize)
-                .map_or(u32::MAX, |o| o.category);
+                .map_or(u32::MAX, |h| h.category);
             scored.push(Scored {
                 offer: *index,
                 category,
@@ -283,9 +283,6 @@ impl Arbitrator {
             .collect();
 
         let explanation = request.explain.then(|| {
-            for (index, f) in &survivors {
-                trace.push(Candidate::scored(*index, *f));
-            }
             let explain: Arc<dyn crate::model::Explain> = Arc::new(Trace {
                 catalog: Arc::clone(&self.catalog),
                 customer: input.customer.clone(),
@@ -293,7 +290,8 @@ impl Arbitrator {
                 context,
                 channel: channel.clone(),
                 now,
-                candidates: trace,
+                excluded,
+                scored: survivors,
                 picks,
                 fallback,
                 exploration: config.exploration,

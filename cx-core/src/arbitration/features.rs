@@ -474,6 +474,39 @@ features:
 }
 
 #[cfg(test)]
+mod kind_keys {
+    use super::KindKey;
+
+    fn same(a: &str, b: &str) -> bool {
+        KindKey::of(a).same(a, KindKey::of(b), b)
+    }
+
+    #[test]
+    fn keys_match_exactly_the_same_kind() {
+        for kind in [
+            "",
+            "a",
+            "usage",
+            "page_view",
+            "product_view",
+            "support_contact",
+        ] {
+            assert!(same(kind, kind), "{kind}");
+        }
+        assert!(!same("page_view", "complaint"));
+        assert!(!same("usage", "usage2"));
+        assert!(!same("abc", "abcd"));
+        // 16 bytes: the head and tail words cover every byte.
+        assert!(!same("product_view_aaa", "product_view_aab"));
+        // Longer: same length, head and tail, a different middle.
+        let (a, b) = ("support_x_contact", "support_y_contact");
+        assert_eq!(KindKey::of(a), KindKey::of(b));
+        assert!(!same(a, b));
+        assert!(same(a, "support_x_contact"));
+    }
+}
+
+#[cfg(test)]
 mod many {
     use super::*;
     use crate::model::{Catalog, CustomerId, Kind};
