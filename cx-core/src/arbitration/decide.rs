@@ -283,6 +283,10 @@ impl Arbitrator {
             .collect();
 
         let explanation = request.explain.then(|| {
+            // The trace outlives the decision (in a decision log): keep no spare room. A
+            // shrink in place, no copy.
+            excluded.shrink_to_fit();
+            survivors.shrink_to_fit();
             let explain: Arc<dyn crate::model::Explain> = Arc::new(Trace {
                 catalog: Arc::clone(&self.catalog),
                 customer: input.customer.clone(),
