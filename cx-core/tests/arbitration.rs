@@ -638,3 +638,126 @@ arbitration: {{ scoring: {{ propensity: false }} }}
     assert_eq!(e.lifts_at, Some(shown + TimeDelta::days(10)));
     assert!(e.reason.contains("`category-ten-days`"), "{}", e.reason);
 }
+
+/// Offers that take every path of the candidate screen: eligibility rules longer than the
+/// screen reads, or reading the offer; undecided clauses; an offer's own cap beside a
+/// category cap; a used-up budget ahead of a suitability rule.
+const SCREENED: &str = r#"
+schema:
+  customer: { plan: string, tenure_months: number, region: string }
+budgets:
+  - { id: tight, limit: 1, counts: shown, period: day }
+contact_policy:
+  - { rule: cap, id: one-a-week, scope: category, outcome: shown, max: 1, window: 7d }
+offers:
+  - { id: long-true, name: a, category: a, channels: [app], value: 3, eligibility: 'customer.plan == "S" && customer.tenure_months >= 1 && customer.tenure_months >= 2 && customer.tenure_months >= 3 && customer.tenure_months >= 4' }
+  - { id: long-false, name: b, category: b, channels: [app], value: 1, eligibility: 'customer.plan == "S" && customer.tenure_months >= 1 && customer.tenure_months >= 2 && customer.tenure_months >= 3 && customer.tenure_months >= 400' }
+  - { id: reads-offer, name: c, category: c, channels: [app], value: 1, attributes: { price: 8 }, eligibility: 'customer.plan == "S" && offer.price < 5.0' }
+  - { id: false-after-missing, name: d, category: d, channels: [app], value: 1, eligibility: 'customer.region == "north" && customer.tenure_months >= 400' }
+  - { id: missing, name: e, category: e, channels: [app], value: 1, eligibility: 'customer.region == "north" && customer.plan == "S"' }
+  - { id: own-cap, name: f, category: f, channels: [app], value: 1, contact_policy: [{ rule: cap, scope: offer, outcome: shown, max: 1, window: 30d }] }
+  - { id: category-cap, name: g, category: f, channels: [app], value: 1 }
+  - { id: budget-first, name: h, category: h, channels: [app], value: 1, budget: tight, attributes: { price: 8 }, suitability: 'offer.price < 1.0' }
+  - { id: unsuitable, name: i, category: i, channels: [app], value: 1, attributes: { price: 8 }, suitability: 'offer.price < 1.0' }
+  - { id: suitable, name: j, category: j, channels: [app], value: 2, attributes: { price: 8 }, suitability: 'offer.price < 10.0' }
+  - { id: expired, name: k, category: k, channels: [app], value: 1, valid_until: '2026-01-01T00:00:00Z' }
+  - { id: partner, name: l, category: l, channels: [app], value: 1, consent_purpose: partner }
+arbitration:
+  k: 2
+  scoring: { propensity: false }
+"#;
+
+#[test]
+fn every_path_of_the_candidate_screen_stops_offers_where_the_stages_do() {
+    let catalog =
+        Arc::new(CompiledCatalog::compile(Catalog::from_yaml(SCREENED).unwrap(), 1).unwrap());
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(
+        &catalog.offer_ids(),
+        catalog.propensity_segment_count(),
+        catalog.config().prior,
+    );
+    let arbitrator = Arbitrator::new(catalog, model);
+    let customer = Customer::new("c-1")
+        .with_attribute("plan", "S")
+        .with_attribute("tenure_months", 12)
+        .with_consent(Consent::granted(
+            Channel::App,
+            Purpose::MARKETING,
+            now() - TimeDelta::days(400),
+        ));
+    let contacts = [contact(
+        "own-cap",
+        "f",
+        Channel::App,
+        OutcomeKind::Shown,
+        TimeDelta::days(2),
+    )];
+    let input = DecisionInput {
+        customer: &customer,
+        touchpoints: &[],
+        contacts: &contacts,
+        budget_used: &[1],
+        now: now(),
+    };
+    let d = arbitrator.decide(
+        &input,
+        &DecisionRequest::new("c-1", Channel::App).seed(1),
+        DecisionId::new("d-1"),
+    );
+    let why = |offer: &str| d.why_not(&OfferId::new(offer));
+    assert_eq!(chosen(&d), ["long-true", "suitable"]);
+    for (offer, stage) in [
+        ("long-false", PipelineStage::Eligibility),
+        ("reads-offer", PipelineStage::Eligibility),
+        ("false-after-missing", PipelineStage::Eligibility),
+        ("missing", PipelineStage::Eligibility),
+        ("own-cap", PipelineStage::ContactPolicy),
+        ("category-cap", PipelineStage::ContactPolicy),
+        ("budget-first", PipelineStage::Budget),
+        ("unsuitable", PipelineStage::Suitability),
+        ("expired", PipelineStage::Candidates),
+        ("partner", PipelineStage::Consent),
+    ] {
+        assert_eq!(stage_of(&d, offer), stage, "{offer}: {}", why(offer));
+    }
+    assert_eq!(d.explanations().len(), 12);
+    // The false clause named is the one plain evaluation names: the fifth, the second.
+    assert!(
+        why("long-false").contains("400` is false"),
+        "{}",
+        why("long-false")
+    );
+    assert!(
+        why("reads-offer").contains("offer.price"),
+        "{}",
+        why("reads-offer")
+    );
+    // A false clause wins over an earlier undecided one; alone, the undecided one is named.
+    assert!(
+        why("false-after-missing").contains("400` is false"),
+        "{}",
+        why("false-after-missing")
+    );
+    assert!(
+        why("missing").contains("could not be decided: customer.region is missing"),
+        "{}",
+        why("missing")
+    );
+    // The offer's own 30-day cap holds it back longer than the category's 7-day cap.
+    assert!(
+        why("own-cap").contains("until 2026-12-20T12:00:00Z"),
+        "{}",
+        why("own-cap")
+    );
+    assert!(
+        why("category-cap").contains("`one-a-week`") || why("category-cap").contains("one-a-week"),
+        "{}",
+        why("category-cap")
+    );
+    assert!(
+        why("category-cap").contains("until 2026-11-27T12:00:00Z"),
+        "{}",
+        why("category-cap")
+    );
+}

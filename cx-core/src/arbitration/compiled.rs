@@ -1,6 +1,7 @@
 //! A catalogue compiled for decisions: offers indexed, categories and purposes interned, every
 //! rule compiled against the catalogue's vocabulary. Built once when a catalogue loads.
 
+use super::decide::Screen;
 use super::features::CompiledFeature;
 use super::policy::CompiledContactRule;
 use crate::error::{Error, Result};
@@ -43,6 +44,8 @@ pub struct CompiledOffer {
     pub(crate) suitability: Option<CompiledRule>,
     /// `offer.*` values in slot order.
     pub(crate) values: Box<[Option<Value>]>,
+    /// Its context weights, by interned name ([`CompiledCatalog::weight_names`]).
+    pub(crate) weights: Box<[(u32, f64)]>,
     /// The offer's own contact-policy rules.
     pub(crate) policies: Box<[CompiledContactRule]>,
     /// Index of its budget in the catalogue's budgets.
@@ -57,19 +60,24 @@ impl CompiledOffer {
         self.budget.map(|b| b as usize)
     }
 
-    /// The context weight for a request on `channel` at `placement`.
-    pub(crate) fn context_weight(&self, channel: &Channel, placement: Option<&Name>) -> f64 {
-        let weights = &self.offer.context_weights;
-        if weights.is_empty() {
-            return 1.0;
-        }
-        let by_channel = weights.get(channel.as_str()).copied().unwrap_or(1.0);
-        let by_placement = placement
-            .and_then(|p| weights.get(p.as_str()))
-            .copied()
-            .unwrap_or(1.0);
-        by_channel * by_placement
+    /// The context weight for a request whose channel and placement have the interned names
+    /// `keys` (see [`CompiledCatalog::weight_keys`]): the channel's weight times the
+    /// placement's, each 1 where the offer names none.
+    pub(crate) fn context_weight(&self, keys: WeightKeys) -> f64 {
+        let weight = |key: Option<u32>| {
+            key.and_then(|key| self.weights.iter().find(|(k, _)| *k == key))
+                .map_or(1.0, |(_, w)| *w)
+        };
+        weight(keys.channel) * weight(keys.placement)
     }
+}
+
+/// The interned context-weight names of a request's channel and placement (`None`: no offer
+/// weighs it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WeightKeys {
+    channel: Option<u32>,
+    placement: Option<u32>,
 }
 
 /// What the candidate loop reads of an offer, packed so a decision walks a small array rather
@@ -86,6 +94,19 @@ pub(crate) struct Hot {
     /// [`Hot::SHARED_ELIGIBILITY`] says every clause is shared.
     pub(crate) eligibility: (u32, u32),
     pub(crate) flags: u8,
+    /// The shared clause ids of an eligibility rule of at most [`Hot::SCREENED_CLAUSES`]
+    /// clauses, all shared, padded with the id of a clause that always holds
+    /// ([`CompiledCatalog::shared_clauses`]); only that id for any other offer. The candidate
+    /// loop screens eligibility with them, without branching.
+    pub(crate) clauses: [u32; Hot::SCREENED_CLAUSES],
+    /// The checks this offer always needs made one by one, as [`Screen`] bits:
+    /// [`Screen::RULE`], [`Screen::OWN_POLICY`], [`Screen::SUITABILITY`].
+    ///
+    /// [`Screen`]: super::decide::Screen
+    /// [`Screen::RULE`]: super::decide::Screen::RULE
+    /// [`Screen::OWN_POLICY`]: super::decide::Screen::OWN_POLICY
+    /// [`Screen::SUITABILITY`]: super::decide::Screen::SUITABILITY
+    pub(crate) slow: u8,
     /// The offer's value and lever, for scoring.
     pub(crate) value: f64,
     pub(crate) lever: f64,
@@ -93,6 +114,9 @@ pub(crate) struct Hot {
 
 impl Hot {
     pub(crate) const NO_BUDGET: u32 = u32::MAX;
+    /// The longest eligibility rule (in clauses) the candidate loop screens without
+    /// evaluating it.
+    pub(crate) const SCREENED_CLAUSES: usize = 4;
     /// The eligibility rule's clauses are all shared: its verdict comes from the decision's
     /// shared-clause results.
     pub(crate) const SHARED_ELIGIBILITY: u8 = 1;
@@ -144,6 +168,9 @@ pub struct CompiledCatalog {
     pub(crate) fallback: Option<u32>,
     /// How far back decisions need contact history, in microseconds.
     pub(crate) contact_lookback: i64,
+    /// The outcome kinds contact-policy rules count, as bits (`1 << kind as u8`): decisions
+    /// skip contact events of other kinds.
+    pub(crate) contact_kinds: u8,
     /// How far back decisions need touchpoints (the longest feature window), in microseconds.
     pub(crate) touchpoint_lookback: i64,
     /// How many distinct clauses offer rules share.
@@ -154,6 +181,8 @@ pub struct CompiledCatalog {
     pub(crate) hot: Box<[Hot]>,
     /// The shared clause ids of eligibility rules, offer after offer (see [`Hot::eligibility`]).
     pub(crate) eligibility_ids: Box<[u32]>,
+    /// The names offers give context weights, interned.
+    pub(crate) weight_names: HashMap<Text, u32>,
 }
 
 impl CompiledCatalog {
@@ -173,6 +202,7 @@ impl CompiledCatalog {
             .map(|(i, b)| (b.id.as_str(), index(i)))
             .collect();
 
+        let mut weight_names: HashMap<Text, u32> = HashMap::new();
         let mut offers = Vec::with_capacity(catalog.offers.len());
         let mut offer_index = HashMap::with_capacity(catalog.offers.len());
         let mut by_channel: HashMap<Channel, Vec<u32>> = HashMap::new();
@@ -203,6 +233,14 @@ impl CompiledCatalog {
                 eligibility: compile(&offer.eligibility, "eligibility")?,
                 suitability: compile(&offer.suitability, "suitability")?,
                 values: offer_values(offer, &vocabulary.offer),
+                weights: offer
+                    .context_weights
+                    .iter()
+                    .map(|(name, weight)| {
+                        let next = index(weight_names.len());
+                        (*weight_names.entry(name.clone()).or_insert(next), *weight)
+                    })
+                    .collect(),
                 policies: offer
                     .contact_policy
                     .iter()
@@ -237,25 +275,38 @@ impl CompiledCatalog {
         }
         let shared_clauses = interner.count();
         let mut eligibility_ids = Vec::new();
+        let always = index(shared_clauses);
         let hot = offers
             .iter()
             .map(|o| {
                 let mut flags = 0;
+                let mut slow = 0;
+                let mut clauses = [always; Hot::SCREENED_CLAUSES];
                 let start = index(eligibility_ids.len());
                 if let Some(rule) = &o.eligibility {
                     let ids = rule.shared_ids();
                     if ids.iter().all(|&id| id != crate::rules::UNSHARED) {
                         flags |= Hot::SHARED_ELIGIBILITY;
                         eligibility_ids.extend_from_slice(ids);
+                        if ids.len() <= Hot::SCREENED_CLAUSES {
+                            for (slot, &id) in clauses.iter_mut().zip(ids) {
+                                *slot = id;
+                            }
+                        } else {
+                            slow |= Screen::RULE;
+                        }
                     } else {
                         flags |= Hot::OWN_ELIGIBILITY;
+                        slow |= Screen::RULE;
                     }
                 }
                 if o.suitability.is_some() {
                     flags |= Hot::SUITABILITY;
+                    slow |= Screen::SUITABILITY;
                 }
                 if !o.policies.is_empty() {
                     flags |= Hot::OWN_POLICIES;
+                    slow |= Screen::OWN_POLICY;
                 }
                 if !o.offer.context_weights.is_empty() {
                     flags |= Hot::CONTEXT_WEIGHTS;
@@ -268,6 +319,8 @@ impl CompiledCatalog {
                     budget: o.budget.unwrap_or(Hot::NO_BUDGET),
                     eligibility: (start, index(eligibility_ids.len())),
                     flags,
+                    clauses,
+                    slow,
                     value: o.offer.value,
                     lever: o.offer.lever,
                 }
@@ -319,6 +372,10 @@ impl CompiledCatalog {
             .map(CompiledContactRule::lookback)
             .max()
             .unwrap_or(0);
+        let contact_kinds = policies
+            .iter()
+            .chain(offers.iter().flat_map(|o| o.policies.iter()))
+            .fold(0, |kinds, rule| kinds | 1 << rule.outcome as u8);
         let touchpoint_lookback = features.iter().map(|f| f.window).max().unwrap_or(0);
         let fallback = catalog
             .arbitration
@@ -344,11 +401,13 @@ impl CompiledCatalog {
             propensity_segments,
             fallback,
             contact_lookback,
+            contact_kinds,
             touchpoint_lookback,
             shared_clauses,
             clause_plans,
             hot,
             eligibility_ids: eligibility_ids.into_boxed_slice(),
+            weight_names,
             catalog: Arc::new(catalog),
         })
     }
@@ -359,6 +418,14 @@ impl CompiledCatalog {
     pub fn with_version(mut self, version: u64) -> Self {
         self.version = version;
         self
+    }
+
+    /// The interned context-weight names of a request's `channel` and `placement`.
+    pub(crate) fn weight_keys(&self, channel: &Channel, placement: Option<&Name>) -> WeightKeys {
+        WeightKeys {
+            channel: self.weight_names.get(channel.as_str()).copied(),
+            placement: placement.and_then(|p| self.weight_names.get(p.as_str()).copied()),
+        }
     }
 
     /// The catalogue version decisions record.

@@ -3,12 +3,12 @@
 //! fallback. No I/O, no locks but the propensity model's read of its table, a fixed number of
 //! allocations per decision.
 
-use super::compiled::{CompiledCatalog, CompiledOffer, Hot};
+use super::compiled::{CompiledCatalog, CompiledOffer, Hot, WeightKeys};
 use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch};
 use super::policy::{CompiledContactRule, Lift};
 use super::propensity::PropensityModel;
-use super::trace::{Candidate, Exclusion, RuleRef, Trace};
+use super::trace::{Exclusion, RuleRef, Trace};
 use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
     ExplanationRef, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
@@ -125,9 +125,9 @@ impl Arbitrator {
             plan.eval(&base_env, &mut shared);
         }
         let candidates: &[u32] = catalog.by_channel.get(channel).map_or(&[], |c| c);
-        let mut trace: Vec<Candidate> =
+        let mut excluded: Vec<(u32, Exclusion)> =
             Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
-        let mut survivors: Vec<(u32, ScoreFactors)> = Vec::new();
+        let mut survivors: Vec<(u32, ScoreFactors)> = Vec::with_capacity(candidates.len());
         let stage = Stage {
             catalog,
             base: &base_env,
@@ -137,20 +137,61 @@ impl Arbitrator {
             budget_used: input.budget_used,
             now,
         };
+        let screen = Screen::new(catalog, &consent, &blocks, input.budget_used);
+        let weights = catalog.weight_keys(channel, placement);
         for &index in candidates {
-            let (Some(hot), Some(offer)) = (
-                catalog.hot.get(index as usize),
-                catalog.offers.get(index as usize),
-            ) else {
+            let Some(hot) = catalog.hot.get(index as usize) else {
                 continue;
             };
-            match stage.exclude(*hot, index, offer, Some(&shared)) {
-                Some(exclusion) => {
-                    if request.explain {
-                        trace.push(Candidate::excluded(index, exclusion));
+            let code = screen.code(hot, index, &shared, now);
+            // The lowest bit set: the first stage to act on. The common cases first.
+            let first = code & code.wrapping_neg();
+            let exclusion = if first == 0 {
+                None
+            } else if first == Screen::INELIGIBLE {
+                Some(Exclusion::Ineligible(
+                    shared.verdict(stage.eligibility_ids(*hot)),
+                ))
+            } else if first <= Screen::NO_CONSENT {
+                Some(if first == Screen::NOT_VALID {
+                    Exclusion::NotValid
+                } else {
+                    Exclusion::NoConsent
+                })
+            } else {
+                match first {
+                    Screen::CAPPED => stage
+                        .blocks
+                        .worst(*hot, index, None, &history, now)
+                        .map(|(rule, lift)| Exclusion::Capped { rule, lift }),
+                    Screen::BUDGET => stage.budget(*hot),
+                    Screen::SUITABILITY => {
+                        let Some(offer) = catalog.offers.get(index as usize) else {
+                            continue;
+                        };
+                        stage.suitability(offer, &shared)
+                    }
+                    // An eligibility rule evaluated per offer, or the offer's own contact policy:
+                    // every stage, one by one.
+                    _ => {
+                        let Some(offer) = catalog.offers.get(index as usize) else {
+                            continue;
+                        };
+                        stage.exclude(*hot, index, offer, Some(&shared))
                     }
                 }
-                None => survivors.push((index, factors(*hot, offer, channel, placement))),
+            };
+            match exclusion {
+                Some(exclusion) => {
+                    if request.explain {
+                        excluded.push((index, exclusion));
+                    }
+                }
+                None => {
+                    if let Some(offer) = catalog.offers.get(index as usize) {
+                        survivors.push((index, factors(*hot, offer, weights)));
+                    }
+                }
             }
         }
 
@@ -173,9 +214,9 @@ impl Arbitrator {
             }
             f.score = f.propensity * f.context_weight * f.value * f.lever;
             let category = catalog
-                .offers
+                .hot
                 .get(*index as usize)
-                .map_or(u32::MAX, |o| o.category);
+                .map_or(u32::MAX, |h| h.category);
             scored.push(Scored {
                 offer: *index,
                 category,
@@ -216,7 +257,7 @@ impl Arbitrator {
             && offer.offer.channels.contains(channel)
             && stage.exclude(*hot, index, offer, None).is_none()
         {
-            let f = factors(*hot, offer, channel, placement);
+            let f = factors(*hot, offer, catalog.weight_keys(channel, placement));
             picks.push(Pick {
                 offer: index,
                 category: offer.category,
@@ -242,9 +283,10 @@ impl Arbitrator {
             .collect();
 
         let explanation = request.explain.then(|| {
-            for (index, f) in &survivors {
-                trace.push(Candidate::scored(*index, *f));
-            }
+            // The trace outlives the decision (in a decision log): keep no spare room. A
+            // shrink in place, no copy.
+            excluded.shrink_to_fit();
+            survivors.shrink_to_fit();
             let explain: Arc<dyn crate::model::Explain> = Arc::new(Trace {
                 catalog: Arc::clone(&self.catalog),
                 customer: input.customer.clone(),
@@ -252,7 +294,8 @@ impl Arbitrator {
                 context,
                 channel: channel.clone(),
                 now,
-                candidates: trace,
+                excluded,
+                scored: survivors,
                 picks,
                 fallback,
                 exploration: config.exploration,
@@ -291,14 +334,9 @@ fn context_attributes(request: &DecisionRequest) -> Attributes {
 /// The score factors of `offer` but its propensity; the full offer is read only for its
 /// context weights, if it has any.
 #[inline]
-fn factors(
-    hot: Hot,
-    offer: &CompiledOffer,
-    channel: &crate::model::Channel,
-    placement: Option<&crate::model::Name>,
-) -> ScoreFactors {
+fn factors(hot: Hot, offer: &CompiledOffer, weights: WeightKeys) -> ScoreFactors {
     let context_weight = if hot.has(Hot::CONTEXT_WEIGHTS) {
-        offer.context_weight(channel, placement)
+        offer.context_weight(weights)
     } else {
         1.0
     };
@@ -347,13 +385,7 @@ impl Stage<'_> {
         }
         if let Some(shared) = targeting {
             let verdict = if hot.has(Hot::SHARED_ELIGIBILITY) {
-                let (from, to) = hot.eligibility;
-                let ids = self
-                    .catalog
-                    .eligibility_ids
-                    .get(from as usize..to as usize)
-                    .unwrap_or(&[]);
-                Some(shared.verdict(ids))
+                Some(shared.verdict(self.eligibility_ids(hot)))
             } else if hot.has(Hot::OWN_ELIGIBILITY)
                 && let Some(rule) = &offer.eligibility
             {
@@ -367,34 +399,54 @@ impl Stage<'_> {
                 return Some(Exclusion::Ineligible(verdict));
             }
         }
-        if let Some((rule, lift)) = self.blocks.worst(hot, index, offer, self.history, self.now) {
+        if let Some((rule, lift)) =
+            self.blocks
+                .worst(hot, index, Some(offer), self.history, self.now)
+        {
             return Some(Exclusion::Capped { rule, lift });
         }
-        if hot.budget != Hot::NO_BUDGET
-            && let Some(budget) = self.catalog.budgets.get(hot.budget as usize)
-        {
-            let used = self
-                .budget_used
-                .get(hot.budget as usize)
-                .copied()
-                .unwrap_or(0);
-            if used >= budget.limit {
-                return Some(Exclusion::BudgetExhausted {
-                    budget: hot.budget,
-                    used,
-                });
-            }
+        if let Some(exhausted) = self.budget(hot) {
+            return Some(exhausted);
         }
-        if let Some(shared) = targeting
-            && hot.has(Hot::SUITABILITY)
-            && let Some(rule) = &offer.suitability
-        {
-            let verdict = rule.eval_shared(&self.env(offer), shared);
-            if !verdict.holds() {
-                return Some(Exclusion::Unsuitable(verdict));
-            }
+        match targeting {
+            Some(shared) if hot.has(Hot::SUITABILITY) => self.suitability(offer, shared),
+            _ => None,
         }
-        None
+    }
+
+    /// The shared clause ids of the offer's eligibility rule, when they all are.
+    #[inline]
+    fn eligibility_ids(&self, hot: Hot) -> &[u32] {
+        let (from, to) = hot.eligibility;
+        self.catalog
+            .eligibility_ids
+            .get(from as usize..to as usize)
+            .unwrap_or(&[])
+    }
+
+    /// The budget stage.
+    #[inline]
+    fn budget(&self, hot: Hot) -> Option<Exclusion> {
+        let budget = self.catalog.budgets.get(hot.budget as usize)?;
+        let used = self
+            .budget_used
+            .get(hot.budget as usize)
+            .copied()
+            .unwrap_or(0);
+        (used >= budget.limit).then_some(Exclusion::BudgetExhausted {
+            budget: hot.budget,
+            used,
+        })
+    }
+
+    /// The suitability stage.
+    #[inline]
+    fn suitability(&self, offer: &CompiledOffer, shared: &ClauseResults) -> Option<Exclusion> {
+        let verdict = offer
+            .suitability
+            .as_ref()?
+            .eval_shared(&self.env(offer), shared);
+        (!verdict.holds()).then_some(Exclusion::Unsuitable(verdict))
     }
 
     /// The decision's environment with `offer.*` bound.
@@ -403,6 +455,93 @@ impl Stage<'_> {
             offer: &offer.values,
             ..*self.base
         }
+    }
+}
+
+/// The first look at each candidate, made without branching: one bit per stage that excludes
+/// it or needs a closer look, so the lowest bit set names the first stage to act on, in
+/// pipeline order, and a candidate with no bit set survives to scoring.
+pub(crate) struct Screen {
+    /// Per purpose: 1 if the customer has granted it on the channel.
+    consent: Vec<u8>,
+    /// Per category: 1 if a catalogue-wide contact-policy rule holds it back.
+    category_capped: Vec<u8>,
+    /// Per offer, as bits: whether an offer-scoped catalogue rule holds it back.
+    offer_capped: Vec<u64>,
+    /// Per budget: 1 if it is used up.
+    budget_out: Vec<u8>,
+}
+
+impl Screen {
+    /// Not valid now.
+    pub(crate) const NOT_VALID: u8 = 1;
+    /// No consent for its purpose on the channel.
+    pub(crate) const NO_CONSENT: u8 = 2;
+    /// Its eligibility rule, screened from the shared clauses, does not hold.
+    pub(crate) const INELIGIBLE: u8 = 4;
+    /// Its eligibility rule must be evaluated (it reads the offer, or is long).
+    pub(crate) const RULE: u8 = 8;
+    /// It has contact-policy rules of its own.
+    pub(crate) const OWN_POLICY: u8 = 16;
+    /// A catalogue-wide contact-policy rule holds it back.
+    pub(crate) const CAPPED: u8 = 32;
+    /// Its budget is used up.
+    pub(crate) const BUDGET: u8 = 64;
+    /// It has a suitability rule.
+    pub(crate) const SUITABILITY: u8 = 128;
+
+    fn new(
+        catalog: &CompiledCatalog,
+        consent: &[bool],
+        blocks: &Blocks,
+        budget_used: &[u64],
+    ) -> Self {
+        let mut offer_capped = vec![0u64; catalog.offers.len().div_ceil(64)];
+        for &(offer, _, _) in &blocks.by_offer {
+            if let Some(word) = offer_capped.get_mut(offer as usize / 64) {
+                *word |= 1 << (offer % 64);
+            }
+        }
+        Screen {
+            consent: consent.iter().map(|&c| u8::from(c)).collect(),
+            category_capped: blocks
+                .by_category
+                .iter()
+                .map(|b| u8::from(b.is_some()))
+                .collect(),
+            offer_capped,
+            budget_out: catalog
+                .budgets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| u8::from(budget_used.get(i).copied().unwrap_or(0) >= b.limit))
+                .collect(),
+        }
+    }
+
+    /// The candidate's bits.
+    #[inline(always)]
+    fn code(&self, hot: &Hot, index: u32, shared: &ClauseResults, now: i64) -> u8 {
+        let not_valid = u8::from(now < hot.valid_from) | u8::from(now >= hot.valid_until);
+        let consent = self.consent.get(hot.purpose as usize).copied().unwrap_or(0);
+        let [a, b, c, d] = hot.clauses;
+        let eligible = shared.passes(a) & shared.passes(b) & shared.passes(c) & shared.passes(d);
+        let offer_capped = self
+            .offer_capped
+            .get(index as usize / 64)
+            .map_or(0, |word| u8::from(word >> (index % 64) & 1 != 0));
+        let capped = self
+            .category_capped
+            .get(hot.category as usize)
+            .copied()
+            .unwrap_or(0)
+            | offer_capped;
+        let budget = self
+            .budget_out
+            .get(hot.budget as usize)
+            .copied()
+            .unwrap_or(0);
+        not_valid | (consent ^ 1) << 1 | (eligible ^ 1) << 2 | capped << 5 | budget << 6 | hot.slow
     }
 }
 
@@ -428,9 +567,13 @@ impl Blocks {
     fn new(catalog: &CompiledCatalog, history: &History, now: i64) -> Self {
         let mut by_category = vec![None; catalog.categories.len()];
         let mut by_offer: Vec<(u32, u32, Lift)> = Vec::new();
+        let mut scratch = RuleScratch {
+            times: Vec::with_capacity(history.events.len()),
+            events: Vec::with_capacity(history.events.len()),
+        };
         for (i, rule) in catalog.policies.iter().enumerate() {
             let i = index(i);
-            let blocks = RuleBlocks::new(rule, history, now);
+            let blocks = RuleBlocks::new(rule, history, now, &mut scratch);
             match rule.scope {
                 ContactScope::Channel | ContactScope::All => {
                     if let Some(lift) = blocks.all {
@@ -468,13 +611,14 @@ impl Blocks {
         }
     }
 
-    /// The contact-policy rule that holds `offer` back longest, if any.
+    /// The contact-policy rule that holds `offer` back longest, if any; the offer's own rules
+    /// are read only when `offer` is given.
     #[inline]
     fn worst(
         &self,
         hot: Hot,
         offer_index: u32,
-        offer: &CompiledOffer,
+        offer: Option<&CompiledOffer>,
         history: &History,
         now: i64,
     ) -> Option<(RuleRef, Lift)> {
@@ -495,7 +639,9 @@ impl Blocks {
             }
         }
         let mut worst = worst.map(|(rule, lift)| (RuleRef::Catalog(rule), lift));
-        if hot.has(Hot::OWN_POLICIES) {
+        if hot.has(Hot::OWN_POLICIES)
+            && let Some(offer) = offer
+        {
             let mut times = Vec::new();
             for (i, rule) in offer.policies.iter().enumerate() {
                 history.times(rule.scope, rule.outcome, Key::of(offer), &mut times);
@@ -551,19 +697,23 @@ impl History {
         channel: &crate::model::Channel,
         now: i64,
     ) -> Self {
-        let events = contacts
-            .iter()
-            .filter_map(|e| {
-                let at = e.at.timestamp_micros();
-                (at <= now).then(|| Event {
+        let mut events = Vec::with_capacity(contacts.len());
+        for e in contacts {
+            // Events of a kind no rule counts never matter.
+            if catalog.contact_kinds & 1 << e.kind as u8 == 0 {
+                continue;
+            }
+            let at = e.at.timestamp_micros();
+            if at <= now {
+                events.push(Event {
                     offer: catalog.offer_index.get(&e.offer).copied(),
                     category: catalog.category_index.get(&e.category).copied(),
                     on_channel: &e.channel == channel,
                     kind: e.kind,
                     at,
-                })
-            })
-            .collect();
+                });
+            }
+        }
         History { events }
     }
 
@@ -596,9 +746,20 @@ struct RuleBlocks {
     keyed: Vec<(u32, Lift)>,
 }
 
+/// Buffers [`RuleBlocks::new`] reuses from one rule to the next.
+struct RuleScratch {
+    times: Vec<i64>,
+    events: Vec<(u32, i64)>,
+}
+
 impl RuleBlocks {
-    fn new(rule: &CompiledContactRule, history: &History, now: i64) -> Self {
-        let mut times = Vec::new();
+    fn new(
+        rule: &CompiledContactRule,
+        history: &History,
+        now: i64,
+        scratch: &mut RuleScratch,
+    ) -> Self {
+        let RuleScratch { times, events } = scratch;
         let mut keyed = Vec::new();
         let mut all = None;
         match rule.scope {
@@ -607,24 +768,26 @@ impl RuleBlocks {
                     offer: 0,
                     category: 0,
                 };
-                history.times(rule.scope, rule.outcome, key, &mut times);
-                all = rule.blocks(&times, now);
+                history.times(rule.scope, rule.outcome, key, times);
+                all = rule.blocks(times, now);
             }
             ContactScope::Offer | ContactScope::Category => {
                 // (key, instant) of the rule's events, grouped by key with one sort.
-                let mut events: Vec<(u32, i64)> = history
-                    .events
-                    .iter()
-                    .filter(|e| e.kind == rule.outcome)
-                    .filter_map(|e| {
-                        let key = if rule.scope == ContactScope::Offer {
-                            e.offer
-                        } else {
-                            e.category
-                        };
-                        key.map(|k| (k, e.at))
-                    })
-                    .collect();
+                events.clear();
+                events.extend(
+                    history
+                        .events
+                        .iter()
+                        .filter(|e| e.kind == rule.outcome)
+                        .filter_map(|e| {
+                            let key = if rule.scope == ContactScope::Offer {
+                                e.offer
+                            } else {
+                                e.category
+                            };
+                            key.map(|k| (k, e.at))
+                        }),
+                );
                 events.sort_unstable();
                 for group in events.chunk_by(|a, b| a.0 == b.0) {
                     let Some(&(key, _)) = group.first() else {
@@ -632,7 +795,7 @@ impl RuleBlocks {
                     };
                     times.clear();
                     times.extend(group.iter().map(|(_, at)| *at));
-                    if let Some(lift) = rule.blocks(&times, now) {
+                    if let Some(lift) = rule.blocks(times, now) {
                         keyed.push((key, lift));
                     }
                 }

@@ -14,6 +14,8 @@ pub struct CompiledFeature {
     aggregate: Aggregation,
     attribute: Option<Name>,
     kinds: Box<[Kind]>,
+    /// The keys of `kinds`, in the same order.
+    kind_keys: Box<[KindKey]>,
     channels: Box<[Channel]>,
     /// The window, in microseconds.
     pub(crate) window: i64,
@@ -83,6 +85,11 @@ impl CompiledFeature {
             aggregate: feature.aggregate,
             attribute: feature.attribute.clone(),
             kinds: feature.kinds.clone().into_boxed_slice(),
+            kind_keys: feature
+                .kinds
+                .iter()
+                .map(|k| KindKey::of(k.as_str()))
+                .collect(),
             channels: feature.channels.clone().into_boxed_slice(),
             window: feature
                 .window
@@ -97,6 +104,39 @@ impl CompiledFeature {
     #[inline]
     fn admits_channel(&self, t: &Touchpoint) -> bool {
         self.channels.is_empty() || self.channels.contains(&t.channel)
+    }
+}
+
+/// A kind's length and its first and last (at most) 8 bytes, compared as integers: equal keys
+/// mean equal kinds for kinds of at most 16 bytes; longer kinds with equal keys are compared in
+/// full. Matching a touchpoint's kind this way costs no string comparison in the common case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KindKey {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl KindKey {
+    #[inline]
+    fn of(kind: &str) -> Self {
+        let bytes = kind.as_bytes();
+        let word = |chunk: Option<&[u8; 8]>| match chunk {
+            Some(chunk) => u64::from_le_bytes(*chunk),
+            None => bytes.iter().fold(0, |w, &b| w << 8 | u64::from(b)),
+        };
+        KindKey {
+            len: bytes.len(),
+            head: word(bytes.first_chunk()),
+            tail: word(bytes.last_chunk()),
+        }
+    }
+
+    /// Whether `self` (the key of `kind`) and `other` (the key of `other_kind`) name the same
+    /// kind.
+    #[inline]
+    fn same(self, kind: &str, other: KindKey, other_kind: &str) -> bool {
+        self == other && (self.len <= 16 || kind == other_kind)
     }
 }
 
@@ -149,11 +189,12 @@ fn compute_chunk<'a>(
     };
     // The kinds the features count, interned; features counting any kind are in every entry
     // and in `any_kind`. More than 64 kinds: every touchpoint visits every feature.
-    let mut kinds: Vec<&str> = Vec::new();
+    let mut kinds: Vec<(KindKey, &str)> = Vec::new();
     for feature in features {
-        for kind in feature.kinds.iter() {
-            if !kinds.contains(&kind.as_str()) {
-                kinds.push(kind.as_str());
+        for (kind, &key) in feature.kinds.iter().zip(feature.kind_keys.iter()) {
+            let kind = kind.as_str();
+            if !kinds.iter().any(|&(k, s)| key.same(kind, k, s)) {
+                kinds.push((key, kind));
             }
         }
     }
@@ -166,8 +207,9 @@ fn compute_chunk<'a>(
         if feature.kinds.is_empty() {
             any_kind |= bit(i);
         }
-        for kind in feature.kinds.iter() {
-            if let Some(p) = kinds.iter().position(|k| *k == kind.as_str())
+        for (kind, &key) in feature.kinds.iter().zip(feature.kind_keys.iter()) {
+            let kind = kind.as_str();
+            if let Some(p) = kinds.iter().position(|&(k, s)| key.same(kind, k, s))
                 && let Some(m) = scratch.by_kind.get_mut(p)
             {
                 *m |= bit(i);
@@ -197,9 +239,10 @@ fn compute_chunk<'a>(
         }
         let mut visit = if interned {
             let kind = t.kind.as_str();
+            let key = KindKey::of(kind);
             kinds
                 .iter()
-                .position(|k| *k == kind)
+                .position(|&(k, s)| key.same(kind, k, s))
                 .and_then(|p| scratch.by_kind.get(p).copied())
                 .unwrap_or(any_kind)
         } else {
@@ -427,6 +470,39 @@ features:
                 None,
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod kind_keys {
+    use super::KindKey;
+
+    fn same(a: &str, b: &str) -> bool {
+        KindKey::of(a).same(a, KindKey::of(b), b)
+    }
+
+    #[test]
+    fn keys_match_exactly_the_same_kind() {
+        for kind in [
+            "",
+            "a",
+            "usage",
+            "page_view",
+            "product_view",
+            "support_contact",
+        ] {
+            assert!(same(kind, kind), "{kind}");
+        }
+        assert!(!same("page_view", "complaint"));
+        assert!(!same("usage", "usage2"));
+        assert!(!same("abc", "abcd"));
+        // 16 bytes: the head and tail words cover every byte.
+        assert!(!same("product_view_aaa", "product_view_aab"));
+        // Longer: same length, head and tail, a different middle.
+        let (a, b) = ("support_x_contact", "support_y_contact");
+        assert_eq!(KindKey::of(a), KindKey::of(b));
+        assert!(!same(a, b));
+        assert!(same(a, "support_x_contact"));
     }
 }
 

@@ -31,22 +31,22 @@ pub(crate) enum Exclusion {
     Unsuitable(Verdict),
 }
 
-/// One candidate's record.
+/// One candidate's record, as the trace's two lists hold it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Candidate {
+struct Candidate {
     offer: u32,
     outcome: Result<ScoreFactors, Exclusion>,
 }
 
 impl Candidate {
-    pub(crate) fn excluded(offer: u32, exclusion: Exclusion) -> Self {
+    fn excluded(&(offer, exclusion): &(u32, Exclusion)) -> Self {
         Candidate {
             offer,
             outcome: Err(exclusion),
         }
     }
 
-    pub(crate) fn scored(offer: u32, factors: ScoreFactors) -> Self {
+    fn scored(&(offer, factors): &(u32, ScoreFactors)) -> Self {
         Candidate {
             offer,
             outcome: Ok(factors),
@@ -63,7 +63,11 @@ pub(crate) struct Trace {
     pub(crate) context: Attributes,
     pub(crate) channel: Channel,
     pub(crate) now: i64,
-    pub(crate) candidates: Vec<Candidate>,
+    /// The candidates a stage excluded, with why, in any order.
+    pub(crate) excluded: Vec<(u32, Exclusion)>,
+    /// The candidates that were scored, with their factors, in any order. Kept as the
+    /// decision scored them: no copy per candidate.
+    pub(crate) scored: Vec<(u32, ScoreFactors)>,
     pub(crate) picks: Vec<Pick>,
     pub(crate) fallback: bool,
     pub(crate) exploration: Exploration,
@@ -115,6 +119,14 @@ impl Trace {
             slot.namespace == Namespace::Customer
                 && self.customer.is_pii(vocabulary.customer.name(slot.index))
         })
+    }
+
+    /// Every candidate's record.
+    fn candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
+        self.excluded
+            .iter()
+            .map(Candidate::excluded)
+            .chain(self.scored.iter().map(Candidate::scored))
     }
 
     fn explain_candidate(&self, candidate: &Candidate) -> Option<Explanation> {
@@ -321,9 +333,9 @@ impl Explain for Trace {
                 offer.as_str()
             );
         }
-        if let Some(candidate) = self.candidates.iter().find(|c| c.offer == index) {
+        if let Some(candidate) = self.candidates().find(|c| c.offer == index) {
             return self
-                .explain_candidate(candidate)
+                .explain_candidate(&candidate)
                 .map(|e| e.reason)
                 .unwrap_or_default();
         }
@@ -345,9 +357,8 @@ impl Explain for Trace {
 
     fn explanations(&self) -> Vec<Explanation> {
         let mut out: Vec<Explanation> = self
-            .candidates
-            .iter()
-            .filter_map(|c| self.explain_candidate(c))
+            .candidates()
+            .filter_map(|c| self.explain_candidate(&c))
             .collect();
         if self.fallback
             && let Some(pick) = self.picks.first()

@@ -211,9 +211,13 @@ impl ClausePlan {
     /// Evaluates every clause of the plan into `results`.
     pub(crate) fn eval(&self, env: &Env<'_>, results: &mut ClauseResults) {
         let out = &mut results.results;
+        let passes = &mut results.passes;
         let mut set = |id: u32, result: Result<bool, Fault>| {
             if let Some(slot) = out.get_mut(id as usize) {
                 *slot = result;
+            }
+            if let Some(slot) = passes.get_mut(id as usize) {
+                *slot = u8::from(result == Ok(true));
             }
         };
         for (operand, tests) in self.num.iter() {
@@ -256,14 +260,29 @@ impl ClausePlan {
 #[derive(Debug)]
 pub(crate) struct ClauseResults {
     results: Vec<Result<bool, Fault>>,
+    /// Per clause id, 1 if the clause holds, else 0, and one more entry, always 1, at id
+    /// `count`: read without branching by the candidate loop.
+    passes: Vec<u8>,
 }
 
 impl ClauseResults {
     /// Room for `count` shared clauses. Until a plan fills them, every clause reads false.
     pub(crate) fn new(count: usize) -> Self {
+        let mut passes = vec![0; count + 1];
+        if let Some(always) = passes.last_mut() {
+            *always = 1;
+        }
         ClauseResults {
             results: vec![Ok(false); count],
+            passes,
         }
+    }
+
+    /// 1 if clause `id` holds, else 0; 1 for the id `count` given to [`ClauseResults::new`]
+    /// (a clause that always holds, to pad a fixed-size list of ids).
+    #[inline(always)]
+    pub(crate) fn passes(&self, id: u32) -> u8 {
+        self.passes.get(id as usize).copied().unwrap_or(0)
     }
 
     /// The result of shared clause `id`.
