@@ -5,13 +5,16 @@
 
 use crate::model::{Attributes, SurveyAnswer, Value};
 use crate::store::{MeasureQuery, MeasureValue, Statistic};
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashSet};
 
 /// Accumulates one [`MeasureQuery`].
 #[derive(Debug)]
 pub struct MeasureAcc<'q> {
     query: &'q MeasureQuery,
-    customers: Option<HashSet<&'q str>>,
+    /// The query's customers as a set, made on first use (a backend that filters customers
+    /// its own way never pays for it).
+    customers: OnceCell<HashSet<&'q str>>,
     n: u64,
     sum: f64,
     values: Vec<f64>,
@@ -24,10 +27,7 @@ impl<'q> MeasureAcc<'q> {
     pub fn new(query: &'q MeasureQuery) -> Self {
         MeasureAcc {
             query,
-            customers: query
-                .customers
-                .as_ref()
-                .map(|c| c.iter().map(|id| id.as_str()).collect()),
+            customers: OnceCell::new(),
             n: 0,
             sum: 0.0,
             values: Vec::new(),
@@ -43,7 +43,11 @@ impl<'q> MeasureAcc<'q> {
 
     /// Whether touchpoints of customer `id` count at all.
     pub fn counts_customer(&self, id: &str) -> bool {
-        self.customers.as_ref().is_none_or(|c| c.contains(id))
+        self.query.customers.as_ref().is_none_or(|list| {
+            self.customers
+                .get_or_init(|| list.iter().map(|id| id.as_str()).collect())
+                .contains(id)
+        })
     }
 
     /// Adds a touchpoint that passed the filter, of the customer numbered `customer` (each
@@ -54,38 +58,55 @@ impl<'q> MeasureAcc<'q> {
             _ => None,
         };
         match &self.query.statistic {
-            Statistic::Count => self.n += 1,
+            Statistic::Count => self.add_count(1),
             Statistic::DistinctCustomers => {
                 if self.last_customer != Some(customer) {
                     self.last_customer = Some(customer);
-                    self.n += 1;
+                    self.add_count(1);
                 }
             }
-            Statistic::Sum(name) | Statistic::Avg(name) => {
+            Statistic::Sum(name) | Statistic::Avg(name) | Statistic::Percentile(name, _) => {
                 if let Some(v) = number(name.as_str()) {
-                    self.n += 1;
-                    self.sum += v;
-                }
-            }
-            Statistic::Percentile(name, _) => {
-                if let Some(v) = number(name.as_str()) {
-                    self.n += 1;
-                    self.values.push(v);
+                    self.add_number(v);
                 }
             }
             Statistic::Scores(question) => {
                 if let Some(answer) = survey
                     && answer.question == *question
                 {
-                    self.n += 1;
-                    let entry = self
-                        .scores
-                        .entry(order_key(answer.score))
-                        .or_insert((answer.score, 0));
-                    entry.1 += 1;
+                    self.add_score(answer.score);
                 }
             }
         }
+    }
+
+    /// Adds `n` to the count: `n` more touchpoints that passed the filter (`Count`), or `n`
+    /// more distinct customers with such touchpoints (`DistinctCustomers`; the caller
+    /// guarantees that they are distinct). For a backend that counts on its own (columns, SQL)
+    /// rather than through [`add`](Self::add).
+    #[inline]
+    pub fn add_count(&mut self, n: u64) {
+        self.n += n;
+    }
+
+    /// Adds the value `v` of the statistic's attribute, from a touchpoint that passed the
+    /// filter (`Sum`, `Avg`, `Percentile`; values are summed in the order they are added).
+    #[inline]
+    pub fn add_number(&mut self, v: f64) {
+        self.n += 1;
+        match &self.query.statistic {
+            Statistic::Percentile(..) => self.values.push(v),
+            _ => self.sum += v,
+        }
+    }
+
+    /// Adds an answer with `score` to the statistic's question, from a touchpoint that passed
+    /// the filter (`Scores`).
+    #[inline]
+    pub fn add_score(&mut self, score: f64) {
+        self.n += 1;
+        let entry = self.scores.entry(order_key(score)).or_insert((score, 0));
+        entry.1 += 1;
     }
 
     /// The answer.
