@@ -2,6 +2,7 @@
 //! accumulators of cx-core over the shards and the journey tracks.
 
 use crate::MemoryStore;
+use crate::columns::BLOCK;
 use crate::shard::{KeyHasher, Shard};
 use async_trait::async_trait;
 use cx_core::Result;
@@ -98,11 +99,13 @@ impl AnalyticsStore for MemoryStore {
         // Over the shards' analytics columns (see `columns.rs`), up to 64 queries at a time:
         // one bitmask per row names the queries that keep it.
         let shards = self.read_all_shards();
-        let mut accs: Vec<MeasureAcc<'_>> = queries.iter().map(MeasureAcc::new).collect();
+        // Identical queries (a KPI's and a ratio's part of another, say) are answered once.
+        let (unique, slots) = distinct_queries(queries);
+        let mut accs: Vec<MeasureAcc<'_>> = unique.iter().map(|q| MeasureAcc::new(q)).collect();
         let mut scratch = Scratch::default();
         for (chunk, chunk_accs) in accs.chunks_mut(64).enumerate() {
             let base = chunk * 64;
-            let chunk_queries = queries.get(base..base + chunk_accs.len()).unwrap_or(&[]);
+            let chunk_queries = unique.get(base..base + chunk_accs.len()).unwrap_or(&[]);
             let plan = MeasurePlan::new(chunk_queries, &self.keys, &shards);
             for (s, shard) in shards.iter().enumerate() {
                 plan.run(shard, plan.wanted.get(s), chunk_accs, &mut scratch);
@@ -111,8 +114,35 @@ impl AnalyticsStore for MemoryStore {
                 walk_timelines(&shards, chunk_queries, chunk_accs, plan.others);
             }
         }
-        Ok(accs.into_iter().map(MeasureAcc::finish).collect())
+        let values: Vec<MeasureValue> = accs.into_iter().map(MeasureAcc::finish).collect();
+        Ok(slots
+            .iter()
+            .map(|&i| values.get(i).cloned().unwrap_or_default())
+            .collect())
     }
+}
+
+/// The distinct queries among `queries` (compared cheapest part first), and for each query
+/// the position of its equal among them. Past a few hundred queries, where comparing every
+/// pair would cost more than it saves, each query stands alone.
+fn distinct_queries(queries: &[MeasureQuery]) -> (Vec<&MeasureQuery>, Vec<usize>) {
+    let same = |a: &MeasureQuery, b: &MeasureQuery| {
+        a.statistic == b.statistic && a.filter == b.filter && a.customers == b.customers
+    };
+    let mut unique: Vec<&MeasureQuery> = Vec::with_capacity(queries.len());
+    let slots = queries
+        .iter()
+        .map(|q| {
+            let known = (queries.len() <= 256)
+                .then(|| unique.iter().position(|u| same(u, q)))
+                .flatten();
+            known.unwrap_or_else(|| {
+                unique.push(q);
+                unique.len() - 1
+            })
+        })
+        .collect();
+    (unique, slots)
 }
 
 /// Bit `i` of a query mask (0 past 63: chunks hold at most 64 queries).
@@ -130,9 +160,20 @@ fn each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
     }
 }
 
+/// A run of rows to scan: the queries whose range holds every row of it (`whole`) and those
+/// whose range must be tested row by row (`part`).
+#[derive(Debug)]
+struct Span {
+    rows: std::ops::Range<usize>,
+    whole: u64,
+    part: u64,
+}
+
 /// Buffers reused from shard to shard.
 #[derive(Debug, Default)]
 struct Scratch {
+    /// The runs of rows to scan.
+    spans: Vec<Span>,
     /// Per row: the queries that keep it.
     masks: Vec<u64>,
     /// Per customer number: the distinct-customer queries the customer counts in.
@@ -144,7 +185,7 @@ struct Scratch {
 /// Up to 64 measure queries, as bitmasks by what they compute.
 #[derive(Debug)]
 struct MeasurePlan<'q> {
-    queries: &'q [MeasureQuery],
+    queries: &'q [&'q MeasureQuery],
     /// The queries' time ranges (each once) and the queries with each.
     ranges: Vec<(TimeRange, u64)>,
     /// The queries without a customer filter.
@@ -164,7 +205,7 @@ struct MeasurePlan<'q> {
 
 impl<'q> MeasurePlan<'q> {
     fn new(
-        queries: &'q [MeasureQuery],
+        queries: &'q [&'q MeasureQuery],
         keys: &KeyHasher,
         shards: &[RwLockReadGuard<'_, Shard>],
     ) -> Self {
@@ -261,48 +302,97 @@ impl<'q> MeasurePlan<'q> {
         let by_kind = keeping(&|f, code| f.keeps_kind(code), codes.kind_count());
         let by_channel = keeping(&|f, code| f.keeps_channel(code), codes.channel_count());
 
-        // 1. Which queries keep each row.
-        let masks = &mut scratch.masks;
-        masks.clear();
-        masks.reserve(columns.len());
-        let rows = columns
-            .at()
-            .iter()
-            .zip(columns.kinds())
-            .zip(columns.channels())
-            .zip(columns.customers());
-        for (((&at, &kind), &channel), &customer) in rows {
-            let mut m = by_kind.get(kind as usize).copied().unwrap_or(0)
-                & by_channel.get(channel as usize).copied().unwrap_or(0);
-            if m != 0 {
-                m &= self.ranges.iter().fold(
-                    0,
-                    |r, (range, bits)| if range.contains(at) { r | bits } else { r },
-                );
-                if let Some(wanted) = wanted {
-                    m &= self.everyone | wanted.get(customer as usize).copied().unwrap_or(0);
+        // 1. The runs of rows to look at: blocks of the zone map that overlap a query's
+        //    range, with the ranges that hold the whole block and those to test row by row.
+        let spans = &mut scratch.spans;
+        spans.clear();
+        for (b, &(first, last)) in columns.blocks().iter().enumerate() {
+            let (mut whole, mut part) = (0u64, 0u64);
+            for (range, bits) in &self.ranges {
+                if range.start <= first && last < range.end {
+                    whole |= bits;
+                } else if first < range.end && range.start <= last {
+                    part |= bits;
                 }
             }
-            masks.push(m);
+            if whole | part == 0 {
+                continue;
+            }
+            let rows = b * BLOCK..((b + 1) * BLOCK).min(columns.len());
+            match spans.last_mut() {
+                Some(span)
+                    if span.rows.end == rows.start && span.whole == whole && span.part == part =>
+                {
+                    span.rows.end = rows.end;
+                }
+                _ => spans.push(Span { rows, whole, part }),
+            }
+        }
+        if spans.is_empty() {
+            return;
         }
 
-        // 2. Counts, and distinct customers as the union of each customer's row masks.
+        // 2. Which queries keep each row (rows outside the spans: none).
+        let masks = &mut scratch.masks;
+        masks.clear();
+        masks.resize(columns.len(), 0);
+        for span in spans.iter() {
+            let r = span.rows.clone();
+            let rows = columns
+                .at()
+                .get(r.clone())
+                .unwrap_or_default()
+                .iter()
+                .zip(columns.kinds().get(r.clone()).unwrap_or_default())
+                .zip(columns.channels().get(r.clone()).unwrap_or_default())
+                .zip(columns.customers().get(r.clone()).unwrap_or_default())
+                .zip(masks.get_mut(r).unwrap_or_default());
+            for ((((&at, &kind), &channel), &customer), mask) in rows {
+                let mut m = by_kind.get(kind as usize).copied().unwrap_or(0)
+                    & by_channel.get(channel as usize).copied().unwrap_or(0);
+                if m != 0 {
+                    let mut in_range = span.whole;
+                    if span.part != 0 {
+                        for (range, bits) in &self.ranges {
+                            if bits & span.part != 0 && range.contains(at) {
+                                in_range |= bits;
+                            }
+                        }
+                    }
+                    m &= in_range;
+                    if let Some(wanted) = wanted {
+                        m &= self.everyone | wanted.get(customer as usize).copied().unwrap_or(0);
+                    }
+                }
+                *mask = m;
+            }
+        }
+
+        // 3. Counts, and distinct customers as the union of each customer's row masks.
         if self.counts | self.distinct != 0 {
             let mut counts = [0u64; 64];
             let seen = &mut scratch.seen;
             seen.clear();
             seen.resize(columns.ordinal_count(), 0);
-            for (&m, &customer) in masks.iter().zip(columns.customers()) {
-                each_bit(m & self.counts, |i| {
-                    if let Some(c) = counts.get_mut(i) {
-                        *c += 1;
+            for span in spans.iter() {
+                let r = span.rows.clone();
+                let rows = masks
+                    .get(r.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .zip(columns.customers().get(r).unwrap_or_default());
+                for (&m, &customer) in rows {
+                    each_bit(m & self.counts, |i| {
+                        if let Some(c) = counts.get_mut(i) {
+                            *c += 1;
+                        }
+                    });
+                    let d = m & self.distinct;
+                    if d != 0
+                        && let Some(s) = seen.get_mut(customer as usize)
+                    {
+                        *s |= d;
                     }
-                });
-                let d = m & self.distinct;
-                if d != 0
-                    && let Some(s) = seen.get_mut(customer as usize)
-                {
-                    *s |= d;
                 }
             }
             for &s in seen.iter() {
@@ -319,22 +409,24 @@ impl<'q> MeasurePlan<'q> {
             }
         }
 
-        // 3. Sums, means and percentiles: each attribute's column, in row order.
+        // 4. Sums, means and percentiles: each attribute's column, in row order.
         for &(name, bits) in &self.numbers {
             let Some(column) = columns.numbers(name) else {
                 continue;
             };
-            for (row, v) in column.iter() {
-                let m = masks.get(row as usize).copied().unwrap_or(0) & bits;
-                each_bit(m, |i| {
-                    if let Some(acc) = accs.get_mut(i) {
-                        acc.add_number(v);
-                    }
-                });
+            for span in spans.iter() {
+                for (row, v) in column.in_rows(span.rows.clone()) {
+                    let m = masks.get(row as usize).copied().unwrap_or(0) & bits;
+                    each_bit(m, |i| {
+                        if let Some(acc) = accs.get_mut(i) {
+                            acc.add_number(v);
+                        }
+                    });
+                }
             }
         }
 
-        // 4. Score histograms: the survey answers, each offered to the queries of its question.
+        // 5. Score histograms: the survey answers, each offered to the queries of its question.
         if !self.scores.is_empty() {
             let questions = &mut scratch.questions;
             questions.clear();
@@ -347,14 +439,16 @@ impl<'q> MeasurePlan<'q> {
                     *q |= bits;
                 }
             }
-            for (row, question, score) in columns.surveys() {
-                let m = masks.get(row as usize).copied().unwrap_or(0)
-                    & questions.get(question as usize).copied().unwrap_or(0);
-                each_bit(m, |i| {
-                    if let Some(acc) = accs.get_mut(i) {
-                        acc.add_score(score);
-                    }
-                });
+            for span in spans.iter() {
+                for (row, question, score) in columns.surveys(span.rows.clone()) {
+                    let m = masks.get(row as usize).copied().unwrap_or(0)
+                        & questions.get(question as usize).copied().unwrap_or(0);
+                    each_bit(m, |i| {
+                        if let Some(acc) = accs.get_mut(i) {
+                            acc.add_score(score);
+                        }
+                    });
+                }
             }
         }
     }
@@ -365,7 +459,7 @@ impl<'q> MeasurePlan<'q> {
 /// touchpoint by touchpoint: slower than the columns, but it knows every statistic.
 fn walk_timelines(
     shards: &[RwLockReadGuard<'_, Shard>],
-    queries: &[MeasureQuery],
+    queries: &[&MeasureQuery],
     accs: &mut [MeasureAcc<'_>],
     only: u64,
 ) {
@@ -462,7 +556,8 @@ mod tests {
                     customer,
                     channel,
                     kind,
-                    at(dice.below(1000) as i64),
+                    // Coarse instants: many fall on the ranges' ends.
+                    at(dice.below(20) as i64 * 50),
                 );
                 match dice.below(4) {
                     0 => t = t.with_attribute("amount", dice.below(2000) as f64 / 2.0),
@@ -487,7 +582,8 @@ mod tests {
     /// The reference answer: every query through the timeline walk.
     fn by_timelines(store: &MemoryStore, queries: &[MeasureQuery]) -> Vec<MeasureValue> {
         let shards = store.read_all_shards();
-        let mut accs: Vec<MeasureAcc<'_>> = queries.iter().map(MeasureAcc::new).collect();
+        let queries: Vec<&MeasureQuery> = queries.iter().collect();
+        let mut accs: Vec<MeasureAcc<'_>> = queries.iter().map(|q| MeasureAcc::new(q)).collect();
         for (chunk, chunk_accs) in accs.chunks_mut(64).enumerate() {
             let chunk_queries = &queries[chunk * 64..chunk * 64 + chunk_accs.len()];
             walk_timelines(&shards, chunk_queries, chunk_accs, u64::MAX);
@@ -536,6 +632,9 @@ mod tests {
                 }
             }
         }
+        // Repeated queries are answered once, and each in its place.
+        let again: Vec<MeasureQuery> = out.iter().step_by(7).cloned().collect();
+        out.extend(again);
         out
     }
 
@@ -560,7 +659,10 @@ mod tests {
         let customers: Vec<Customer> = (0..60).map(|i| Customer::new(format!("c{i}"))).collect();
         store.upsert_customers(customers).await.unwrap();
         let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
-        let first = batch(&mut dice, 0, 3000, 60);
+        // In time order, as a queue delivers them: blocks of the zone map lie wholly inside or
+        // outside a range, or straddle its ends.
+        let mut first = batch(&mut dice, 0, 3000, 60);
+        first.sort_by_key(|t| t.occurred_at);
         for part in first.chunks(500) {
             store.append_touchpoints(part.to_vec()).await.unwrap();
         }

@@ -22,6 +22,9 @@
 use crate::stored::{Dictionary, Stored};
 use cx_core::model::{Name, Timestamp, Value};
 
+/// Rows per block of the time zone map (few in tests, so that they span many blocks).
+pub(crate) const BLOCK: usize = if cfg!(test) { 16 } else { 512 };
+
 /// A customer's number within its shard, given when the customer's first touchpoint is stored
 /// there and freed (for reuse) when their touchpoints leave the shard.
 pub(crate) type Ordinal = u32;
@@ -35,8 +38,27 @@ pub(crate) struct Sparse {
 
 impl Sparse {
     /// The (row, value) pairs, in row order.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
         self.rows.iter().copied().zip(self.values.iter().copied())
+    }
+
+    /// The (row, value) pairs of rows in `rows`, in row order.
+    pub(crate) fn in_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (u32, f64)> + '_ {
+        let entries = self.entries_in(rows);
+        let rows = self.rows.get(entries.clone()).unwrap_or_default();
+        let values = self.values.get(entries).unwrap_or_default();
+        rows.iter().copied().zip(values.iter().copied())
+    }
+
+    /// The positions of the entries of rows in `rows`.
+    fn entries_in(&self, rows: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let lo = self.rows.partition_point(|&r| (r as usize) < rows.start);
+        let hi = self.rows.partition_point(|&r| (r as usize) < rows.end);
+        lo..hi.max(lo)
     }
 
     fn push(&mut self, row: u32, value: f64) {
@@ -49,6 +71,10 @@ impl Sparse {
 #[derive(Debug, Default)]
 pub(crate) struct Columns {
     at: Vec<Timestamp>,
+    /// The zone map: per block of [`BLOCK`] rows, the earliest and latest `at`. Touchpoints
+    /// mostly arrive in time order, so a block lies wholly inside or outside most time ranges:
+    /// a scan skips the blocks outside and tests no row of the blocks inside.
+    blocks: Vec<(Timestamp, Timestamp)>,
     kind: Vec<u32>,
     channel: Vec<u32>,
     customer: Vec<Ordinal>,
@@ -101,7 +127,15 @@ impl Columns {
     pub(crate) fn push(&mut self, customer: Ordinal, t: &Stored) {
         // `has_room_for` was checked before the batch: the row number fits.
         let row = u32::try_from(self.at.len()).unwrap_or(u32::MAX);
-        self.at.push(t.occurred_at());
+        let at = t.occurred_at();
+        match self.blocks.last_mut() {
+            Some((first, last)) if self.at.len() % BLOCK != 0 => {
+                *first = (*first).min(at);
+                *last = (*last).max(at);
+            }
+            _ => self.blocks.push((at, at)),
+        }
+        self.at.push(at);
         self.kind.push(t.kind());
         self.channel.push(t.channel());
         self.customer.push(customer);
@@ -144,6 +178,15 @@ impl Columns {
             })
             .collect();
         retain_rows(&mut self.at, &keep);
+        self.blocks = self
+            .at
+            .chunks(BLOCK)
+            .map(|block| {
+                let first = block.iter().min().copied().unwrap_or_default();
+                let last = block.iter().max().copied().unwrap_or_default();
+                (first, last)
+            })
+            .collect();
         retain_rows(&mut self.kind, &keep);
         retain_rows(&mut self.channel, &keep);
         retain_rows(&mut self.customer, &keep);
@@ -161,6 +204,11 @@ impl Columns {
     /// When each row occurred.
     pub(crate) fn at(&self) -> &[Timestamp] {
         &self.at
+    }
+
+    /// The zone map: the earliest and latest `at` of each block of [`BLOCK`] rows.
+    pub(crate) fn blocks(&self) -> &[(Timestamp, Timestamp)] {
+        &self.blocks
     }
 
     /// Each row's kind code.
@@ -193,11 +241,18 @@ impl Columns {
         self.questions.len()
     }
 
-    /// Survey answers: (row, question code, score), in row order.
-    pub(crate) fn surveys(&self) -> impl Iterator<Item = (u32, u32, f64)> + '_ {
+    /// Survey answers of rows in `rows`: (row, question code, score), in row order.
+    pub(crate) fn surveys(
+        &self,
+        rows: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (u32, u32, f64)> + '_ {
+        let questions = self
+            .survey_questions
+            .get(self.surveys.entries_in(rows.clone()))
+            .unwrap_or_default();
         self.surveys
-            .iter()
-            .zip(self.survey_questions.iter().copied())
+            .in_rows(rows)
+            .zip(questions.iter().copied())
             .map(|((row, score), q)| (row, q, score))
     }
 }

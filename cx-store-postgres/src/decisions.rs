@@ -10,6 +10,7 @@ use cx_core::model::{
 use cx_core::store::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 use cx_core::{Error, Result};
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 /// The columns every contact-history read selects, in the order [`contact_from`] reads them.
 pub(crate) const CONTACT_COLUMNS: &str =
@@ -36,6 +37,15 @@ fn decision_from(customer: &str, body: &str) -> Result<Decision> {
     Ok(d)
 }
 
+/// The error of a decision id already taken by another decision.
+fn conflict(id: &DecisionId) -> Error {
+    Error::conflict(
+        "decision",
+        id.as_str(),
+        "another decision is already stored under this id",
+    )
+}
+
 /// What an outcome needs of its decision's chosen offers: `[{"offer": .., "category": ..}]`.
 fn offers_json(d: &Decision) -> String {
     let offers: Vec<serde_json::Value> = d
@@ -58,64 +68,53 @@ impl DecisionStore for PostgresStore {
             serde_json::to_string(&stored).map_err(|e| codec::encode_error("decision", e))?;
         let offers = offers_json(&stored);
         let (us, ns) = codec::split(stored.at);
-        let mut conn = self.conn().await?;
-        let tx = self.begin(&mut conn, false, doing).await?;
-        let rows = self
-            .query(
-                &tx,
-                &format!(
-                    "WITH c AS (SELECT {CANONICAL} AS id),
-                          ins AS (INSERT INTO decisions
-                                      (customer_id, decision_id, channel, at_us, at_ns, offers, body)
-                                  SELECT c.id, $2, $3, $4, $5, $6::text::jsonb, $7 FROM c
-                                  ON CONFLICT DO NOTHING RETURNING 1)
-                     SELECT c.id, (SELECT count(*) FROM ins) FROM c"
-                ),
-                &[
-                    &stored.customer.as_str(),
-                    &stored.id.as_str(),
-                    &stored.channel.as_str(),
-                    &us,
-                    &ns,
-                    &offers,
-                    &body,
-                ],
-                doing,
-            )
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;
-        let canonical: &str = get(row, 0)?;
-        if get::<i64>(row, 1)? == 0 {
-            // The id is taken: the same decision again is a no-op, another one a conflict.
-            let existing = self
-                .query(
-                    &tx,
-                    "SELECT customer_id, body FROM decisions WHERE decision_id = $1",
-                    &[&stored.id.as_str()],
-                    doing,
-                )
-                .await?;
-            let same = match existing.first() {
-                Some(r) => {
-                    stored.customer = CustomerId::new(canonical);
-                    decision_from(get(r, 0)?, get(r, 1)?)? == stored
-                }
-                None => false,
-            };
-            self.commit(tx, doing).await?;
-            return if same {
-                Ok(())
-            } else {
-                Err(Error::conflict(
-                    "decision",
-                    stored.id.as_str(),
-                    "another decision is already stored under this id",
-                ))
-            };
+        let conn = self.conn().await?;
+        // One round trip: BEGIN, the shared directory lock, this statement and COMMIT go
+        // together (see `query_locked`). The statement also returns the row already stored
+        // under the id, if any: its snapshot predates the insert, so that is the row that
+        // made the insert a no-op.
+        let sql = format!(
+            "WITH c AS (SELECT {CANONICAL} AS id),
+                  ins AS (INSERT INTO decisions
+                              (customer_id, decision_id, channel, at_us, at_ns, offers, body)
+                          SELECT c.id, $2, $3, $4, $5, $6::text::jsonb, $7 FROM c
+                          ON CONFLICT DO NOTHING RETURNING 1),
+                  old AS (SELECT customer_id, body FROM decisions WHERE decision_id = $2)
+             SELECT c.id, (SELECT count(*) FROM ins), old.customer_id, old.body
+             FROM c LEFT JOIN old ON true"
+        );
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &stored.customer.as_str(),
+            &stored.id.as_str(),
+            &stored.channel.as_str(),
+            &us,
+            &ns,
+            &offers,
+            &body,
+        ];
+        // A conflict with a row this snapshot cannot see (recorded by a concurrent call that
+        // committed meanwhile) is run again, once: then the row is seen.
+        for _ in 0..2 {
+            let rows = self.query_locked(&conn, &sql, &params, doing).await?;
+            let row = rows
+                .first()
+                .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;
+            if get::<i64>(row, 1)? > 0 {
+                return Ok(());
+            }
+            if let Some(customer) = get::<Option<&str>>(row, 2)? {
+                // The id is taken: the same decision again is a no-op, another one a conflict.
+                let theirs = decision_from(customer, get(row, 3)?)?;
+                let mut mine = stored;
+                mine.customer = CustomerId::new(get::<&str>(row, 0)?);
+                return if theirs == mine {
+                    Ok(())
+                } else {
+                    Err(conflict(&mine.id))
+                };
+            }
         }
-        self.commit(tx, doing).await
+        Err(conflict(&stored.id))
     }
 
     async fn decision(&self, id: &DecisionId) -> Result<Option<Decision>> {
