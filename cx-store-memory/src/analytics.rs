@@ -332,10 +332,12 @@ impl<'q> MeasurePlan<'q> {
             return;
         }
 
-        // 2. Which queries keep each row (rows outside the spans: none).
+        // 2. Which queries keep each row of the spans (rows outside them are never read, so
+        //    what an earlier shard left there stays).
         let masks = &mut scratch.masks;
-        masks.clear();
-        masks.resize(columns.len(), 0);
+        if masks.len() < columns.len() {
+            masks.resize(columns.len(), 0);
+        }
         for span in spans.iter() {
             let r = span.rows.clone();
             let rows = columns

@@ -17,7 +17,8 @@ pub struct MeasureAcc<'q> {
     customers: OnceCell<HashSet<&'q str>>,
     n: u64,
     sum: f64,
-    values: Vec<f64>,
+    /// Percentile values, as [`order_key`]s.
+    values: Vec<u64>,
     last_customer: Option<usize>,
     scores: BTreeMap<u64, (f64, u64)>,
 }
@@ -95,7 +96,7 @@ impl<'q> MeasureAcc<'q> {
     pub fn add_number(&mut self, v: f64) {
         self.n += 1;
         match &self.query.statistic {
-            Statistic::Percentile(..) => self.values.push(v),
+            Statistic::Percentile(..) => self.values.push(order_key(v)),
             _ => self.sum += v,
         }
     }
@@ -123,31 +124,84 @@ impl<'q> MeasureAcc<'q> {
     }
 }
 
-/// The `p`-th percentile of `values` (any order; reordered), as
-/// [`percentile_sorted`](super::percentile_sorted) gives it, in linear time.
-fn percentile_unsorted(values: &mut [f64], p: f64) -> Option<f64> {
-    let n = values.len();
+/// The `p`-th percentile of the values whose [`order_key`]s are `keys` (any order;
+/// reordered), as [`percentile_sorted`](super::percentile_sorted) gives it, in linear time.
+/// Keys are integers in the order of [`f64::total_cmp`], cheaper to compare than floats.
+fn percentile_unsorted(keys: &mut [u64], p: f64) -> Option<f64> {
+    let n = keys.len();
     if n == 0 || !p.is_finite() {
         return None;
     }
     let rank = (p.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
     let lo = rank.floor() as usize;
-    let (_, a, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
-    let a = *a;
+    let (_, a, above) = keys.select_nth_unstable(lo);
+    let a = from_order_key(*a);
     if rank == lo as f64 {
         return Some(a);
     }
     // The next rank is the smallest value above the `lo`-th.
-    let b = above.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+    let b = above.iter().copied().min().map_or(a, from_order_key);
     Some(a + (b - a) * (rank - lo as f64))
 }
 
-/// A key that sorts finite floats in numeric order.
+/// A key that sorts floats in the order of [`f64::total_cmp`] (for finite floats, numeric
+/// order with -0 before +0).
 fn order_key(x: f64) -> u64 {
     let bits = x.to_bits();
     if bits >> 63 == 1 {
         !bits
     } else {
         bits | (1 << 63)
+    }
+}
+
+/// The float whose [`order_key`] is `key`.
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The selection on floats this replaced.
+    fn percentile_of_floats(values: &mut [f64], p: f64) -> Option<f64> {
+        let n = values.len();
+        if n == 0 || !p.is_finite() {
+            return None;
+        }
+        let rank = (p.clamp(0.0, 100.0) / 100.0) * (n - 1) as f64;
+        let lo = rank.floor() as usize;
+        let (_, a, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+        let a = *a;
+        if rank == lo as f64 {
+            return Some(a);
+        }
+        let b = above.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+        Some(a + (b - a) * (rank - lo as f64))
+    }
+
+    proptest! {
+        #[test]
+        fn percentiles_by_key_are_those_of_the_floats(
+            mut values in proptest::collection::vec(
+                prop_oneof![-1e6f64..1e6, Just(0.0), Just(-0.0), (-5i32..5).prop_map(f64::from)],
+                0..200,
+            ),
+            p in prop_oneof![0.0f64..=100.0, Just(0.0), Just(50.0), Just(100.0)],
+        ) {
+            let mut keys: Vec<u64> = values.iter().map(|&v| order_key(v)).collect();
+            prop_assert!(keys.iter().zip(&values).all(|(&k, &v)| from_order_key(k).to_bits() == v.to_bits()));
+            let got = percentile_unsorted(&mut keys, p);
+            prop_assert_eq!(got.map(f64::to_bits), percentile_of_floats(&mut values.clone(), p).map(f64::to_bits));
+            // And numerically, the percentile of the sorted values.
+            values.sort_by(f64::total_cmp);
+            prop_assert_eq!(got, crate::kpi::percentile_sorted(&values, p));
+        }
     }
 }
