@@ -309,8 +309,8 @@ impl PostgresStore {
     /// its snapshot) only once the lock is granted: it sees everything a merge or an erasure
     /// that held the lock committed, exactly as when the four are sent one by one. If a
     /// statement fails, the ones after it fail too and `COMMIT` rolls back: nothing stays.
-    /// All four are queued on the connection before the first reply is awaited, so a caller
-    /// that gives up midway still leaves the connection outside any transaction.
+    /// All four are queued on the connection before the first reply is awaited, so even a
+    /// caller that gives up midway leaves the connection outside any transaction.
     pub(crate) async fn query_locked<C: GenericClient + Sync>(
         &self,
         client: &C,
@@ -332,14 +332,20 @@ impl PostgresStore {
             .await
             .map_err(self.err(doing))?;
         self.trips(1);
-        let (_, _, rows, _) = futures_util::future::try_join4(
+        // Every reply is awaited, even after an error, so that the transaction has ended
+        // (committed, or rolled back by `COMMIT` after the error) when this returns.
+        let (began, locked, rows, committed) = futures_util::future::join4(
             client.execute(&begin, &[]),
             client.execute(&lock, &[&migrations::LOCK_CLASS, &LOCK_DIRECTORY]),
             client.query(&statement, params),
             client.execute(&commit, &[]),
         )
-        .await
-        .map_err(self.err(doing))?;
+        .await;
+        let err = self.err(doing);
+        began.map_err(&err)?;
+        locked.map_err(&err)?;
+        let rows = rows.map_err(&err)?;
+        committed.map_err(&err)?;
         Ok(rows)
     }
 

@@ -418,7 +418,11 @@ async fn a_decision_that_fails_to_record_leaves_nothing_and_no_open_transaction(
     };
     assert_eq!(count("SELECT count(*) FROM decisions").await, 0);
     assert_eq!(
-        count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").await,
+        count(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+             WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+        )
+        .await,
         0,
         "the directory lock went with the transaction"
     );
