@@ -279,8 +279,9 @@ impl PostgresStore {
     }
 
     /// Starts a transaction that holds the directory lock (see the crate docs): `exclusive` for
-    /// merges and erasure, shared for writers that resolve customer ids. `BEGIN` and the lock
-    /// are sent together (one round trip).
+    /// merges and erasure, shared for writers that resolve customer ids. Two round trips
+    /// (`BEGIN`, then the lock); [`query_locked`](Self::query_locked) does a one-statement
+    /// transaction with the shared lock in one.
     pub(crate) async fn begin<'c>(
         &self,
         conn: &'c mut Conn,
