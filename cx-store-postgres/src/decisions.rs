@@ -1,8 +1,8 @@
 //! The decision log and contact history: the [`DecisionStore`] implementation.
 
-use crate::PostgresStore;
 use crate::codec::{self, Bounds, count, get};
 use crate::customers::CANONICAL;
+use crate::{LOCK_DIRECTORY, PostgresStore, migrations};
 use async_trait::async_trait;
 use cx_core::model::{
     Category, ContactEvent, CustomerId, Decision, DecisionId, OfferId, Outcome, TimeRange,
@@ -69,21 +69,13 @@ impl DecisionStore for PostgresStore {
         let offers = offers_json(&stored);
         let (us, ns) = codec::split(stored.at);
         let conn = self.conn().await?;
-        // One round trip: BEGIN, the shared directory lock, this statement and COMMIT go
-        // together (see `query_locked`). The statement also returns the row already stored
-        // under the id, if any: its snapshot predates the insert, so that is the row that
-        // made the insert a no-op.
-        let sql = format!(
-            "WITH c AS (SELECT {CANONICAL} AS id),
-                  ins AS (INSERT INTO decisions
-                              (customer_id, decision_id, channel, at_us, at_ns, offers, body)
-                          SELECT c.id, $2, $3, $4, $5, $6::text::jsonb, $7 FROM c
-                          ON CONFLICT DO NOTHING RETURNING 1),
-                  old AS (SELECT customer_id, body FROM decisions WHERE decision_id = $2)
-             SELECT c.id, (SELECT count(*) FROM ins), old.customer_id, old.body
-             FROM c LEFT JOIN old ON true"
-        );
-        let params: [&(dyn ToSql + Sync); 7] = [
+        // One round trip: `cx_record_decision` (migration 3) takes the shared directory lock,
+        // then inserts with a snapshot taken after it, as a transaction of BEGIN, the lock, the
+        // INSERT and COMMIT would. It also returns the row already stored under the id, if any
+        // (the INSERT's snapshot predates the insert, so that is the row that made it a no-op).
+        let sql = "SELECT canonical, inserted, old_customer, old_body
+                   FROM cx_record_decision($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        let params: [&(dyn ToSql + Sync); 9] = [
             &stored.customer.as_str(),
             &stored.id.as_str(),
             &stored.channel.as_str(),
@@ -91,11 +83,13 @@ impl DecisionStore for PostgresStore {
             &ns,
             &offers,
             &body,
+            &migrations::LOCK_CLASS,
+            &LOCK_DIRECTORY,
         ];
         // A conflict with a row this snapshot cannot see (recorded by a concurrent call that
         // committed meanwhile) is run again, once: then the row is seen.
         for _ in 0..2 {
-            let rows = self.query_locked(&conn, &sql, &params, doing).await?;
+            let rows = self.query(&conn, sql, &params, doing).await?;
             let row = rows
                 .first()
                 .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;

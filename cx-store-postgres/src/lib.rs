@@ -280,8 +280,8 @@ impl PostgresStore {
 
     /// Starts a transaction that holds the directory lock (see the crate docs): `exclusive` for
     /// merges and erasure, shared for writers that resolve customer ids. Two round trips
-    /// (`BEGIN`, then the lock); [`query_locked`](Self::query_locked) does a one-statement
-    /// transaction with the shared lock in one.
+    /// (`BEGIN`, then the lock); recording a decision takes the shared lock inside one
+    /// statement instead (`cx_record_decision`, migration 3).
     pub(crate) async fn begin<'c>(
         &self,
         conn: &'c mut Conn,
@@ -302,54 +302,6 @@ impl PostgresStore {
         Ok(tx)
     }
 
-    /// Runs `sql` in a transaction of its own that holds the directory lock shared (as
-    /// [`begin`](Self::begin) with `exclusive` false), sending `BEGIN`, the lock, the statement
-    /// and `COMMIT` together: one round trip instead of four.
-    ///
-    /// The server runs them in order, so the statement starts (and, at read committed, takes
-    /// its snapshot) only once the lock is granted: it sees everything a merge or an erasure
-    /// that held the lock committed, exactly as when the four are sent one by one. If a
-    /// statement fails, the ones after it fail too and `COMMIT` rolls back: nothing stays.
-    /// All four are queued on the connection before the first reply is awaited, so even a
-    /// caller that gives up midway leaves the connection outside any transaction.
-    pub(crate) async fn query_locked<C: GenericClient + Sync>(
-        &self,
-        client: &C,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        doing: &str,
-    ) -> Result<Vec<Row>> {
-        let begin = client
-            .prepare_cached("BEGIN")
-            .await
-            .map_err(self.err(doing))?;
-        let lock = client
-            .prepare_cached("SELECT pg_advisory_xact_lock_shared($1, $2)")
-            .await
-            .map_err(self.err(doing))?;
-        let statement = client.prepare_cached(sql).await.map_err(self.err(doing))?;
-        let commit = client
-            .prepare_cached("COMMIT")
-            .await
-            .map_err(self.err(doing))?;
-        self.trips(1);
-        // Every reply is awaited, even after an error, so that the transaction has ended
-        // (committed, or rolled back by `COMMIT` after the error) when this returns.
-        let (began, locked, rows, committed) = futures_util::future::join4(
-            client.execute(&begin, &[]),
-            client.execute(&lock, &[&migrations::LOCK_CLASS, &LOCK_DIRECTORY]),
-            client.query(&statement, params),
-            client.execute(&commit, &[]),
-        )
-        .await;
-        let err = self.err(doing);
-        began.map_err(&err)?;
-        locked.map_err(&err)?;
-        let rows = rows.map_err(&err)?;
-        committed.map_err(&err)?;
-        Ok(rows)
-    }
-
     /// Commits `tx`: one round trip.
     pub(crate) async fn commit(
         &self,
@@ -362,7 +314,7 @@ impl PostgresStore {
 }
 
 /// The directory lock's key (with [`migrations::LOCK_CLASS`]).
-const LOCK_DIRECTORY: i32 = 2;
+pub(crate) const LOCK_DIRECTORY: i32 = 2;
 
 impl fmt::Debug for PostgresStore {
     /// The target and pool state only (never the password or customer data).

@@ -343,7 +343,7 @@ async fn a_decision_reads_its_state_in_one_round_trip() {
         .unwrap();
     let trips = store.round_trips() - before;
     // 1 read (profile, touchpoints, contact history, budgets) + 1 budget consumed + 1 to
-    // record the decision (BEGIN, the shared directory lock, INSERT and COMMIT pipelined).
+    // record the decision (one statement: the shared directory lock, then the INSERT).
     assert_eq!(decision.offers.len(), 1);
     assert_eq!(trips, 3, "round trips of one decide");
 
@@ -376,7 +376,7 @@ async fn a_decision_reads_its_state_in_one_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_that_fails_to_record_leaves_nothing_and_no_open_transaction() {
     let config = fresh_config().await;
-    // One connection: the call after the failure reuses the connection that failed.
+    // One connection: the calls after the failure reuse the connection that failed.
     let store = Arc::new(
         PostgresStore::connect_with(PostgresOptions::from_config(config.clone()).pool_size(1))
             .await
