@@ -7,10 +7,11 @@
 -- query with a fresh snapshot, so the INSERT resolves the customer id and inserts seeing
 -- everything a merge or an erasure that held the lock exclusively had committed.
 --
--- Returns the canonical customer id, how many rows were inserted (0 or 1), and the row already
--- stored under the decision id, if any (the INSERT's snapshot predates the insert, so that is the
--- row that made it a no-op): the caller tells a repeated record from a conflict without another
--- round trip. Parameters are values only; the lock's keys come from the caller.
+-- Returns the canonical customer id, how many rows were inserted (0 or 1), and, only when the
+-- id was taken, the row stored under it (read after the INSERT, with a snapshot of its own, so
+-- it is the row that made the INSERT a no-op): the caller tells a repeated record from a
+-- conflict without another round trip. The common case reads nothing more than the INSERT
+-- does. Parameters are values only; the lock's keys come from the caller.
 CREATE FUNCTION cx_record_decision(
     p_customer   text,
     p_decision   text,
@@ -26,16 +27,16 @@ LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(p_lock_class, p_lock_key);
-    RETURN QUERY
-    WITH c AS (SELECT coalesce((SELECT a.customer_id FROM customer_aliases a
-                                WHERE a.alias_id = p_customer), p_customer) AS id),
-         ins AS (INSERT INTO decisions
-                     (customer_id, decision_id, channel, at_us, at_ns, offers, body)
-                 SELECT c.id, p_decision, p_channel, p_at_us, p_at_ns, p_offers::jsonb, p_body
-                 FROM c
-                 ON CONFLICT DO NOTHING RETURNING 1),
-         old AS (SELECT d.customer_id, d.body FROM decisions d WHERE d.decision_id = p_decision)
-    SELECT c.id::text, (SELECT count(*) FROM ins), old.customer_id::text, old.body
-    FROM c LEFT JOIN old ON true;
+    canonical := coalesce((SELECT a.customer_id FROM customer_aliases a
+                           WHERE a.alias_id = p_customer), p_customer);
+    INSERT INTO decisions (customer_id, decision_id, channel, at_us, at_ns, offers, body)
+    VALUES (canonical, p_decision, p_channel, p_at_us, p_at_ns, p_offers::jsonb, p_body)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF inserted = 0 THEN
+        SELECT d.customer_id, d.body INTO old_customer, old_body
+        FROM decisions d WHERE d.decision_id = p_decision;
+    END IF;
+    RETURN NEXT;
 END
 $$;

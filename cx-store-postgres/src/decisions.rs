@@ -37,15 +37,6 @@ fn decision_from(customer: &str, body: &str) -> Result<Decision> {
     Ok(d)
 }
 
-/// The error of a decision id already taken by another decision.
-fn conflict(id: &DecisionId) -> Error {
-    Error::conflict(
-        "decision",
-        id.as_str(),
-        "another decision is already stored under this id",
-    )
-}
-
 /// What an outcome needs of its decision's chosen offers: `[{"offer": .., "category": ..}]`.
 fn offers_json(d: &Decision) -> String {
     let offers: Vec<serde_json::Value> = d
@@ -71,8 +62,7 @@ impl DecisionStore for PostgresStore {
         let conn = self.conn().await?;
         // One round trip: `cx_record_decision` (migration 3) takes the shared directory lock,
         // then inserts with a snapshot taken after it, as a transaction of BEGIN, the lock, the
-        // INSERT and COMMIT would. It also returns the row already stored under the id, if any
-        // (the INSERT's snapshot predates the insert, so that is the row that made it a no-op).
+        // INSERT and COMMIT would; when the id is taken, it also returns the row under it.
         let sql = "SELECT canonical, inserted, old_customer, old_body
                    FROM cx_record_decision($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         let params: [&(dyn ToSql + Sync); 9] = [
@@ -86,29 +76,30 @@ impl DecisionStore for PostgresStore {
             &migrations::LOCK_CLASS,
             &LOCK_DIRECTORY,
         ];
-        // A conflict with a row this snapshot cannot see (recorded by a concurrent call that
-        // committed meanwhile) is run again, once: then the row is seen.
-        for _ in 0..2 {
-            let rows = self.query(&conn, sql, &params, doing).await?;
-            let row = rows
-                .first()
-                .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;
-            if get::<i64>(row, 1)? > 0 {
-                return Ok(());
-            }
-            if let Some(customer) = get::<Option<&str>>(row, 2)? {
-                // The id is taken: the same decision again is a no-op, another one a conflict.
-                let theirs = decision_from(customer, get(row, 3)?)?;
-                let mut mine = stored;
-                mine.customer = CustomerId::new(get::<&str>(row, 0)?);
-                return if theirs == mine {
-                    Ok(())
-                } else {
-                    Err(conflict(&mine.id))
-                };
-            }
+        let rows = self.query(&conn, sql, &params, doing).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;
+        if get::<i64>(row, 1)? > 0 {
+            return Ok(());
         }
-        Err(conflict(&stored.id))
+        // The id is taken: the same decision again is a no-op, another one a conflict.
+        let same = match get::<Option<&str>>(row, 2)? {
+            Some(customer) => {
+                stored.customer = CustomerId::new(get::<&str>(row, 0)?);
+                decision_from(customer, get(row, 3)?)? == stored
+            }
+            None => false,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(Error::conflict(
+                "decision",
+                stored.id.as_str(),
+                "another decision is already stored under this id",
+            ))
+        }
     }
 
     async fn decision(&self, id: &DecisionId) -> Result<Option<Decision>> {
