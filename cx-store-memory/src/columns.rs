@@ -129,7 +129,7 @@ impl Columns {
         let row = u32::try_from(self.at.len()).unwrap_or(u32::MAX);
         let at = t.occurred_at();
         match self.blocks.last_mut() {
-            Some((first, last)) if self.at.len() % BLOCK != 0 => {
+            Some((first, last)) if !self.at.len().is_multiple_of(BLOCK) => {
                 *first = (*first).min(at);
                 *last = (*last).max(at);
             }
