@@ -73,6 +73,7 @@
 mod analytics;
 mod budgets;
 mod catalog;
+mod columns;
 mod customers;
 mod decisions;
 mod fingerprints;

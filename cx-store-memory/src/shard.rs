@@ -15,6 +15,7 @@
 //! access. Hence the small stored form, one probe for the idempotency check, and timelines that
 //! never copy what they hold.
 
+use crate::columns::Columns;
 use crate::fingerprints::Fingerprints;
 use crate::stored::{Codes, Stored};
 use crate::timeline::Timeline;
@@ -80,6 +81,13 @@ impl Hash for CustomerKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ShardIdx(usize);
 
+impl ShardIdx {
+    /// The index, below [`SHARDS`]: the position of the shard in [`PerShard::iter`].
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// One value per shard, indexed by [`ShardIdx`] (which cannot be out of range).
 #[derive(Debug)]
 pub(crate) struct PerShard<T>([T; SHARDS]);
@@ -129,6 +137,8 @@ pub(crate) struct Shard {
     /// of the fingerprint table).
     fingerprint_hasher: RandomState,
     codes: Codes,
+    /// The same touchpoints as columns, for analytics over all of them.
+    columns: Columns,
     touchpoints: usize,
 }
 
@@ -145,7 +155,7 @@ fn fingerprint(seed: &RandomState, customer: &CustomerKey, id: &TouchpointId) ->
 impl Shard {
     /// Whether `n` more touchpoints fit (see [`Codes::has_room_for`]).
     pub(crate) fn has_room_for(&self, n: usize) -> bool {
-        self.codes.has_room_for(n)
+        self.codes.has_room_for(n) && self.columns.has_room_for(n)
     }
 
     /// Stores `t` under `customer` unless the customer already holds a touchpoint with its id.
@@ -170,12 +180,17 @@ impl Shard {
         let (mut stored, mut duplicates) = (0, 0);
         for ((customer, t), maybe_held) in batch.drain(..).zip(maybe_held) {
             // `entry` takes the key by value: no clone, for a new customer or a known one.
-            let timeline = self.customers.entry(customer).or_default();
+            let timeline = self
+                .customers
+                .entry(customer)
+                .or_insert_with(|| Timeline::new(self.columns.new_ordinal()));
             // A fingerprint hit is only a maybe; the timeline has the answer.
             if maybe_held && timeline.contains(&t.id, t.occurred_at) {
                 duplicates += 1;
             } else {
-                timeline.push(Stored::new(t, &mut self.codes));
+                let t = Stored::new(t, &mut self.codes);
+                self.columns.push(timeline.ordinal(), &t);
+                timeline.push(t);
                 stored += 1;
             }
         }
@@ -193,11 +208,17 @@ impl Shard {
         &self.codes
     }
 
+    /// The shard's touchpoints as analytics columns.
+    pub(crate) fn columns(&self) -> &Columns {
+        &self.columns
+    }
+
     /// Erases the touchpoints of `customer`; returns how many there were.
     pub(crate) fn remove(&mut self, customer: &CustomerKey) -> usize {
         let Some(timeline) = self.customers.remove(customer) else {
             return 0;
         };
+        self.columns.remove_customer(timeline.ordinal());
         for t in timeline.iter() {
             self.fingerprints
                 .remove(fingerprint(&self.fingerprint_hasher, customer, t.id()));
@@ -212,6 +233,7 @@ impl Shard {
         let Some(timeline) = self.customers.remove(customer) else {
             return Vec::new();
         };
+        self.columns.remove_customer(timeline.ordinal());
         self.touchpoints -= timeline.len();
         timeline
             .into_items()
@@ -226,7 +248,10 @@ impl Shard {
     /// Adds `incoming` (sorted by `(occurred_at, id)`, ids distinct) to `customer`'s timeline;
     /// those whose id `customer` already holds are dropped. Returns how many were added.
     pub(crate) fn absorb(&mut self, customer: &CustomerKey, incoming: Vec<Touchpoint>) -> u64 {
-        let timeline = self.customers.entry(customer.clone()).or_default();
+        let timeline = self
+            .customers
+            .entry(customer.clone())
+            .or_insert_with(|| Timeline::new(self.columns.new_ordinal()));
         let mut added = Vec::with_capacity(incoming.len());
         for mut t in incoming {
             let maybe_held =
@@ -235,7 +260,9 @@ impl Shard {
                     .insert(fingerprint(&self.fingerprint_hasher, customer, &t.id));
             if !(maybe_held && timeline.contains(&t.id, t.occurred_at)) {
                 t.subject = Subject::Customer(customer.id().clone());
-                added.push(Stored::new(t, &mut self.codes));
+                let t = Stored::new(t, &mut self.codes);
+                self.columns.push(timeline.ordinal(), &t);
+                added.push(t);
             }
         }
         let moved = added.len();

@@ -134,6 +134,11 @@ impl Codes {
         self.kinds.len()
     }
 
+    /// How many channels have a code (codes run from 0).
+    pub(crate) fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
     /// Whether `n` more touchpoints can be encoded: each adds at most one value to each
     /// dictionary, and codes are `u32`. Checked before a batch is stored, so that storing it
     /// cannot fail halfway.
@@ -181,6 +186,11 @@ impl CodeFilter {
         self.kinds.as_ref().is_none_or(|k| k.contains(&code))
     }
 
+    /// Whether the filter keeps channel `code`.
+    pub(crate) fn keeps_channel(&self, code: u32) -> bool {
+        self.channels.as_ref().is_none_or(|c| c.contains(&code))
+    }
+
     /// Whether `t` has a kept kind and channel (the time range is checked by the caller, which
     /// walks the timeline by time): the test of [`TouchpointQuery::matches`] on codes.
     pub(crate) fn matches(&self, t: &Stored) -> bool {
@@ -194,7 +204,7 @@ impl CodeFilter {
 
 /// Values and their codes, in the order they were first seen.
 #[derive(Debug)]
-struct Dictionary<T> {
+pub(crate) struct Dictionary<T> {
     values: Vec<T>,
     codes: foldhash::HashMap<T, u32>,
 }
@@ -221,8 +231,20 @@ impl<T: Hash + Eq + Clone> Dictionary<T> {
         code
     }
 
+    /// The code of `value`, adding a clone of it if it is new.
+    pub(crate) fn code_of(&mut self, value: &T) -> u32 {
+        match self.codes.get(value) {
+            Some(&code) => code,
+            None => self.code(value.clone()),
+        }
+    }
+
     /// The code of `value`, if it has one.
-    fn find(&self, value: &T) -> Option<u32> {
+    pub(crate) fn find<Q>(&self, value: &Q) -> Option<u32>
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.codes.get(value).copied()
     }
 
@@ -231,7 +253,8 @@ impl<T: Hash + Eq + Clone> Dictionary<T> {
         self.values.get(usize::try_from(code).ok()?)
     }
 
-    fn len(&self) -> usize {
+    /// How many values have a code (codes run from 0).
+    pub(crate) fn len(&self) -> usize {
         self.values.len()
     }
 }

@@ -1,6 +1,7 @@
 //! A customer's timeline: their stored touchpoints, sorted by `(occurred_at, id)`, in chunks
 //! that never move once written.
 
+use crate::columns::Ordinal;
 use crate::stored::Stored;
 use cx_core::model::{TimeRange, Timestamp, TouchpointId};
 
@@ -25,9 +26,24 @@ pub(crate) struct Timeline {
     /// When the last item occurred (meaningless while empty): the in-order check of an append
     /// reads this instead of the item, which is likely not in cache.
     last_at: Timestamp,
+    /// The customer's number in the shard's analytics columns.
+    ordinal: Ordinal,
 }
 
 impl Timeline {
+    /// An empty timeline of the customer numbered `ordinal` in the shard's columns.
+    pub(crate) fn new(ordinal: Ordinal) -> Self {
+        Timeline {
+            ordinal,
+            ..Timeline::default()
+        }
+    }
+
+    /// The customer's number in the shard's analytics columns.
+    pub(crate) fn ordinal(&self) -> Ordinal {
+        self.ordinal
+    }
+
     /// The touchpoints that occurred in `range`, oldest first.
     pub(crate) fn in_range(&self, range: &TimeRange) -> impl Iterator<Item = &Stored> {
         let end = range.end;
@@ -137,7 +153,9 @@ impl Timeline {
 
     /// Moves `incoming` (sorted) in, keeping the order; the result is one chunk.
     pub(crate) fn merge(&mut self, incoming: Vec<Stored>) {
+        let ordinal = self.ordinal;
         let mine: Vec<Stored> = std::mem::take(self).into_items().collect();
+        self.ordinal = ordinal;
         self.tail = crate::sorted::merge_sorted(mine, incoming, |x, y| x.key() <= y.key());
         self.len = self.tail.len();
         if let Some(last) = self.tail.last() {

@@ -1,8 +1,8 @@
 //! The decision log and contact history: the [`DecisionStore`] implementation.
 
-use crate::PostgresStore;
 use crate::codec::{self, Bounds, count, get};
 use crate::customers::CANONICAL;
+use crate::{LOCK_DIRECTORY, PostgresStore, migrations};
 use async_trait::async_trait;
 use cx_core::model::{
     Category, ContactEvent, CustomerId, Decision, DecisionId, OfferId, Outcome, TimeRange,
@@ -10,6 +10,7 @@ use cx_core::model::{
 use cx_core::store::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 use cx_core::{Error, Result};
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 /// The columns every contact-history read selects, in the order [`contact_from`] reads them.
 pub(crate) const CONTACT_COLUMNS: &str =
@@ -58,64 +59,47 @@ impl DecisionStore for PostgresStore {
             serde_json::to_string(&stored).map_err(|e| codec::encode_error("decision", e))?;
         let offers = offers_json(&stored);
         let (us, ns) = codec::split(stored.at);
-        let mut conn = self.conn().await?;
-        let tx = self.begin(&mut conn, false, doing).await?;
-        let rows = self
-            .query(
-                &tx,
-                &format!(
-                    "WITH c AS (SELECT {CANONICAL} AS id),
-                          ins AS (INSERT INTO decisions
-                                      (customer_id, decision_id, channel, at_us, at_ns, offers, body)
-                                  SELECT c.id, $2, $3, $4, $5, $6::text::jsonb, $7 FROM c
-                                  ON CONFLICT DO NOTHING RETURNING 1)
-                     SELECT c.id, (SELECT count(*) FROM ins) FROM c"
-                ),
-                &[
-                    &stored.customer.as_str(),
-                    &stored.id.as_str(),
-                    &stored.channel.as_str(),
-                    &us,
-                    &ns,
-                    &offers,
-                    &body,
-                ],
-                doing,
-            )
-            .await?;
+        let conn = self.conn().await?;
+        // One round trip: `cx_record_decision` (migration 3) takes the shared directory lock,
+        // then inserts with a snapshot taken after it, as a transaction of BEGIN, the lock, the
+        // INSERT and COMMIT would; when the id is taken, it also returns the row under it.
+        let sql = "SELECT canonical, inserted, old_customer, old_body
+                   FROM cx_record_decision($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &stored.customer.as_str(),
+            &stored.id.as_str(),
+            &stored.channel.as_str(),
+            &us,
+            &ns,
+            &offers,
+            &body,
+            &migrations::LOCK_CLASS,
+            &LOCK_DIRECTORY,
+        ];
+        let rows = self.query(&conn, sql, &params, doing).await?;
         let row = rows
             .first()
             .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;
-        let canonical: &str = get(row, 0)?;
-        if get::<i64>(row, 1)? == 0 {
-            // The id is taken: the same decision again is a no-op, another one a conflict.
-            let existing = self
-                .query(
-                    &tx,
-                    "SELECT customer_id, body FROM decisions WHERE decision_id = $1",
-                    &[&stored.id.as_str()],
-                    doing,
-                )
-                .await?;
-            let same = match existing.first() {
-                Some(r) => {
-                    stored.customer = CustomerId::new(canonical);
-                    decision_from(get(r, 0)?, get(r, 1)?)? == stored
-                }
-                None => false,
-            };
-            self.commit(tx, doing).await?;
-            return if same {
-                Ok(())
-            } else {
-                Err(Error::conflict(
-                    "decision",
-                    stored.id.as_str(),
-                    "another decision is already stored under this id",
-                ))
-            };
+        if get::<i64>(row, 1)? > 0 {
+            return Ok(());
         }
-        self.commit(tx, doing).await
+        // The id is taken: the same decision again is a no-op, another one a conflict.
+        let same = match get::<Option<&str>>(row, 2)? {
+            Some(customer) => {
+                stored.customer = CustomerId::new(get::<&str>(row, 0)?);
+                decision_from(customer, get(row, 3)?)? == stored
+            }
+            None => false,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(Error::conflict(
+                "decision",
+                stored.id.as_str(),
+                "another decision is already stored under this id",
+            ))
+        }
     }
 
     async fn decision(&self, id: &DecisionId) -> Result<Option<Decision>> {

@@ -279,8 +279,9 @@ impl PostgresStore {
     }
 
     /// Starts a transaction that holds the directory lock (see the crate docs): `exclusive` for
-    /// merges and erasure, shared for writers that resolve customer ids. `BEGIN` and the lock
-    /// are sent together (one round trip).
+    /// merges and erasure, shared for writers that resolve customer ids. Two round trips
+    /// (`BEGIN`, then the lock); recording a decision takes the shared lock inside one
+    /// statement instead (`cx_record_decision`, migration 3).
     pub(crate) async fn begin<'c>(
         &self,
         conn: &'c mut Conn,
@@ -313,7 +314,7 @@ impl PostgresStore {
 }
 
 /// The directory lock's key (with [`migrations::LOCK_CLASS`]).
-const LOCK_DIRECTORY: i32 = 2;
+pub(crate) const LOCK_DIRECTORY: i32 = 2;
 
 impl fmt::Debug for PostgresStore {
     /// The target and pool state only (never the password or customer data).

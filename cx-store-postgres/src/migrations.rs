@@ -23,10 +23,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "journeys",
         sql: include_str!("../migrations/0002_journeys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "record_decision",
+        sql: include_str!("../migrations/0003_record_decision.sql"),
+    },
 ];
 
 /// The schema version this crate creates and understands.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Serialises migrations across processes (`pg_advisory_xact_lock(CX, MIGRATE)`).
 pub(crate) const LOCK_CLASS: i32 = 0x6378; // "cx"

@@ -342,10 +342,16 @@ async fn a_decision_reads_its_state_in_one_round_trip() {
         .await
         .unwrap();
     let trips = store.round_trips() - before;
-    // 1 read (profile, touchpoints, contact history, budgets) + 1 budget consumed + 4 to
-    // record the decision (BEGIN, the shared directory lock, INSERT, COMMIT).
+    // 1 read (profile, touchpoints, contact history, budgets) + 1 budget consumed + 1 to
+    // record the decision (one statement: the shared directory lock, then the INSERT).
     assert_eq!(decision.offers.len(), 1);
-    assert_eq!(trips, 6, "round trips of one decide");
+    assert_eq!(trips, 3, "round trips of one decide");
+
+    // Recording the same decision again is a no-op, still in one round trip.
+    let stored = store.decision(&decision.id).await.unwrap().unwrap();
+    let before = store.round_trips();
+    store.record_decision(&stored).await.unwrap();
+    assert_eq!(store.round_trips() - before, 1, "a repeated record");
 
     // The counts a contact policy needs: one round trip for any number of them.
     let queries: Vec<ContactCount> = [ContactKey::All, ContactKey::Channel(Channel::Sms)]
@@ -365,6 +371,86 @@ async fn a_decision_reads_its_state_in_one_round_trip() {
         .unwrap();
     assert_eq!(store.round_trips() - before, 1);
     assert_eq!(counts[0], 1, "one shown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_that_fails_to_record_leaves_nothing_and_no_open_transaction() {
+    let config = fresh_config().await;
+    // One connection: the calls after the failure reuse the connection that failed.
+    let store = Arc::new(
+        PostgresStore::connect_with(PostgresOptions::from_config(config.clone()).pool_size(1))
+            .await
+            .unwrap(),
+    );
+    let client = raw(&config).await;
+    let engine = Engine::new(Arc::clone(&store) as Arc<dyn Store>)
+        .with_clock(Arc::new(ManualClock::new(at(0))));
+    engine.load_catalog(budgeted_catalog(1000)).await.unwrap();
+    engine
+        .upsert_customers(vec![customer("c-1"), customer("c-2")])
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON decisions
+                 FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .await
+        .unwrap();
+    match engine
+        .decide(&DecisionRequest::new("c-1", Channel::Sms))
+        .await
+    {
+        Err(Error::Storage { message, .. }) => {
+            assert!(message.contains("record a decision"), "{message}")
+        }
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+    client
+        .batch_execute("DROP TRIGGER refuse ON decisions")
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM decisions").await, 0);
+    // The same connection, outside any transaction: decisions record, and a merge takes the
+    // directory lock exclusively (it would wait forever for a shared holder).
+    let decision = engine
+        .decide(&DecisionRequest::new("c-1", Channel::Sms))
+        .await
+        .unwrap();
+    store
+        .merge_customers(&CustomerId::new("c-1"), &CustomerId::new("c-2"))
+        .await
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM decisions").await, 1);
+    assert_eq!(
+        store.decision(&decision.id).await.unwrap().unwrap().id,
+        decision.id
+    );
+    // (The server sends an error before it rolls back, so the lock is checked only now, after
+    // calls that completed.)
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+             WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+        )
+        .await,
+        0,
+        "no directory lock left behind"
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
