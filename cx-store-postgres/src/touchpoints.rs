@@ -121,29 +121,15 @@ fn in_range(first: usize) -> String {
     )
 }
 
-#[async_trait]
-impl TouchpointStore for PostgresStore {
-    async fn append_touchpoints(&self, batch: Vec<Touchpoint>) -> Result<AppendReport> {
-        // 1. Validate everything before touching the database.
-        for (i, t) in batch.iter().enumerate() {
-            t.validate_in_batch(i)?;
-            if let Some(field) = codec::nul_in(&t.attributes) {
-                return Err(codec::nul_error(
-                    format!("touchpoint {:?} (#{i} in batch)", t.id.as_str()),
-                    format!("attributes.{field}"),
-                ));
-            }
-        }
-        if batch.is_empty() {
-            return Ok(AppendReport::default());
-        }
-        let has_identities = batch
-            .iter()
-            .any(|t| matches!(t.subject, Subject::Identity(_)));
-
-        // 2. One transaction: stage with binary COPY, check identities, move in.
+impl PostgresStore {
+    /// Copies a validated batch into the staging table and moves it in, in one transaction.
+    async fn stage_and_move(
+        &self,
+        conn: &mut crate::Conn,
+        batch: &[Touchpoint],
+        has_identities: bool,
+    ) -> Result<AppendReport> {
         let doing = "append touchpoints";
-        let mut conn = self.conn().await?;
         conn.batch_execute(CREATE_STAGING)
             .await
             .map_err(self.err(doing))?;
@@ -151,7 +137,7 @@ impl TouchpointStore for PostgresStore {
             .prepare_cached(COPY_STAGING)
             .await
             .map_err(self.err(doing))?;
-        let tx = self.begin(&mut conn, false, doing).await?;
+        let tx = self.begin(conn, false, doing).await?;
         self.trips(2);
         let sink = tx.copy_in(&copy).await.map_err(self.err(doing))?;
         let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
@@ -216,6 +202,38 @@ impl TouchpointStore for PostgresStore {
         self.commit(tx, doing).await?;
         let total = batch.len() as u64;
         Ok(AppendReport::new(inserted, total.saturating_sub(inserted)))
+    }
+}
+
+#[async_trait]
+impl TouchpointStore for PostgresStore {
+    async fn append_touchpoints(&self, batch: Vec<Touchpoint>) -> Result<AppendReport> {
+        // 1. Validate everything before touching the database.
+        for (i, t) in batch.iter().enumerate() {
+            t.validate_in_batch(i)?;
+            if let Some(field) = codec::nul_in(&t.attributes) {
+                return Err(codec::nul_error(
+                    format!("touchpoint {:?} (#{i} in batch)", t.id.as_str()),
+                    format!("attributes.{field}"),
+                ));
+            }
+        }
+        if batch.is_empty() {
+            return Ok(AppendReport::default());
+        }
+        let has_identities = batch
+            .iter()
+            .any(|t| matches!(t.subject, Subject::Identity(_)));
+
+        // 2. One transaction: stage with binary COPY, check identities, move in. A connection
+        // that failed in the middle of a batch (the server ended it, the network dropped) is not
+        // handed out again: the pool may not have noticed yet that it is closed.
+        let mut conn = self.conn().await?;
+        let result = self.stage_and_move(&mut conn, &batch, has_identities).await;
+        if matches!(result, Err(Error::Storage { .. })) {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+        result
     }
 
     async fn customer_touchpoints(
