@@ -134,7 +134,6 @@ def test_threads_share_the_engine(loaded: cx.Engine) -> None:
     assert len(results) == 4 and all(r == results[0] for r in results)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
 def test_safe_after_fork(loaded: cx.Engine) -> None:
     before = [o.offer_id for o in loaded.decide("c-2", channel="sms").offers]
     read, write = os.pipe()
