@@ -285,12 +285,23 @@ async fn journeys_and_kpis(engine: &Engine, end: Timestamp) -> Result<(), Box<dy
             j.name
         );
         println!(
-            "  {:<18} {:>9} {:>8} {:>9} {:>11} {:>11} {:>11}  owner",
-            "stage", "customers", "entered", "from prev", "from start", "gap median", "gap p90"
+            "  {:<18} {:>9} {:>8} {:>9} {:>11} {:>11} {:>11} {:>8}  owner",
+            "stage",
+            "customers",
+            "entered",
+            "from prev",
+            "from start",
+            "gap median",
+            "gap p90",
+            "overdue"
         );
         for (row, stage) in funnel.rows.iter().zip(&j.stages) {
+            // Overdue: active in the stage for longer than its max time (if it has one).
+            let overdue = stage
+                .max_time
+                .map_or_else(|| "-".to_owned(), |_| thousands(row.overdue));
             println!(
-                "  {:<18} {:>9} {:>8} {:>9} {:>11} {:>11} {:>11}  {}",
+                "  {:<18} {:>9} {:>8} {:>9} {:>11} {:>11} {:>11} {:>8}  {}",
                 stage.name,
                 thousands(row.reached),
                 thousands(row.entered),
@@ -298,6 +309,7 @@ async fn journeys_and_kpis(engine: &Engine, end: Timestamp) -> Result<(), Box<dy
                 share(row.conversion_from_start),
                 duration(row.gap.median),
                 duration(row.gap.p90),
+                overdue,
                 stage.owner.as_ref().map_or("", |o| o.as_str()),
             );
         }

@@ -1106,7 +1106,8 @@ impl Journeys {
     /// pandas.DataFrame
     ///     ``group`` (null for the whole funnel), ``stage``, ``reached``, ``entered``,
     ///     ``skipped``, ``dropped``, ``conversion``, ``conversion_from_start``,
-    ///     ``gap_median_s``, ``gap_p90_s``.
+    ///     ``gap_median_s``, ``gap_p90_s``, ``overdue`` (customers active in the stage for
+    ///     longer than its ``max_time``).
     #[pyo3(signature = (journey_id, *, start = None, end = None, by = None))]
     fn funnel(
         &self,
@@ -1162,6 +1163,7 @@ impl Journeys {
             ("conversion_from_start", Builder::num()),
             ("gap_median_s", Builder::num()),
             ("gap_p90_s", Builder::num()),
+            ("overdue", Builder::int()),
         ]);
         let all = std::iter::once((None, &funnel.rows)).chain(
             funnel
@@ -1181,7 +1183,8 @@ impl Journeys {
                     .num(r.conversion)
                     .num(r.conversion_from_start)
                     .num(r.gap.median)
-                    .num(r.gap.p90);
+                    .num(r.gap.p90)
+                    .int(Some(r.overdue));
             }
         }
         tables::to_pandas(py, t.finish()?)

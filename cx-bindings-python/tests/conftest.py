@@ -50,7 +50,7 @@ def catalog() -> dict[str, Any]:
                 "owner": "growth",
                 "stages": [
                     {"id": "look", "name": "Look", "owner": "growth",
-                     "entry": {"kinds": ["page_view"]}},
+                     "entry": {"kinds": ["page_view"]}, "max_time": "30m"},
                     {"id": "buy", "name": "Buy", "owner": "growth",
                      "entry": {"kinds": ["purchase"]}},
                 ],

@@ -88,6 +88,8 @@ def test_scorecard_series_and_funnel(loaded: cx.Engine) -> None:
     assert list(funnel.stage) == ["look", "buy"]
     assert list(funnel.reached) == [3, 1]
     assert funnel.conversion.iloc[1] == pytest.approx(1 / 3)
+    # c-2 and c-3 have been looking for hours (max 30 minutes); c-1 bought.
+    assert list(funnel.overdue) == [2, 0]
     by_channel = loaded.journeys.funnel("shop", by="channel")
     assert set(by_channel.group.dropna()) == {"web"}
     moments = loaded.journeys.moments("shop", "nps")

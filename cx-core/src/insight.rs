@@ -57,6 +57,7 @@ impl Engine {
                     u16::try_from(i).unwrap_or(u16::MAX),
                     s.optional,
                 )
+                .max_time(s.max_time)
             })
             .collect();
         Ok(

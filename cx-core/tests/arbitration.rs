@@ -761,3 +761,100 @@ fn every_path_of_the_candidate_screen_stops_offers_where_the_stages_do() {
         why("category-cap")
     );
 }
+
+/// The catalogue with two segments and two offers targeting them: one rule reads segments
+/// only (screened from the shared clauses), one also reads the offer (evaluated per offer).
+fn with_segments() -> String {
+    CATALOG.replace(
+        "offers:\n",
+        r#"segments:
+  - { id: heavy_users, name: Heavy users, rule: "features.data_used_gb >= 8" }
+  - { id: loyal, name: Loyal, rule: "customer.tenure_months >= 24" }
+  - { id: unused, name: Read by no offer, rule: "customer.plan == \"L\"" }
+offers:
+  - id: heavy-pack
+    name: Heavy user pack
+    category: pack
+    channels: [app]
+    eligibility: segments.heavy_users && !segments.loyal
+    value: 3
+  - id: loyalty-gift
+    name: Loyalty gift
+    category: gift
+    channels: [app]
+    eligibility: segments.loyal && offer.value > 1
+    value: 2
+"#,
+    )
+}
+
+fn segment_decision(tenure_months: i32, used_gb: f64) -> Decision {
+    let catalog = Arc::new(
+        CompiledCatalog::compile(Catalog::from_yaml(&with_segments()).unwrap(), 1).unwrap(),
+    );
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
+    let customer = customer(30.0).with_attribute("tenure_months", tenure_months);
+    let touchpoints = usage(used_gb);
+    let input = DecisionInput {
+        customer: &customer,
+        touchpoints: &touchpoints,
+        contacts: &[],
+        budget_used: &[],
+        now: now(),
+    };
+    let request = DecisionRequest::new("c-1", Channel::App).k(5).seed(1);
+    Arbitrator::new(catalog, model).decide(&input, &request, DecisionId::new("d-1"))
+}
+
+#[test]
+fn offer_rules_read_segment_membership() {
+    // A heavy user of 12 months: in `heavy_users`, not in `loyal`.
+    let d = segment_decision(12, 9.5);
+    assert!(chosen(&d).contains(&"heavy-pack"), "{:?}", chosen(&d));
+    assert!(!chosen(&d).contains(&"loyalty-gift"));
+    assert_eq!(stage_of(&d, "loyalty-gift"), PipelineStage::Eligibility);
+    let why = d.why_not(&OfferId::new("loyalty-gift"));
+    assert!(why.contains("`segments.loyal` is false"), "{why}");
+
+    // A light user of 30 months: the other way round.
+    let d = segment_decision(30, 2.0);
+    assert!(chosen(&d).contains(&"loyalty-gift"), "{:?}", chosen(&d));
+    assert!(!chosen(&d).contains(&"heavy-pack"));
+    let why = d.why_not(&OfferId::new("heavy-pack"));
+    assert!(why.contains("segments.heavy_users"), "{why}");
+
+    // A heavy, loyal customer: `!segments.loyal` fails.
+    let d = segment_decision(30, 9.5);
+    assert!(!chosen(&d).contains(&"heavy-pack"));
+    let why = d.why_not(&OfferId::new("heavy-pack"));
+    assert!(why.contains("segments.loyal"), "{why}");
+}
+
+#[test]
+fn segment_references_are_checked_when_the_catalogue_loads() {
+    let unknown = with_segments().replace("segments.loyal && offer", "segments.loyals && offer");
+    match CompiledCatalog::compile(Catalog::from_yaml(&unknown).unwrap(), 1) {
+        Err(Error::InvalidRule { item, message, .. }) => {
+            assert_eq!(item, "offer \"loyalty-gift\" eligibility");
+            assert!(
+                message.contains("unknown name `segments.loyals`"),
+                "{message}"
+            );
+            assert!(message.contains("loyal"), "{message}");
+        }
+        other => panic!("expected a rule error, got {other:?}"),
+    }
+    // A segment rule cannot read segments: membership never depends on itself.
+    let cyclic = with_segments().replace(
+        "rule: \"customer.tenure_months >= 24\"",
+        "rule: \"segments.heavy_users && customer.tenure_months >= 24\"",
+    );
+    match CompiledCatalog::compile(Catalog::from_yaml(&cyclic).unwrap(), 1) {
+        Err(Error::InvalidRule { item, message, .. }) => {
+            assert_eq!(item, "segment \"loyal\" rule");
+            assert!(message.contains("is not available here"), "{message}");
+        }
+        other => panic!("expected a rule error, got {other:?}"),
+    }
+}

@@ -22,11 +22,12 @@ const OFFER_RULE: &[Namespace] = &[
     Namespace::Context,
     Namespace::Offer,
     Namespace::Feature,
+    Namespace::Segment,
 ];
 /// What changes from one candidate to the next within a decision: clauses reading these are
 /// evaluated per offer; all others once per decision (see [`ClausePlan`]).
 const PER_CANDIDATE: &[Namespace] = &[Namespace::Offer, Namespace::Touchpoint];
-/// Names segment rules may read.
+/// Names segment rules may read (not `segments.*`: membership never depends on itself).
 const SEGMENT_RULE: &[Namespace] = &[Namespace::Customer, Namespace::Feature];
 
 /// One offer, ready for the pipeline.
@@ -163,6 +164,9 @@ pub struct CompiledCatalog {
     pub(crate) policies: Box<[CompiledContactRule]>,
     pub(crate) budgets: Box<[Budget]>,
     pub(crate) segments: Box<[CompiledSegment]>,
+    /// Indices into `segments` of the segments offer rules read (`segments.<id>`): a decision
+    /// evaluates these, once each.
+    pub(crate) rule_segments: Box<[u32]>,
     /// Indices into `segments` of the propensity segments, in priority order.
     pub(crate) propensity_segments: Box<[u32]>,
     pub(crate) fallback: Option<u32>,
@@ -355,6 +359,26 @@ impl CompiledCatalog {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut read = vec![false; segments.len()];
+        for rule in offers
+            .iter()
+            .flat_map(|o| [&o.eligibility, &o.suitability])
+            .flatten()
+        {
+            for slot in rule.slots() {
+                if slot.namespace == Namespace::Segment
+                    && let Some(read) = read.get_mut(usize::from(slot.index))
+                {
+                    *read = true;
+                }
+            }
+        }
+        let rule_segments = read
+            .iter()
+            .enumerate()
+            .filter(|(_, read)| **read)
+            .map(|(i, _)| index(i))
+            .collect();
         let propensity_segments = catalog
             .arbitration
             .propensity_segments
@@ -398,6 +422,7 @@ impl CompiledCatalog {
             policies,
             budgets: catalog.budgets.clone().into_boxed_slice(),
             segments: segments.into_boxed_slice(),
+            rule_segments,
             propensity_segments,
             fallback,
             contact_lookback,
@@ -559,6 +584,10 @@ fn vocabulary(catalog: &Catalog) -> Result<Vocabulary> {
             _ => ValueType::Number,
         };
         add(&mut v.features, feature.id.as_str(), ty);
+    }
+    // In catalogue order: slot `i` is segment `i` (ids are unique).
+    for segment in &catalog.segments {
+        add(&mut v.segments, segment.id.as_str(), ValueType::Bool);
     }
     Ok(v)
 }

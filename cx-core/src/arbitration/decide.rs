@@ -13,7 +13,7 @@ use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
     ExplanationRef, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
 };
-use crate::rules::{ClauseResults, Env};
+use crate::rules::{ClauseResults, Env, Scalar};
 use rand::SeedableRng;
 use std::sync::Arc;
 
@@ -93,12 +93,13 @@ impl Arbitrator {
             .vocabulary
             .context
             .resolve(&context, &mut context_slots);
-        let base_env = Env {
+        let mut base_env = Env {
             customer: &customer_slots,
             context: &context_slots,
             touchpoint: &[],
             offer: &[],
             features: &feature_slots,
+            segments: &[],
             now,
         };
 
@@ -108,6 +109,10 @@ impl Arbitrator {
                 .get(s as usize)
                 .is_some_and(|seg| seg.rule.eval(&base_env).holds())
         });
+        // The memberships offer rules read, each evaluated once (segment rules read neither
+        // segments nor the context, so the order does not matter).
+        let segment_slots = segment_memberships(catalog, &base_env);
+        base_env.segments = &segment_slots;
 
         // Consent per interned purpose, on this channel.
         let consent: Vec<bool> = catalog
@@ -291,6 +296,13 @@ impl Arbitrator {
                 catalog: Arc::clone(&self.catalog),
                 customer: input.customer.clone(),
                 features: feature_slots.iter().map(|v| features::owned(*v)).collect(),
+                segments: segment_slots
+                    .iter()
+                    .map(|v| match v {
+                        Some(Scalar::Bool(b)) => Some(*b),
+                        _ => None,
+                    })
+                    .collect(),
                 context,
                 channel: channel.clone(),
                 now,
@@ -319,6 +331,23 @@ impl Arbitrator {
             explanation: ExplanationRef(explanation),
         }
     }
+}
+
+/// `segments.*` for the rules of `catalog`: `Some(member)` for each segment an offer rule
+/// reads, `None` for the others. Empty (no allocation) when no offer rule reads a segment.
+fn segment_memberships<'a>(catalog: &CompiledCatalog, env: &Env<'_>) -> Vec<Option<Scalar<'a>>> {
+    if catalog.rule_segments.is_empty() {
+        return Vec::new();
+    }
+    let mut slots = vec![None; catalog.segments.len()];
+    for &s in &catalog.rule_segments {
+        if let (Some(segment), Some(slot)) =
+            (catalog.segments.get(s as usize), slots.get_mut(s as usize))
+        {
+            *slot = Some(Scalar::Bool(segment.rule.eval(env).holds()));
+        }
+    }
+    slots
 }
 
 /// The request context as rules see it: the request's fields plus `channel` and `placement`.

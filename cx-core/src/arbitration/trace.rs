@@ -60,6 +60,8 @@ pub(crate) struct Trace {
     pub(crate) catalog: Arc<CompiledCatalog>,
     pub(crate) customer: Customer,
     pub(crate) features: Vec<Option<Value>>,
+    /// Membership of the segments offer rules read (`None` for the others).
+    pub(crate) segments: Box<[Option<bool>]>,
     pub(crate) context: Attributes,
     pub(crate) channel: Channel,
     pub(crate) now: i64,
@@ -107,12 +109,15 @@ impl Trace {
             .iter()
             .map(|v| v.as_ref().map(Scalar::of))
             .collect();
+        let segments: Vec<Option<Scalar<'_>>> =
+            self.segments.iter().map(|m| m.map(Scalar::Bool)).collect();
         let env = Env {
             customer: &customer,
             context: &context,
             touchpoint: &[],
             offer: &offer.values,
             features: &features,
+            segments: &segments,
             now: self.now,
         };
         rule.explain(verdict, &env, |slot: SlotRef| {

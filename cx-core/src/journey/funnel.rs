@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 struct Totals {
     reached: Vec<u64>,
     entered: Vec<u64>,
+    overdue: Vec<u64>,
     gaps: Vec<Vec<f64>>,
 }
 
@@ -26,6 +27,7 @@ impl Totals {
         Totals {
             reached: vec![0; steps],
             entered: vec![0; steps],
+            overdue: vec![0; steps],
             gaps: vec![Vec::new(); steps],
         }
     }
@@ -36,6 +38,8 @@ impl Totals {
 struct Path {
     deepest: Option<usize>,
     entered: Vec<bool>,
+    /// Per step: an active instance has been in its stage past the max time.
+    overdue: Vec<bool>,
     gaps: Vec<Vec<f64>>,
 }
 
@@ -109,7 +113,10 @@ impl<'q> FunnelBuilder<'q> {
             if let Some(count) = self.instances.get_mut(slot) {
                 *count += 1;
             }
-            let path = walk(q, instance);
+            let mut path = walk(q, instance);
+            if status == InstanceStatus::Active {
+                path.mark_overdue(q, instance);
+            }
             total.merge(&path);
             if matches!(q.breakdown, Breakdown::Channel)
                 && let Some(first) = instance.visits.first()
@@ -182,6 +189,7 @@ impl Path {
         Path {
             deepest: None,
             entered: vec![false; n],
+            overdue: vec![false; n],
             gaps: vec![Vec::new(); n],
         }
     }
@@ -191,12 +199,37 @@ impl Path {
         for (a, b) in self.entered.iter_mut().zip(&other.entered) {
             *a |= *b;
         }
+        for (a, b) in self.overdue.iter_mut().zip(&other.overdue) {
+            *a |= *b;
+        }
         for (a, b) in self.gaps.iter_mut().zip(&other.gaps) {
             a.extend_from_slice(b);
         }
     }
 
+    /// Marks the step of the stage `instance` (active) is in, if it has been there for longer
+    /// than the stage's max time.
+    fn mark_overdue(&mut self, q: &FunnelQuery, instance: &crate::model::JourneyInstance) {
+        let Some(current) = instance.current() else {
+            return;
+        };
+        if let Some((k, step)) = q
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.index == current.index)
+            && let Some(max) = step.max_time
+            && q.as_of - current.entered_at > max.as_delta()
+            && let Some(overdue) = self.overdue.get_mut(k)
+        {
+            *overdue = true;
+        }
+    }
+
     fn add_to(&self, totals: &mut Totals) {
+        for (all, mine) in totals.overdue.iter_mut().zip(&self.overdue) {
+            *all += u64::from(*mine);
+        }
         let Some(deepest) = self.deepest else {
             return;
         };
@@ -273,6 +306,7 @@ fn rows(q: &FunnelQuery, mut totals: Totals) -> Vec<FunnelRow> {
                 .get_mut(k)
                 .map(|g| DurationStats::of(g))
                 .unwrap_or_default(),
+            overdue: totals.overdue.get(k).copied().unwrap_or(0),
         });
         previous = Some(reached);
     }

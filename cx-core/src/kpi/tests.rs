@@ -240,6 +240,7 @@ fn each_measure_plans_its_queries_and_computes_its_value() {
             conversion: None,
             conversion_from_start: None,
             gap: DurationStats::default(),
+            overdue: 0,
         });
     }
     let conv = Measure::StageConversion {

@@ -23,7 +23,8 @@ pub struct Offer {
     pub category: Category,
     /// Channels it can be delivered on (at least one).
     pub channels: Vec<Channel>,
-    /// Who may get it (CEL). No rule: everyone.
+    /// Who may get it (CEL over `customer.*`, `context.*`, `offer.*`, `features.*` and
+    /// `segments.*`, the customer's membership of a segment). No rule: everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eligibility: Option<RuleText>,
     /// Whether it is good for the customer (CEL); an unsuitable offer is never chosen.

@@ -74,8 +74,9 @@ impl fmt::Display for ValueType {
 /// - `touchpoint.<name>`: touchpoint attributes, in journey matchers and feature filters
 ///   (`touchpoint.kind`, `touchpoint.channel` and `touchpoint.occurred_at` are always there).
 ///
-/// Offer fields (`offer.<attribute>`, `offer.value`...) and features (`features.<id>`) are typed
-/// from their definitions, so they are not declared here.
+/// Offer fields (`offer.<attribute>`, `offer.value`...), features (`features.<id>`) and, in offer
+/// rules, segment membership (`segments.<id>`, a bool) are typed from their definitions, so they
+/// are not declared here.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schema {

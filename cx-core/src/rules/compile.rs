@@ -347,7 +347,7 @@ impl Compiler<'_> {
             ));
         };
         let namespace = Vocabulary::namespace(prefix).ok_or_else(|| {
-            self.error(operand.id, format!("unknown namespace `{prefix}`: rules read customer.*, context.*, offer.*, features.* and touchpoint.*"))
+            self.error(operand.id, format!("unknown namespace `{prefix}`: rules read customer.*, context.*, offer.*, features.*, segments.* and touchpoint.*"))
         })?;
         if !self.allowed.contains(&namespace) {
             let allowed: Vec<String> = self

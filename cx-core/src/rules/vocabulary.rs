@@ -17,6 +17,9 @@ pub enum Namespace {
     Offer,
     /// `features.<id>`.
     Feature,
+    /// `segments.<id>`: whether the customer is in the segment (offer rules only; a segment
+    /// rule cannot read segments, so membership never depends on itself).
+    Segment,
 }
 
 impl Namespace {
@@ -28,6 +31,7 @@ impl Namespace {
             Namespace::Touchpoint => "touchpoint",
             Namespace::Offer => "offer",
             Namespace::Feature => "features",
+            Namespace::Segment => "segments",
         }
     }
 
@@ -38,6 +42,7 @@ impl Namespace {
             "touchpoint" => Namespace::Touchpoint,
             "offer" => Namespace::Offer,
             "features" => Namespace::Feature,
+            "segments" => Namespace::Segment,
             _ => return None,
         })
     }
@@ -186,6 +191,8 @@ pub struct Vocabulary {
     pub offer: SlotTable,
     /// `features.*`.
     pub features: SlotTable,
+    /// `segments.*`, in catalogue order.
+    pub segments: SlotTable,
 }
 
 impl Vocabulary {
@@ -197,6 +204,7 @@ impl Vocabulary {
             Namespace::Touchpoint => &self.touchpoint,
             Namespace::Offer => &self.offer,
             Namespace::Feature => &self.features,
+            Namespace::Segment => &self.segments,
         }
     }
 
@@ -208,6 +216,7 @@ impl Vocabulary {
             Namespace::Touchpoint => &mut self.touchpoint,
             Namespace::Offer => &mut self.offer,
             Namespace::Feature => &mut self.features,
+            Namespace::Segment => &mut self.segments,
         }
     }
 
@@ -238,6 +247,8 @@ pub struct Env<'a> {
     pub offer: &'a [Option<Value>],
     /// `features.*` values.
     pub features: &'a [Option<Scalar<'a>>],
+    /// `segments.*` values (a segment no rule reads may be left `None`).
+    pub segments: &'a [Option<Scalar<'a>>],
     /// `now`, in microseconds since the Unix epoch.
     pub now: i64,
 }
@@ -256,6 +267,7 @@ impl<'a> Env<'a> {
             touchpoint: &[],
             offer: &[],
             features: &[],
+            segments: &[],
             now,
         }
     }
@@ -268,6 +280,7 @@ impl<'a> Env<'a> {
             Namespace::Context => self.context,
             Namespace::Touchpoint => self.touchpoint,
             Namespace::Feature => self.features,
+            Namespace::Segment => self.segments,
             Namespace::Offer => {
                 return self
                     .offer

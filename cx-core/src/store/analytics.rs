@@ -44,6 +44,9 @@ pub struct FunnelStep {
     /// The step counts only if at most this long after the previous step entered (the
     /// conversion window).
     pub max_gap: Option<Span>,
+    /// The stage's max time: an active instance in it for longer is overdue
+    /// ([`FunnelRow::overdue`]).
+    pub max_time: Option<Span>,
 }
 
 impl FunnelStep {
@@ -55,6 +58,7 @@ impl FunnelStep {
             optional,
             min_gap: None,
             max_gap: None,
+            max_time: None,
         }
     }
 
@@ -69,6 +73,13 @@ impl FunnelStep {
     #[must_use]
     pub fn after_at_least(mut self, min_gap: Span) -> Self {
         self.min_gap = Some(min_gap);
+        self
+    }
+
+    /// Sets the stage's max time (see [`FunnelRow::overdue`]).
+    #[must_use]
+    pub fn max_time(mut self, max_time: Option<Span>) -> Self {
+        self.max_time = max_time;
         self
     }
 }
@@ -204,6 +215,9 @@ pub struct FunnelRow {
     pub conversion_from_start: Option<f64>,
     /// Time from the previous step entered to this one (instances that entered both).
     pub gap: DurationStats,
+    /// Customers with an instance active at `as_of` that has been in this stage for longer
+    /// than its max time (0 for a stage without one): who is stuck, for the stage's owner.
+    pub overdue: u64,
 }
 
 /// A funnel's answer: the steps, and the same per group of the breakdown.

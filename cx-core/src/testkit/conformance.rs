@@ -3013,6 +3013,38 @@ pub async fn analytics_funnel_stage_times_and_moments_by_hand(store: &dyn Store)
         [2, 1, 1]
     );
     assert!(f.groups.is_empty());
+    assert_eq!(
+        f.rows.iter().map(|r| r.overdue).collect::<Vec<_>>(),
+        [0, 0, 0],
+        "no stage has a max time"
+    );
+
+    // c3 has been in a for 10 h at `as_of` (c1 and c2 completed): overdue past a max time of
+    // 8 h, not past 12 h; a max time on c, where no one is active, counts no one.
+    let with_max_time = |hours: i64| {
+        let mut q = query.clone();
+        for step in &mut q.steps {
+            if step.stage.as_str() != "b" {
+                *step = step
+                    .clone()
+                    .max_time(Some(crate::model::Span::hours(hours)));
+            }
+        }
+        q
+    };
+    let f = store.funnel(&with_max_time(8)).await.unwrap();
+    assert_eq!(
+        f.rows.iter().map(|r| r.overdue).collect::<Vec<_>>(),
+        [1, 0, 0]
+    );
+    let groups: Vec<(&str, Vec<u64>)> = f
+        .groups
+        .iter()
+        .map(|(g, rows)| (g.as_str(), rows.iter().map(|r| r.overdue).collect()))
+        .collect();
+    assert_eq!(groups, [("app", vec![0, 0, 0]), ("web", vec![1, 0, 0])]);
+    let f = store.funnel(&with_max_time(12)).await.unwrap();
+    assert!(f.rows.iter().all(|r| r.overdue == 0));
 
     // Time in a: c1 1h, c2 5h (c3 never left).
     let times = store
