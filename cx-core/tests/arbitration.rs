@@ -443,6 +443,21 @@ fn the_fallback_goes_out_when_nothing_survives_but_never_past_a_hard_limit() {
             .count(),
         1
     );
+    // One entry per offer: the fallback's says why it did not survive as a candidate.
+    let reminder: Vec<_> = d
+        .explanations()
+        .into_iter()
+        .filter(|e| e.offer == "reminder")
+        .collect();
+    assert_eq!(reminder.len(), 1);
+    assert_eq!(reminder[0].stage, PipelineStage::Fallback);
+    assert!(
+        reminder[0]
+            .reason
+            .contains("as a candidate: offer \"reminder\" is not eligible"),
+        "{}",
+        reminder[0].reason
+    );
     // Shown 3 hours ago: its own cap (1 a day) holds, so not even the fallback goes out.
     let contacts = [contact(
         "reminder",

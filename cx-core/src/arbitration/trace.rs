@@ -365,17 +365,30 @@ impl Explain for Trace {
             .candidates()
             .filter_map(|c| self.explain_candidate(&c))
             .collect();
+        // The fallback has one entry: chosen as the fallback, saying why it did not survive
+        // as a candidate.
         if self.fallback
             && let Some(pick) = self.picks.first()
             && let Some(offer) = self.offer(pick.offer)
         {
+            let id = &offer.offer.id;
+            let as_candidate = out
+                .iter()
+                .position(|e| &e.offer == id)
+                .map(|i| out.swap_remove(i).reason);
             out.push(Explanation {
-                offer: offer.offer.id.clone(),
+                offer: id.clone(),
                 stage: PipelineStage::Fallback,
-                reason: format!(
-                    "offer {:?} was chosen as the fallback: no other candidate survived",
-                    offer.offer.id.as_str()
-                ),
+                reason: match as_candidate {
+                    Some(reason) => format!(
+                        "offer {:?} was chosen as the fallback: no other candidate survived (as a candidate: {reason})",
+                        id.as_str()
+                    ),
+                    None => format!(
+                        "offer {:?} was chosen as the fallback: no other candidate survived",
+                        id.as_str()
+                    ),
+                },
                 score: None,
                 lifts_at: None,
                 probability: Some(1.0),
