@@ -66,12 +66,13 @@ for owner, rows in card.groupby("owner", sort=False):
 
 # %% [markdown]
 # ## A funnel, and the moments of truth
-# Exact distinct customers per stage of the e-commerce journey; the onboarding journey's stages
-# ranked by the NPS answers given in them (the worst moment last).
+# Exact distinct customers per stage of the e-commerce journey (`overdue`: customers in the stage
+# for longer than its `max_time`, here carts left for more than a day); the onboarding journey's
+# stages ranked by the NPS answers given in them (the worst moment last).
 
 # %%
 funnel = engine.journeys.funnel("purchase")
-print(funnel[["stage", "reached", "dropped", "conversion", "gap_median_s"]].to_string(index=False))
+print(funnel[["stage", "reached", "dropped", "conversion", "gap_median_s", "overdue"]].to_string(index=False))
 moments = engine.journeys.moments("onboarding", "nps")
 print(moments.to_string(index=False))
 if len(moments):
