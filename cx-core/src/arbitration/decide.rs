@@ -726,6 +726,13 @@ impl History {
         channel: &crate::model::Channel,
         now: i64,
     ) -> Self {
+        // No rule counts an event at or before `now` minus the longest lookback (see
+        // `CompiledContactRule::horizon`).
+        let from = catalog
+            .policies
+            .iter()
+            .map(|rule| rule.horizon(now))
+            .fold(now.saturating_sub(catalog.contact_lookback), i64::min);
         let mut events = Vec::with_capacity(contacts.len());
         for e in contacts {
             // Events of a kind no rule counts never matter.
@@ -733,15 +740,22 @@ impl History {
                 continue;
             }
             let at = e.at.timestamp_micros();
-            if at <= now {
-                events.push(Event {
-                    offer: catalog.offer_index.get(&e.offer).copied(),
-                    category: catalog.category_index.get(&e.category).copied(),
-                    on_channel: &e.channel == channel,
-                    kind: e.kind,
-                    at,
-                });
+            if at <= from || at > now {
+                continue;
             }
+            let offer = catalog.offer_index.get(&e.offer).copied();
+            // The event's category is usually its offer's: one comparison, not a lookup.
+            let category = match offer.and_then(|o| catalog.offers.get(o as usize)) {
+                Some(o) if o.offer.category == e.category => Some(o.category),
+                _ => catalog.category_index.get(&e.category).copied(),
+            };
+            events.push(Event {
+                offer,
+                category,
+                on_channel: &e.channel == channel,
+                kind: e.kind,
+                at,
+            });
         }
         History { events }
     }
@@ -801,13 +815,15 @@ impl RuleBlocks {
                 all = rule.blocks(times, now);
             }
             ContactScope::Offer | ContactScope::Category => {
-                // (key, instant) of the rule's events, grouped by key with one sort.
+                // (key, instant) of the rule's events, grouped by key with one sort; events
+                // before the rule's lookback never count, so they are not sorted.
+                let from = rule.horizon(now);
                 events.clear();
                 events.extend(
                     history
                         .events
                         .iter()
-                        .filter(|e| e.kind == rule.outcome)
+                        .filter(|e| e.kind == rule.outcome && e.at > from)
                         .filter_map(|e| {
                             let key = if rule.scope == ContactScope::Offer {
                                 e.offer

@@ -43,15 +43,16 @@ impl Field {
         }
     }
 
+    /// The value of the field in `t`; `hint` is where an attribute was last found.
     #[inline]
-    fn read<'a>(&self, t: &'a Touchpoint, at: i64) -> Option<Scalar<'a>> {
+    fn read<'a>(&self, t: &'a Touchpoint, hint: &mut usize) -> Option<Scalar<'a>> {
         match self {
             Field::Kind => Some(Scalar::Str(t.kind.as_str())),
             Field::Channel => Some(Scalar::Str(t.channel.as_str())),
-            Field::OccurredAt => Some(Scalar::Time(at)),
+            Field::OccurredAt => Some(Scalar::Time(t.occurred_at.timestamp_micros())),
             Field::Attribute(name, ty) => t
                 .attributes
-                .get(name.as_str())
+                .get_hinted(name.as_str(), hint)
                 .filter(|v| ty.admits(v))
                 .map(Scalar::of),
         }
@@ -144,10 +145,16 @@ impl KindKey {
 #[derive(Debug, Default)]
 pub(crate) struct FeatureScratch<'a> {
     touchpoint: Vec<Option<Scalar<'a>>>,
-    /// (feature, value) pairs seen by distinct counts.
-    distinct: Vec<(usize, Scalar<'a>)>,
+    /// (feature, quick key, value) of the values seen by distinct counts.
+    distinct: Vec<Seen<'a>>,
+    /// Per feature, where its attribute was last found in a touchpoint's attributes, then
+    /// the same for each value a filter reads (from `filter_hints[i]` for feature `i`).
+    hints: Vec<usize>,
+    filter_hints: Vec<usize>,
     accs: Vec<Acc<'a>>,
-    starts: Vec<i64>,
+    /// (index of the first touchpoint in a window, the features of that window as bits),
+    /// by index.
+    opens: Vec<(usize, u64)>,
     /// Per interned kind, the features (as bits) that count it.
     by_kind: Vec<u64>,
 }
@@ -156,9 +163,11 @@ pub(crate) struct FeatureScratch<'a> {
 /// in feature-slot order. Empty windows give 0 for count, sum and distinct count, and no value
 /// (missing) for avg, min, max and last.
 ///
-/// One pass over the longest window, 64 features at a time: each touchpoint's instant and kind
-/// are decoded once, and the kind (interned) names, as bits, the features that count it, so a
-/// touchpoint visits only those.
+/// One pass over the longest window, 64 features at a time. Touchpoints are sorted by time, so
+/// each window is a run of them ending at `now`, found by binary search: a touchpoint's
+/// instant is not decoded in the pass, only whether it is past the start of each window (as
+/// bits, the features whose window holds it). Its kind (interned) names, as bits, the features
+/// that count it, so a touchpoint visits only the features both name.
 pub(crate) fn compute<'a>(
     features: &[CompiledFeature],
     vocabulary: &Vocabulary,
@@ -170,12 +179,15 @@ pub(crate) fn compute<'a>(
     out.clear();
     scratch.touchpoint.clear();
     scratch.touchpoint.resize(vocabulary.touchpoint.len(), None);
+    // Touchpoints at or after `now` never count.
+    let end = touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < now);
+    let touchpoints = touchpoints.get(..end).unwrap_or(&[]);
     for chunk in features.chunks(64) {
         compute_chunk(chunk, touchpoints, now, scratch, out);
     }
 }
 
-/// [`compute`] for at most 64 features.
+/// [`compute`] for at most 64 features, over the touchpoints before `now`.
 fn compute_chunk<'a>(
     features: &[CompiledFeature],
     touchpoints: &'a [Touchpoint],
@@ -224,20 +236,47 @@ fn compute_chunk<'a>(
     scratch
         .accs
         .extend(features.iter().map(|f| Acc::new(f.aggregate)));
-    scratch.starts.clear();
-    scratch
-        .starts
-        .extend(features.iter().map(|f| now.saturating_sub(f.window)));
     scratch.distinct.clear();
-    let earliest = scratch.starts.iter().copied().min().unwrap_or(now);
-    // Touchpoints are sorted by time: skip to the longest window's start.
-    let first = touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < earliest);
-    for t in touchpoints.get(first..).unwrap_or(&[]) {
-        let at = t.occurred_at.timestamp_micros();
-        if at >= now {
-            break;
+    scratch.filter_hints.clear();
+    let mut reads = features.len();
+    for feature in features {
+        scratch.filter_hints.push(reads);
+        reads += feature.filter_reads.len();
+    }
+    scratch.hints.clear();
+    scratch.hints.resize(reads, 0);
+    // Where each window opens: the first touchpoint at or after its start. Windows of the same
+    // length share one search.
+    scratch.opens.clear();
+    for (i, feature) in features.iter().enumerate() {
+        let start = now.saturating_sub(feature.window);
+        match features
+            .iter()
+            .take(i)
+            .position(|f| f.window == feature.window)
+            .and_then(|j| scratch.opens.iter_mut().find(|(_, m)| m & bit(j) != 0))
+        {
+            Some((_, mask)) => *mask |= bit(i),
+            None => {
+                let open =
+                    touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < start);
+                scratch.opens.push((open, bit(i)));
+            }
         }
-        let mut visit = if interned {
+    }
+    scratch.opens.sort_unstable_by_key(|&(open, _)| open);
+    let first = scratch.opens.first().map_or(touchpoints.len(), |&(o, _)| o);
+    // The features whose window holds the current touchpoint, and the next window to open.
+    let mut open = 0u64;
+    let mut next = 0;
+    for (n, t) in touchpoints.iter().enumerate().skip(first) {
+        while let Some(&(at, mask)) = scratch.opens.get(next)
+            && at <= n
+        {
+            open |= mask;
+            next += 1;
+        }
+        let by_kind = if interned {
             let kind = t.kind.as_str();
             let key = KindKey::of(kind);
             kinds
@@ -248,26 +287,24 @@ fn compute_chunk<'a>(
         } else {
             all
         };
+        let mut visit = by_kind & open;
         while visit != 0 {
             let i = visit.trailing_zeros() as usize;
             visit &= visit - 1;
-            let (Some(feature), Some(&start), Some(acc)) = (
-                features.get(i),
-                scratch.starts.get(i),
-                scratch.accs.get_mut(i),
-            ) else {
+            let (Some(feature), Some(acc)) = (features.get(i), scratch.accs.get_mut(i)) else {
                 continue;
             };
-            if at < start
-                || (!interned && !feature.kinds.is_empty() && !feature.kinds.contains(&t.kind))
+            if (!interned && !feature.kinds.is_empty() && !feature.kinds.contains(&t.kind))
                 || !feature.admits_channel(t)
             {
                 continue;
             }
             if let Some(filter) = &feature.filter {
-                for (slot, field) in &feature.filter_reads {
+                let from = scratch.filter_hints.get(i).copied().unwrap_or(usize::MAX);
+                let hints = scratch.hints.get_mut(from..).unwrap_or(&mut []);
+                for ((slot, field), hint) in feature.filter_reads.iter().zip(hints) {
                     if let Some(value) = scratch.touchpoint.get_mut(*slot) {
-                        *value = field.read(t, at);
+                        *value = field.read(t, hint);
                     }
                 }
                 let env = Env {
@@ -281,7 +318,9 @@ fn compute_chunk<'a>(
             match &feature.attribute {
                 None => acc.count += 1,
                 Some(name) => {
-                    if let Some(value) = t.attributes.get(name.as_str()) {
+                    let mut unhinted = 0;
+                    let hint = scratch.hints.get_mut(i).unwrap_or(&mut unhinted);
+                    if let Some(value) = t.attributes.get_hinted(name.as_str(), hint) {
                         acc.add(i, Scalar::of(value), &mut scratch.distinct);
                     }
                 }
@@ -290,7 +329,7 @@ fn compute_chunk<'a>(
     }
     let distinct = &scratch.distinct;
     out.extend(scratch.accs.drain(..).enumerate().map(|(i, acc)| {
-        let n = distinct.iter().filter(|(f, _)| *f == i).count();
+        let n = distinct.iter().filter(|seen| seen.feature == i).count();
         acc.finish(n)
     }));
 }
@@ -320,6 +359,42 @@ pub(crate) fn touchpoint_slots<'a>(
     }));
 }
 
+/// A value a distinct count has seen.
+#[derive(Debug, Clone, Copy)]
+struct Seen<'a> {
+    feature: usize,
+    /// Equal values have equal keys: most unequal values are told apart without comparing
+    /// them.
+    quick: u64,
+    value: Scalar<'a>,
+}
+
+/// A key of `value` such that equal values have equal keys: for text, its length and first
+/// (at most) 8 bytes; for a number, its bits (0 and -0 are equal: both give 0).
+#[inline]
+fn quick_key(value: &Scalar<'_>) -> u64 {
+    match *value {
+        Scalar::Str(s) => {
+            let head = s
+                .as_bytes()
+                .iter()
+                .take(8)
+                .fold(0u64, |w, &b| w << 8 | u64::from(b));
+            head ^ (s.len() as u64).rotate_right(8)
+        }
+        Scalar::Num(n) => {
+            if n == 0.0 {
+                0
+            } else {
+                n.to_bits()
+            }
+        }
+        Scalar::Bool(b) => u64::from(b),
+        Scalar::Time(t) => t as u64,
+        Scalar::List(items) => items.len() as u64,
+    }
+}
+
 #[derive(Debug)]
 struct Acc<'a> {
     aggregate: Aggregation,
@@ -342,12 +417,20 @@ impl<'a> Acc<'a> {
         }
     }
 
-    fn add(&mut self, feature: usize, value: Scalar<'a>, distinct: &mut Vec<(usize, Scalar<'a>)>) {
+    fn add(&mut self, feature: usize, value: Scalar<'a>, distinct: &mut Vec<Seen<'a>>) {
         match self.aggregate {
             Aggregation::Last => self.last = Some(value),
             Aggregation::DistinctCount => {
-                if !distinct.contains(&(feature, value)) {
-                    distinct.push((feature, value));
+                let quick = quick_key(&value);
+                if !distinct
+                    .iter()
+                    .any(|s| s.quick == quick && s.feature == feature && s.value == value)
+                {
+                    distinct.push(Seen {
+                        feature,
+                        quick,
+                        value,
+                    });
                 }
             }
             Aggregation::Count => self.count += 1,

@@ -99,6 +99,16 @@ impl CompiledContactRule {
         }
     }
 
+    /// The instant at or before which no event changes what the rule blocks at `now`: `now`
+    /// minus the lookback. For a cap of zero, none: in the offer and category scopes an event
+    /// of any age puts its key among those the rule blocks.
+    pub(crate) fn horizon(&self, now: i64) -> i64 {
+        match self.limit {
+            Limit::Cap { max: 0, .. } => i64::MIN,
+            _ => now.saturating_sub(self.lookback()),
+        }
+    }
+
     /// Whether the events at `times` (ascending, none after `now`, already restricted to this
     /// rule's outcome and scope key) exclude the offer at `now`; if so, when the exclusion lifts
     /// (`None`: never).

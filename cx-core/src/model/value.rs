@@ -287,6 +287,24 @@ impl Attributes {
             .map(|(_, v)| v)
     }
 
+    /// The value of `name`, looked for first at position `hint` (where it was in the last set
+    /// of attributes looked at: events of one kind usually carry the same names), which is
+    /// updated to where it is. The same answer as [`get`](Self::get).
+    #[inline]
+    pub(crate) fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<&Value> {
+        let entries = self.entries();
+        if let Some((n, v)) = entries.get(*hint)
+            && n.as_str() == name
+        {
+            return Some(v);
+        }
+        let i = entries
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()?;
+        *hint = i;
+        entries.get(i).map(|(_, v)| v)
+    }
+
     /// Removes `name`; returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let i = self
