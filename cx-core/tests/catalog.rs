@@ -90,8 +90,8 @@ fn a_kpi_without_an_owner_is_rejected_by_name() {
 #[test]
 fn a_stage_without_an_owner_is_rejected_by_name() {
     let (item, field, _) = validation_error(&edited(
-        "name: SIM activation\n        owner: onboarding\n",
-        "name: SIM activation\n",
+        "name: SIM activation, owner: onboarding,",
+        "name: SIM activation,",
     ));
     assert_eq!(item, "journey \"onboarding\"");
     assert_eq!(field, "stages[1].owner");
