@@ -104,6 +104,7 @@ use error::Target;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -122,6 +123,36 @@ struct Inner {
     pool: Pool,
     target: Target,
     round_trips: AtomicU64,
+    failures: Arc<Failures>,
+}
+
+/// When a connection last failed at the connection level (the server ended it, the network
+/// dropped). The pool may not have seen that connection close yet, so every connection that
+/// was last handed out before that instant is dropped when it is next taken from the pool (a
+/// `pre_recycle` hook) and a fresh one is made. This drops a few healthy connections with the
+/// broken one (those in use or idle at that moment): a reconnect each, only after a failure,
+/// and no check (no round trip) on the path of a healthy pool.
+struct Failures {
+    /// The origin of `last`.
+    origin: Instant,
+    /// Nanoseconds from `origin` to the latest failure, plus one; 0: none yet.
+    last: AtomicU64,
+}
+
+impl Failures {
+    fn record(&self) {
+        let since = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last
+            .fetch_max(since.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Whether a connection last handed out at `used` may have seen a failure since.
+    fn since(&self, used: Instant) -> bool {
+        match self.last.load(Ordering::Relaxed) {
+            0 => false,
+            n => used < self.origin + Duration::from_nanos(n - 1),
+        }
+    }
 }
 
 /// A pooled connection.
@@ -152,8 +183,22 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let failures = Arc::new(Failures {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        });
+        let seen = Arc::clone(&failures);
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
+            .pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+                if seen.since(metrics.recycled.unwrap_or(metrics.created)) {
+                    Err(deadpool_postgres::HookError::message(
+                        "a connection failed since this one was last used",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(options.acquire_timeout))
             .create_timeout(Some(options.connect_timeout))
@@ -168,6 +213,7 @@ impl PostgresStore {
                 pool,
                 target,
                 round_trips: AtomicU64::new(0),
+                failures,
             }),
         };
         let mut conn = store.conn().await?;
@@ -214,12 +260,18 @@ impl PostgresStore {
         }
     }
 
-    /// Maps a driver error of the operation `doing`.
+    /// Maps a driver error of the operation `doing`. A connection-level failure also retires
+    /// the connections in use (see [`Failures`]).
     pub(crate) fn err<'a>(
         &'a self,
         doing: &'a str,
     ) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
-        move |e| error::db(&self.inner.target, doing, e)
+        move |e| {
+            if error::is_connection_failure(&e) {
+                self.inner.failures.record();
+            }
+            error::db(&self.inner.target, doing, e)
+        }
     }
 
     /// Runs `sql` (prepared once per connection) and returns its rows: one round trip.
