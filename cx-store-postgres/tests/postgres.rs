@@ -656,7 +656,10 @@ async fn a_connection_killed_during_a_read_is_not_handed_out_again() {
     kill_waiting(&killer, "SELECT %FROM touchpoints%").await;
     match read.await.unwrap() {
         Err(Error::Storage { message, .. }) => {
-            assert!(message.contains("read a customer's touchpoints"), "{message}")
+            assert!(
+                message.contains("read a customer's touchpoints"),
+                "{message}"
+            )
         }
         other => panic!("a killed connection must be a storage error, got {other:?}"),
     }
