@@ -56,14 +56,14 @@ pub(crate) fn channel(name: &str) -> Channel {
     Channel::parse(name)
 }
 
-/// Appends attributes as JSON text to `out`; `false` (nothing written) when there are none
-/// (stored as SQL NULL). One buffer for a whole batch, not a string per touchpoint.
-pub(crate) fn write_attributes_json(attributes: &Attributes, out: &mut Vec<u8>) -> Result<bool> {
+/// Attributes as JSON text, or `None` when there are none (stored as SQL NULL).
+pub(crate) fn attributes_json(attributes: &Attributes) -> Result<Option<String>> {
     if attributes.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
-    serde_json::to_writer(out, attributes).map_err(|e| encode_error("attributes", e))?;
-    Ok(true)
+    serde_json::to_string(attributes)
+        .map(Some)
+        .map_err(|e| encode_error("attributes", e))
 }
 
 /// Attributes read back from JSON text (`None`: no attributes).

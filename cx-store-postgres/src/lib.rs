@@ -46,7 +46,8 @@
 //! - **SQL** is only ever parameterised: no value from a caller is formatted into SQL text.
 //! - **Ingest** validates the batch in Rust, streams it with binary `COPY` into a per-connection
 //!   temporary staging table, and moves it with one `INSERT ... SELECT ... ON CONFLICT DO
-//!   NOTHING` in the same transaction: idempotent, and atomic per batch.
+//!   NOTHING` (rows in key order) in the same transaction: idempotent, and atomic per batch.
+//!   Only the primary key and a time index are maintained per row (schema version 4).
 //! - **Aggregates** and **contact counts** are computed in SQL; one statement answers all the
 //!   counts of a decision. [`Engine::decide`](cx_core::Engine::decide) loads the profile,
 //!   touchpoints, contact history and budget use with one statement (one round trip).
@@ -66,7 +67,9 @@
 //!   in-memory store's directory lock, across processes.
 //! - **Errors**: a unique violation is [`Error::Conflict`]; anything
 //!   else from the server or the network is [`Error::Storage`], saying
-//!   where the store tried to connect, never with the password.
+//!   where the store tried to connect, never with the password. After a connection-level
+//!   failure (closed, I/O, SQLSTATE 08xxx or 57P01-57P03), the connections handed out before it
+//!   are not handed out again: the pool may not have seen the failed one close yet.
 //!
 //! # Tests
 //!

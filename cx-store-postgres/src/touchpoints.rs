@@ -1,4 +1,4 @@
-//! The touchpoint log: ingest with one `INSERT` of the batch as column arrays, per-customer reads,
+//! The touchpoint log: ingest through binary `COPY` into a staging table, per-customer reads,
 //! scans and aggregates in SQL; the [`TouchpointStore`] implementation.
 
 use crate::PostgresStore;
@@ -13,135 +13,78 @@ use cx_core::store::{
     TouchpointStore,
 };
 use cx_core::{Error, Result};
+use futures_util::pin_mut;
 use tokio_postgres::Row;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 
-/// Checks the identity subjects of a batch (`$1` their positions, `$2` kinds, `$3` values):
-/// the first that resolves to no customer.
-const FIND_UNRESOLVED: &str = "SELECT s.ord, s.kind
-    FROM unnest($1::int8[], $2::text[], $3::text[]) AS s(ord, kind, value)
-    WHERE NOT EXISTS (SELECT 1 FROM customer_identities i
-                      WHERE i.kind = s.kind COLLATE \"C\" AND i.value = s.value COLLATE \"C\")
+/// The per-connection staging table a batch is copied into (emptied at every commit).
+const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS cx_staging_touchpoints (
+    ord             integer NOT NULL,
+    subject_id      text COLLATE \"C\",
+    identity_kind   text COLLATE \"C\",
+    identity_value  text COLLATE \"C\",
+    touchpoint_id   text COLLATE \"C\" NOT NULL,
+    occurred_us     bigint NOT NULL,
+    occurred_ns     smallint NOT NULL,
+    channel         text COLLATE \"C\" NOT NULL,
+    kind            text COLLATE \"C\" NOT NULL,
+    source          text COLLATE \"C\",
+    attributes      text,
+    survey_question text COLLATE \"C\",
+    survey_score    double precision,
+    survey_min      double precision,
+    survey_max      double precision
+) ON COMMIT DELETE ROWS";
+
+const COPY_STAGING: &str = "COPY cx_staging_touchpoints (ord, subject_id, identity_kind,
+    identity_value, touchpoint_id, occurred_us, occurred_ns, channel, kind, source, attributes,
+    survey_question, survey_score, survey_min, survey_max) FROM STDIN (FORMAT binary)";
+
+const STAGING_TYPES: [Type; 15] = [
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT2,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+];
+
+/// The first staged identity subject that resolves to no customer.
+const FIND_UNRESOLVED: &str = "SELECT s.ord, s.touchpoint_id, s.identity_kind
+    FROM cx_staging_touchpoints s
+    WHERE s.subject_id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM customer_identities i
+                      WHERE i.kind = s.identity_kind AND i.value = s.identity_value)
     ORDER BY s.ord LIMIT 1";
 
-/// Inserts a batch sent as one array per column (element `i` of each is touchpoint `i`):
-/// subjects resolved (aliases by a join, identities by an index probe, made only for identity
-/// subjects), duplicates of stored keys skipped. One statement: no staging table to fill, read
-/// and empty.
+/// Moves the staged batch in: subjects resolved (aliases by a join, identities by an index
+/// probe, made only for identity subjects), duplicates of stored keys skipped.
 ///
 /// Rows go in in key order, `(customer, touchpoint id)`, then batch order: repeated keys are
-/// adjacent and the first in the batch wins, and the primary key's pages are visited in order,
-/// each once, rather than at random for every row.
-const INSERT_BATCH: &str = "INSERT INTO touchpoints (customer_id, touchpoint_id, occurred_us,
+/// adjacent and the first in the batch wins, and the primary key's pages are visited in order
+/// rather than at random for every row.
+const MOVE_STAGED: &str = "INSERT INTO touchpoints (customer_id, touchpoint_id, occurred_us,
         occurred_ns, channel, kind, source, attributes, survey_question, survey_score,
         survey_min, survey_max)
-    SELECT coalesce(a.customer_id, s.subject_id COLLATE \"C\",
+    SELECT coalesce(a.customer_id, s.subject_id,
                     (SELECT i.customer_id FROM customer_identities i
-                     WHERE i.kind = s.identity_kind COLLATE \"C\"
-                       AND i.value = s.identity_value COLLATE \"C\")),
-        s.touchpoint_id COLLATE \"C\", s.occurred_us, s.occurred_ns, s.channel, s.kind, s.source,
+                     WHERE i.kind = s.identity_kind AND i.value = s.identity_value)),
+        s.touchpoint_id, s.occurred_us, s.occurred_ns, s.channel, s.kind, s.source,
         s.attributes::jsonb, s.survey_question, s.survey_score, s.survey_min, s.survey_max
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int2[],
-                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::float8[],
-                $13::float8[], $14::float8[])
-         WITH ORDINALITY AS s(subject_id, identity_kind, identity_value, touchpoint_id,
-                              occurred_us, occurred_ns, channel, kind, source, attributes,
-                              survey_question, survey_score, survey_min, survey_max, ord)
-    LEFT JOIN customer_aliases a ON a.alias_id = s.subject_id COLLATE \"C\"
+    FROM cx_staging_touchpoints s
+    LEFT JOIN customer_aliases a ON a.alias_id = s.subject_id
     ORDER BY 1, 2, s.ord
     ON CONFLICT DO NOTHING";
-
-/// A batch as the columns of [`INSERT_BATCH`], borrowing from the touchpoints; the attributes'
-/// JSON is written into one buffer.
-struct Columns<'a> {
-    subject_id: Vec<Option<&'a str>>,
-    identity_kind: Vec<Option<&'a str>>,
-    identity_value: Vec<Option<&'a str>>,
-    touchpoint_id: Vec<&'a str>,
-    occurred_us: Vec<i64>,
-    occurred_ns: Vec<i16>,
-    channel: Vec<&'a str>,
-    kind: Vec<&'a str>,
-    source: Vec<Option<&'a str>>,
-    survey_question: Vec<Option<&'a str>>,
-    survey_score: Vec<Option<f64>>,
-    survey_min: Vec<Option<f64>>,
-    survey_max: Vec<Option<f64>>,
-    /// Where each touchpoint's attributes are in `json` (`None`: no attributes).
-    attributes: Vec<Option<std::ops::Range<usize>>>,
-    json: String,
-    /// The identity subjects: position in the batch.
-    identity_at: Vec<i64>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(batch: &'a [Touchpoint]) -> Result<Self> {
-        let n = batch.len();
-        let mut c = Columns {
-            subject_id: Vec::with_capacity(n),
-            identity_kind: Vec::with_capacity(n),
-            identity_value: Vec::with_capacity(n),
-            touchpoint_id: Vec::with_capacity(n),
-            occurred_us: Vec::with_capacity(n),
-            occurred_ns: Vec::with_capacity(n),
-            channel: Vec::with_capacity(n),
-            kind: Vec::with_capacity(n),
-            source: Vec::with_capacity(n),
-            survey_question: Vec::with_capacity(n),
-            survey_score: Vec::with_capacity(n),
-            survey_min: Vec::with_capacity(n),
-            survey_max: Vec::with_capacity(n),
-            attributes: Vec::with_capacity(n),
-            json: String::new(),
-            identity_at: Vec::new(),
-        };
-        let mut json = Vec::with_capacity(n * 64);
-        for (i, t) in batch.iter().enumerate() {
-            match &t.subject {
-                Subject::Customer(id) => {
-                    c.subject_id.push(Some(id.as_str()));
-                    c.identity_kind.push(None);
-                    c.identity_value.push(None);
-                }
-                Subject::Identity(identity) => {
-                    c.subject_id.push(None);
-                    c.identity_kind.push(Some(identity.kind.as_str()));
-                    c.identity_value.push(Some(identity.value.as_str()));
-                    c.identity_at.push(i64::try_from(i).unwrap_or(i64::MAX));
-                }
-            }
-            c.touchpoint_id.push(t.id.as_str());
-            let (us, ns) = codec::split(t.occurred_at);
-            c.occurred_us.push(us);
-            c.occurred_ns.push(ns);
-            c.channel.push(t.channel.as_str());
-            c.kind.push(t.kind.as_str());
-            c.source.push(t.source.as_deref());
-            let start = json.len();
-            c.attributes.push(
-                codec::write_attributes_json(&t.attributes, &mut json)?.then(|| start..json.len()),
-            );
-            let survey = t.survey.as_ref();
-            c.survey_question.push(survey.map(|s| s.question.as_str()));
-            c.survey_score.push(survey.map(|s| s.score));
-            c.survey_min.push(survey.map(|s| s.scale.min));
-            c.survey_max.push(survey.map(|s| s.scale.max));
-        }
-        c.json = String::from_utf8(json).map_err(|e| Error::Storage {
-            backend: "postgres",
-            message: format!("cannot serialise attributes: {e}"),
-            source: Some(Box::new(e)),
-        })?;
-        Ok(c)
-    }
-
-    /// The attributes column: slices of `json`.
-    fn attributes(&self) -> Vec<Option<&str>> {
-        self.attributes
-            .iter()
-            .map(|r| r.clone().and_then(|r| self.json.get(r)))
-            .collect()
-    }
-}
 
 /// The columns every touchpoint read selects, in the order [`touchpoint_from`] reads them.
 pub(crate) const TOUCHPOINT_COLUMNS: &str = "customer_id, touchpoint_id, occurred_us, \
@@ -182,86 +125,87 @@ fn in_range(first: usize) -> String {
 }
 
 impl PostgresStore {
-    /// Inserts a validated batch in one transaction: the identity subjects checked, then one
-    /// `INSERT ... SELECT ... FROM unnest(...) ON CONFLICT DO NOTHING`.
-    async fn insert_batch(
+    /// Copies a validated batch into the staging table and moves it in, in one transaction.
+    async fn stage_and_move(
         &self,
         conn: &mut crate::Conn,
         batch: &[Touchpoint],
+        has_identities: bool,
     ) -> Result<AppendReport> {
         let doing = "append touchpoints";
-        let c = Columns::of(batch)?;
-        let attributes = c.attributes();
+        conn.batch_execute(CREATE_STAGING)
+            .await
+            .map_err(self.err(doing))?;
+        let copy = conn
+            .prepare_cached(COPY_STAGING)
+            .await
+            .map_err(self.err(doing))?;
         let tx = self.begin(conn, false, doing).await?;
-        if !c.identity_at.is_empty() {
-            let kinds: Vec<Option<&str>> = c
-                .identity_at
-                .iter()
-                .map(|&i| at(&c.identity_kind, i))
-                .collect();
-            let values: Vec<Option<&str>> = c
-                .identity_at
-                .iter()
-                .map(|&i| at(&c.identity_value, i))
-                .collect();
-            let unresolved = self
-                .query(
-                    &tx,
-                    FIND_UNRESOLVED,
-                    &[&c.identity_at, &kinds, &values],
-                    doing,
+        self.trips(2);
+        let sink = tx.copy_in(&copy).await.map_err(self.err(doing))?;
+        let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
+        pin_mut!(writer);
+        for (i, t) in batch.iter().enumerate() {
+            let ord = i32::try_from(i).map_err(|_| {
+                Error::validation(
+                    "touchpoint batch",
+                    "len",
+                    "holds more than 2^31 touchpoints",
                 )
-                .await?;
+            })?;
+            let (subject_id, identity_kind, identity_value) = match &t.subject {
+                Subject::Customer(id) => (Some(id.as_str()), None, None),
+                Subject::Identity(identity) => (
+                    None,
+                    Some(identity.kind.as_str()),
+                    Some(identity.value.as_str()),
+                ),
+            };
+            let (us, ns) = codec::split(t.occurred_at);
+            let attributes = codec::attributes_json(&t.attributes)?;
+            let survey = t.survey.as_ref();
+            let question = survey.map(|s| s.question.as_str());
+            let score = survey.map(|s| s.score);
+            let min = survey.map(|s| s.scale.min);
+            let max = survey.map(|s| s.scale.max);
+            let row: [&(dyn ToSql + Sync); 15] = [
+                &ord,
+                &subject_id,
+                &identity_kind,
+                &identity_value,
+                &t.id.as_str(),
+                &us,
+                &ns,
+                &t.channel.as_str(),
+                &t.kind.as_str(),
+                &t.source.as_deref(),
+                &attributes,
+                &question,
+                &score,
+                &min,
+                &max,
+            ];
+            writer.as_mut().write(&row).await.map_err(self.err(doing))?;
+        }
+        writer.finish().await.map_err(self.err(doing))?;
+
+        if has_identities {
+            let unresolved = self.query(&tx, FIND_UNRESOLVED, &[], doing).await?;
             if let Some(row) = unresolved.first() {
-                let (i, kind): (i64, &str) = (get(row, 0)?, get(row, 1)?);
-                let id = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| batch.get(i))
-                    .map_or("", |t| t.id.as_str());
+                let (ord, id, kind): (i32, &str, &str) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
                 // Name the kind only: identity values are personal data.
                 return Err(Error::validation(
-                    format!("touchpoint {id:?} (#{i} in batch)"),
+                    format!("touchpoint {id:?} (#{ord} in batch)"),
                     "subject.identity",
                     format!("{kind} identity resolves to no customer"),
                 ));
             }
         }
-        let inserted = self
-            .execute(
-                &tx,
-                INSERT_BATCH,
-                &[
-                    &c.subject_id,
-                    &c.identity_kind,
-                    &c.identity_value,
-                    &c.touchpoint_id,
-                    &c.occurred_us,
-                    &c.occurred_ns,
-                    &c.channel,
-                    &c.kind,
-                    &c.source,
-                    &attributes,
-                    &c.survey_question,
-                    &c.survey_score,
-                    &c.survey_min,
-                    &c.survey_max,
-                ],
-                doing,
-            )
-            .await?;
+        let inserted = self.execute(&tx, MOVE_STAGED, &[], doing).await?;
         self.commit(tx, doing).await?;
         let total = batch.len() as u64;
         Ok(AppendReport::new(inserted, total.saturating_sub(inserted)))
     }
-}
-
-/// Element `i` of a column (`None` out of range: never, the columns have the batch's length).
-fn at<'a>(column: &[Option<&'a str>], i: i64) -> Option<&'a str> {
-    usize::try_from(i)
-        .ok()
-        .and_then(|i| column.get(i))
-        .copied()
-        .flatten()
 }
 
 #[async_trait]
@@ -280,11 +224,14 @@ impl TouchpointStore for PostgresStore {
         if batch.is_empty() {
             return Ok(AppendReport::default());
         }
+        let has_identities = batch
+            .iter()
+            .any(|t| matches!(t.subject, Subject::Identity(_)));
 
-        // 2. One transaction: check identities, insert. (A connection that fails on the way is
-        // not handed out again: see `PostgresStore::err`.)
+        // 2. One transaction: stage with binary COPY, check identities, move in. (A connection
+        // that fails on the way is not handed out again: see `PostgresStore::err`.)
         let mut conn = self.conn().await?;
-        self.insert_batch(&mut conn, &batch).await
+        self.stage_and_move(&mut conn, &batch, has_identities).await
     }
 
     async fn customer_touchpoints(

@@ -551,7 +551,7 @@ async fn a_batch_whose_connection_is_killed_leaves_nothing_and_the_store_recover
         .unwrap();
     let blocker = raw(&config).await;
     let killer = raw(&config).await;
-    // Hold the touchpoints table: the batch's INSERT waits for it.
+    // Hold the touchpoints table: the batch is copied into staging, then waits to move in.
     blocker
         .batch_execute("BEGIN; LOCK TABLE touchpoints IN ACCESS EXCLUSIVE MODE")
         .await
