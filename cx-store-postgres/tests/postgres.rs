@@ -551,7 +551,7 @@ async fn a_batch_whose_connection_is_killed_leaves_nothing_and_the_store_recover
         .unwrap();
     let blocker = raw(&config).await;
     let killer = raw(&config).await;
-    // Hold the touchpoints table: the batch is copied into staging, then waits to move in.
+    // Hold the touchpoints table: the batch waits for it.
     blocker
         .batch_execute("BEGIN; LOCK TABLE touchpoints IN ACCESS EXCLUSIVE MODE")
         .await
@@ -563,26 +563,8 @@ async fn a_batch_whose_connection_is_killed_leaves_nothing_and_the_store_recover
         let store = store.clone();
         tokio::spawn(async move { store.append_touchpoints(batch).await })
     };
-    // Find the waiting backend (no timing: it waits until it is killed).
-    let pid: i32 = loop {
-        let rows = killer
-            .query(
-                "SELECT pid FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'
-                   AND query LIKE 'INSERT INTO touchpoints%'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = rows.first() {
-            break row.get(0);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    killer
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    // The waiting backend (no timing: it waits until it is killed).
+    kill_waiting(&killer, "%touchpoints%").await;
     let result = append.await.unwrap();
     match &result {
         Err(Error::Storage { message, .. }) => {
