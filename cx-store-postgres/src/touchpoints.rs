@@ -257,10 +257,10 @@ impl PostgresStore {
         // Repeated keys within the batch: the first wins.
         let mut seen = std::collections::HashSet::with_capacity(n);
         for (slot, t) in customers.iter_mut().zip(batch) {
-            if let Some(customer) = *slot {
-                if !seen.insert((customer, t.id.as_str())) {
-                    *slot = None;
-                }
+            if let Some(customer) = *slot
+                && !seen.insert((customer, t.id.as_str()))
+            {
+                *slot = None;
             }
         }
         self.trips(1);
