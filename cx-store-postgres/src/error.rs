@@ -84,6 +84,22 @@ pub(crate) fn db(target: &Target, doing: &str, e: tokio_postgres::Error) -> Erro
     }
 }
 
+/// Whether `e` means the connection itself is gone or unusable (rather than one statement
+/// failing): closed, an I/O error, or a server error of class 08 (connection exception) or
+/// 57P01-57P03 (the server shut the session down, or is starting or stopping).
+pub(crate) fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(state) => {
+            let code = state.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
 /// Maps a pool error (no connection could be had).
 pub(crate) fn pool(target: &Target, e: PoolError) -> Error {
     let message = match &e {

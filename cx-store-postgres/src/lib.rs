@@ -46,7 +46,8 @@
 //! - **SQL** is only ever parameterised: no value from a caller is formatted into SQL text.
 //! - **Ingest** validates the batch in Rust, streams it with binary `COPY` into a per-connection
 //!   temporary staging table, and moves it with one `INSERT ... SELECT ... ON CONFLICT DO
-//!   NOTHING` in the same transaction: idempotent, and atomic per batch.
+//!   NOTHING` (rows in key order) in the same transaction: idempotent, and atomic per batch.
+//!   Only the primary key and a time index are maintained per row (schema version 4).
 //! - **Aggregates** and **contact counts** are computed in SQL; one statement answers all the
 //!   counts of a decision. [`Engine::decide`](cx_core::Engine::decide) loads the profile,
 //!   touchpoints, contact history and budget use with one statement (one round trip).
@@ -66,7 +67,9 @@
 //!   in-memory store's directory lock, across processes.
 //! - **Errors**: a unique violation is [`Error::Conflict`]; anything
 //!   else from the server or the network is [`Error::Storage`], saying
-//!   where the store tried to connect, never with the password.
+//!   where the store tried to connect, never with the password. After a connection-level
+//!   failure (closed, I/O, SQLSTATE 08xxx or 57P01-57P03), the connections handed out before it
+//!   are not handed out again: the pool may not have seen the failed one close yet.
 //!
 //! # Tests
 //!
@@ -104,6 +107,7 @@ use error::Target;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -122,6 +126,36 @@ struct Inner {
     pool: Pool,
     target: Target,
     round_trips: AtomicU64,
+    failures: Arc<Failures>,
+}
+
+/// When a connection last failed at the connection level (the server ended it, the network
+/// dropped). The pool may not have seen that connection close yet, so every connection that
+/// was last handed out before that instant is dropped when it is next taken from the pool (a
+/// `pre_recycle` hook) and a fresh one is made. This drops a few healthy connections with the
+/// broken one (those in use or idle at that moment): a reconnect each, only after a failure,
+/// and no check (no round trip) on the path of a healthy pool.
+struct Failures {
+    /// The origin of `last`.
+    origin: Instant,
+    /// Nanoseconds from `origin` to the latest failure, plus one; 0: none yet.
+    last: AtomicU64,
+}
+
+impl Failures {
+    fn record(&self) {
+        let since = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last
+            .fetch_max(since.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Whether a connection last handed out at `used` may have seen a failure since.
+    fn since(&self, used: Instant) -> bool {
+        match self.last.load(Ordering::Relaxed) {
+            0 => false,
+            n => used < self.origin + Duration::from_nanos(n - 1),
+        }
+    }
 }
 
 /// A pooled connection.
@@ -152,8 +186,22 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let failures = Arc::new(Failures {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+        });
+        let seen = Arc::clone(&failures);
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
+            .pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+                if seen.since(metrics.recycled.unwrap_or(metrics.created)) {
+                    Err(deadpool_postgres::HookError::message(
+                        "a connection failed since this one was last used",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(options.acquire_timeout))
             .create_timeout(Some(options.connect_timeout))
@@ -168,6 +216,7 @@ impl PostgresStore {
                 pool,
                 target,
                 round_trips: AtomicU64::new(0),
+                failures,
             }),
         };
         let mut conn = store.conn().await?;
@@ -214,12 +263,18 @@ impl PostgresStore {
         }
     }
 
-    /// Maps a driver error of the operation `doing`.
+    /// Maps a driver error of the operation `doing`. A connection-level failure also retires
+    /// the connections in use (see [`Failures`]).
     pub(crate) fn err<'a>(
         &'a self,
         doing: &'a str,
     ) -> impl Fn(tokio_postgres::Error) -> Error + 'a {
-        move |e| error::db(&self.inner.target, doing, e)
+        move |e| {
+            if error::is_connection_failure(&e) {
+                self.inner.failures.record();
+            }
+            error::db(&self.inner.target, doing, e)
+        }
     }
 
     /// Runs `sql` (prepared once per connection) and returns its rows: one round trip.

@@ -28,10 +28,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "record_decision",
         sql: include_str!("../migrations/0003_record_decision.sql"),
     },
+    Migration {
+        version: 4,
+        name: "ingest",
+        sql: include_str!("../migrations/0004_ingest.sql"),
+    },
 ];
 
 /// The schema version this crate creates and understands.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Serialises migrations across processes (`pg_advisory_xact_lock(CX, MIGRATE)`).
 pub(crate) const LOCK_CLASS: i32 = 0x6378; // "cx"

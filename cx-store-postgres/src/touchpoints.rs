@@ -68,8 +68,11 @@ const FIND_UNRESOLVED: &str = "SELECT s.ord, s.touchpoint_id, s.identity_kind
     ORDER BY s.ord LIMIT 1";
 
 /// Moves the staged batch in: subjects resolved (aliases by a join, identities by an index
-/// probe, made only for identity subjects), in batch order so the first of repeated keys wins,
-/// duplicates of stored keys skipped.
+/// probe, made only for identity subjects), duplicates of stored keys skipped.
+///
+/// Rows go in in key order, `(customer, touchpoint id)`, then batch order: repeated keys are
+/// adjacent and the first in the batch wins, and the primary key's pages are visited in order
+/// rather than at random for every row.
 const MOVE_STAGED: &str = "INSERT INTO touchpoints (customer_id, touchpoint_id, occurred_us,
         occurred_ns, channel, kind, source, attributes, survey_question, survey_score,
         survey_min, survey_max)
@@ -80,8 +83,72 @@ const MOVE_STAGED: &str = "INSERT INTO touchpoints (customer_id, touchpoint_id, 
         s.attributes::jsonb, s.survey_question, s.survey_score, s.survey_min, s.survey_max
     FROM cx_staging_touchpoints s
     LEFT JOIN customer_aliases a ON a.alias_id = s.subject_id
-    ORDER BY s.ord
+    ORDER BY 1, 2, s.ord
     ON CONFLICT DO NOTHING";
+
+/// The fast path's check (`$1` subject ids, `$2`/`$3` identity kinds and values, `$4` touchpoint
+/// ids, element `i` of each for touchpoint `i`): the touchpoints with an identity subject, or
+/// whose subject id is an alias, or whose key is stored, with their customer (NULL: the identity
+/// resolves to no one). None in the common case.
+const CHECK_BATCH: &str = "SELECT s.ord - 1, r.customer_id,
+        EXISTS (SELECT 1 FROM touchpoints t
+                WHERE t.customer_id = r.customer_id AND t.touchpoint_id = s.id COLLATE \"C\")
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+         WITH ORDINALITY AS s(subject_id, identity_kind, identity_value, id, ord)
+    CROSS JOIN LATERAL (SELECT coalesce(
+        (SELECT a.customer_id FROM customer_aliases a WHERE a.alias_id = s.subject_id COLLATE \"C\"),
+        s.subject_id COLLATE \"C\",
+        (SELECT i.customer_id FROM customer_identities i
+         WHERE i.kind = s.identity_kind COLLATE \"C\" AND i.value = s.identity_value COLLATE \"C\"))
+        AS customer_id) r
+    WHERE s.subject_id IS NULL OR r.customer_id IS DISTINCT FROM s.subject_id COLLATE \"C\"
+       OR EXISTS (SELECT 1 FROM touchpoints t
+                  WHERE t.customer_id = r.customer_id AND t.touchpoint_id = s.id COLLATE \"C\")
+    ORDER BY s.ord";
+
+/// The fast path: the new touchpoints copied straight into the table.
+const COPY_TOUCHPOINTS: &str = "COPY touchpoints (customer_id, touchpoint_id, occurred_us,
+    occurred_ns, channel, kind, source, attributes, survey_question, survey_score, survey_min,
+    survey_max) FROM STDIN (FORMAT binary)";
+
+const TOUCHPOINT_TYPES: [Type; 12] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT2,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::TEXT,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::FLOAT8,
+];
+
+/// JSON text as a `jsonb` value in binary form (format version 1, then the text).
+#[derive(Debug)]
+struct JsonbText<'a>(&'a str);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use bytes::BufMut;
+        out.put_u8(1);
+        out.put_slice(self.0.as_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
 
 /// The columns every touchpoint read selects, in the order [`touchpoint_from`] reads them.
 pub(crate) const TOUCHPOINT_COLUMNS: &str = "customer_id, touchpoint_id, occurred_us, \
@@ -122,6 +189,131 @@ fn in_range(first: usize) -> String {
 }
 
 impl PostgresStore {
+    /// The fast path, in one transaction: check which touchpoints need more than a plain copy
+    /// (one statement, answering nothing in the common case), then copy the new ones straight
+    /// into the table, as `COPY` alone does (the server inserts its rows in bulk, without the
+    /// per-row conflict handling of `INSERT ... ON CONFLICT`). `Ok(None)`: a concurrent writer
+    /// stored one of the keys between the check and the copy (nothing is kept); the caller
+    /// takes the staging path, whose `ON CONFLICT DO NOTHING` settles it.
+    async fn copy_direct(
+        &self,
+        conn: &mut crate::Conn,
+        batch: &[Touchpoint],
+    ) -> Result<Option<AppendReport>> {
+        let doing = "append touchpoints";
+        let n = batch.len();
+        let (mut subjects, mut kinds, mut values, mut ids) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for t in batch {
+            match &t.subject {
+                Subject::Customer(id) => {
+                    subjects.push(Some(id.as_str()));
+                    kinds.push(None);
+                    values.push(None);
+                }
+                Subject::Identity(identity) => {
+                    subjects.push(None);
+                    kinds.push(Some(identity.kind.as_str()));
+                    values.push(Some(identity.value.as_str()));
+                }
+            }
+            ids.push(t.id.as_str());
+        }
+        let copy = conn
+            .prepare_cached(COPY_TOUCHPOINTS)
+            .await
+            .map_err(self.err(doing))?;
+        let tx = self.begin(conn, false, doing).await?;
+        let special = self
+            .query(&tx, CHECK_BATCH, &[&subjects, &kinds, &values, &ids], doing)
+            .await?;
+        // Each touchpoint's customer, `None` when it is skipped (stored key).
+        let mut customers: Vec<Option<&str>> = subjects.clone();
+        for row in &special {
+            let i = usize::try_from(get::<i64>(row, 0)?).unwrap_or(usize::MAX);
+            let customer: Option<&str> = get(row, 1)?;
+            let stored: bool = get(row, 2)?;
+            let (Some(slot), Some(t)) = (customers.get_mut(i), batch.get(i)) else {
+                return Err(codec::corrupt(format!("batch check named touchpoint #{i}")));
+            };
+            let Some(customer) = customer else {
+                let kind = match &t.subject {
+                    Subject::Identity(identity) => identity.kind.as_str(),
+                    Subject::Customer(_) => "customer",
+                };
+                // Name the kind only: identity values are personal data.
+                return Err(Error::validation(
+                    format!("touchpoint {:?} (#{i} in batch)", t.id.as_str()),
+                    "subject.identity",
+                    format!("{kind} identity resolves to no customer"),
+                ));
+            };
+            *slot = (!stored).then_some(customer);
+        }
+        // Repeated keys within the batch: the first wins.
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for (slot, t) in customers.iter_mut().zip(batch) {
+            if let Some(customer) = *slot
+                && !seen.insert((customer, t.id.as_str()))
+            {
+                *slot = None;
+            }
+        }
+        self.trips(1);
+        let sink = tx.copy_in(&copy).await.map_err(self.err(doing))?;
+        let writer = BinaryCopyInWriter::new(sink, &TOUCHPOINT_TYPES);
+        pin_mut!(writer);
+        let mut json = String::new();
+        for (customer, t) in customers.iter().zip(batch) {
+            let Some(customer) = customer else { continue };
+            let (us, ns) = codec::split(t.occurred_at);
+            json.clear();
+            let attributes = if t.attributes.is_empty() {
+                None
+            } else {
+                json.push_str(&codec::attributes_json(&t.attributes)?.unwrap_or_default());
+                Some(JsonbText(&json))
+            };
+            let survey = t.survey.as_ref();
+            let question = survey.map(|s| s.question.as_str());
+            let score = survey.map(|s| s.score);
+            let min = survey.map(|s| s.scale.min);
+            let max = survey.map(|s| s.scale.max);
+            let row: [&(dyn ToSql + Sync); 12] = [
+                customer,
+                &t.id.as_str(),
+                &us,
+                &ns,
+                &t.channel.as_str(),
+                &t.kind.as_str(),
+                &t.source.as_deref(),
+                &attributes,
+                &question,
+                &score,
+                &min,
+                &max,
+            ];
+            writer.as_mut().write(&row).await.map_err(self.err(doing))?;
+        }
+        let inserted = match writer.finish().await {
+            Ok(n) => n,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.err(doing)(e)),
+        };
+        self.commit(tx, doing).await?;
+        let total = batch.len() as u64;
+        Ok(Some(AppendReport::new(
+            inserted,
+            total.saturating_sub(inserted),
+        )))
+    }
+
     /// Copies a validated batch into the staging table and moves it in, in one transaction.
     async fn stage_and_move(
         &self,
@@ -225,15 +417,13 @@ impl TouchpointStore for PostgresStore {
             .iter()
             .any(|t| matches!(t.subject, Subject::Identity(_)));
 
-        // 2. One transaction: stage with binary COPY, check identities, move in. A connection
-        // that failed in the middle of a batch (the server ended it, the network dropped) is not
-        // handed out again: the pool may not have noticed yet that it is closed.
+        // 2. One transaction: stage with binary COPY, check identities, move in. (A connection
+        // that fails on the way is not handed out again: see `PostgresStore::err`.)
         let mut conn = self.conn().await?;
-        let result = self.stage_and_move(&mut conn, &batch, has_identities).await;
-        if matches!(result, Err(Error::Storage { .. })) {
-            drop(deadpool_postgres::Object::take(conn));
+        if let Some(report) = self.copy_direct(&mut conn, &batch).await? {
+            return Ok(report);
         }
-        result
+        self.stage_and_move(&mut conn, &batch, has_identities).await
     }
 
     async fn customer_touchpoints(

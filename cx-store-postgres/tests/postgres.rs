@@ -551,7 +551,7 @@ async fn a_batch_whose_connection_is_killed_leaves_nothing_and_the_store_recover
         .unwrap();
     let blocker = raw(&config).await;
     let killer = raw(&config).await;
-    // Hold the touchpoints table: the batch is copied into staging, then waits to move in.
+    // Hold the touchpoints table: the batch waits for it.
     blocker
         .batch_execute("BEGIN; LOCK TABLE touchpoints IN ACCESS EXCLUSIVE MODE")
         .await
@@ -563,26 +563,8 @@ async fn a_batch_whose_connection_is_killed_leaves_nothing_and_the_store_recover
         let store = store.clone();
         tokio::spawn(async move { store.append_touchpoints(batch).await })
     };
-    // Find the waiting backend (no timing: it waits until it is killed).
-    let pid: i32 = loop {
-        let rows = killer
-            .query(
-                "SELECT pid FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'
-                   AND query LIKE 'INSERT INTO touchpoints%'",
-                &[],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = rows.first() {
-            break row.get(0);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    killer
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .await
-        .unwrap();
+    // The waiting backend (no timing: it waits until it is killed).
+    kill_waiting(&killer, "%touchpoints%").await;
     let result = append.await.unwrap();
     match &result {
         Err(Error::Storage { message, .. }) => {
@@ -600,4 +582,76 @@ async fn a_batch_whose_connection_is_killed_leaves_nothing_and_the_store_recover
     let report = store.append_touchpoints(again).await.unwrap();
     assert_eq!((report.inserted, report.duplicates), (10_000, 0));
     assert_eq!(stored_touchpoints(&killer).await, 10_000);
+}
+
+/// Waits (no timing: until it appears) for a backend of the current database waiting on a lock while
+/// running a statement like `pattern`, and ends it.
+async fn kill_waiting(killer: &tokio_postgres::Client, pattern: &str) {
+    let pid: i32 = loop {
+        let rows = killer
+            .query(
+                "SELECT pid FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE $1",
+                &[&pattern],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            break row.get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    killer
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_killed_during_a_read_is_not_handed_out_again() {
+    let config = fresh_config().await;
+    // One connection: had the pool kept the killed one, every later call would get it.
+    let store =
+        PostgresStore::connect_with(PostgresOptions::from_config(config.clone()).pool_size(1))
+            .await
+            .unwrap();
+    store
+        .append_touchpoints(vec![tp("t-1", "c-1", 1)])
+        .await
+        .unwrap();
+    let blocker = raw(&config).await;
+    let killer = raw(&config).await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE touchpoints IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let range = TimeRange::new(at(0), at(10));
+    let read = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .customer_touchpoints(&CustomerId::new("c-1"), range)
+                .await
+        })
+    };
+    kill_waiting(&killer, "SELECT %FROM touchpoints%").await;
+    match read.await.unwrap() {
+        Err(Error::Storage { message, .. }) => {
+            assert!(
+                message.contains("read a customer's touchpoints"),
+                "{message}"
+            )
+        }
+        other => panic!("a killed connection must be a storage error, got {other:?}"),
+    }
+    blocker.batch_execute("COMMIT").await.unwrap();
+
+    // The next calls, of any kind, run on a fresh connection.
+    let read = store
+        .customer_touchpoints(&CustomerId::new("c-1"), range)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(store.count_customers().await.unwrap(), 0);
 }

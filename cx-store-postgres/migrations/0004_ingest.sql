@@ -1,0 +1,13 @@
+-- cx-store-postgres schema, version 4: cheaper touchpoint ingest.
+--
+-- Every ingested touchpoint updated three B-trees. The primary key (customer_id,
+-- touchpoint_id) is what keeps ingest idempotent, so it stays. Of the other two:
+--
+-- - `touchpoints_timeline` (customer_id, occurred_us, occurred_ns) went in at a random place
+--   for every row, like the primary key. One customer's touchpoints are found as well by the
+--   primary key's leading column: a decision or `customer_touchpoints` reads that customer's
+--   rows (hundreds, not millions) and filters them by time. Dropped.
+-- - `touchpoints_by_time` (occurred_us, occurred_ns) stays a B-tree: touchpoints arrive
+--   roughly in time order, so its inserts land on the rightmost page (cheap), and it gives
+--   `scan_touchpoints` its order, so paging through a range reads each page once.
+DROP INDEX touchpoints_timeline;
