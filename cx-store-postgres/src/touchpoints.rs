@@ -126,6 +126,19 @@ const TOUCHPOINT_TYPES: [Type; 12] = [
     Type::FLOAT8,
 ];
 
+/// Why the fast path's copy stopped: the server's error (a unique violation sends the batch
+/// down the staging path) or ours (encoding an attribute).
+enum CopyFailed {
+    Db(tokio_postgres::Error),
+    Cx(Error),
+}
+
+impl From<Error> for CopyFailed {
+    fn from(e: Error) -> Self {
+        CopyFailed::Cx(e)
+    }
+}
+
 /// JSON text as a `jsonb` value in binary form (format version 1, then the text).
 #[derive(Debug)]
 struct JsonbText<'a>(&'a str);
@@ -265,46 +278,55 @@ impl PostgresStore {
         }
         self.trips(1);
         let sink = tx.copy_in(&copy).await.map_err(self.err(doing))?;
-        let writer = BinaryCopyInWriter::new(sink, &TOUCHPOINT_TYPES);
-        pin_mut!(writer);
-        let mut json = String::new();
-        for (customer, t) in customers.iter().zip(batch) {
-            let Some(customer) = customer else { continue };
-            let (us, ns) = codec::split(t.occurred_at);
-            json.clear();
-            let attributes = if t.attributes.is_empty() {
-                None
-            } else {
-                json.push_str(&codec::attributes_json(&t.attributes)?.unwrap_or_default());
-                Some(JsonbText(&json))
-            };
-            let survey = t.survey.as_ref();
-            let question = survey.map(|s| s.question.as_str());
-            let score = survey.map(|s| s.score);
-            let min = survey.map(|s| s.scale.min);
-            let max = survey.map(|s| s.scale.max);
-            let row: [&(dyn ToSql + Sync); 12] = [
-                customer,
-                &t.id.as_str(),
-                &us,
-                &ns,
-                &t.channel.as_str(),
-                &t.kind.as_str(),
-                &t.source.as_deref(),
-                &attributes,
-                &question,
-                &score,
-                &min,
-                &max,
-            ];
-            writer.as_mut().write(&row).await.map_err(self.err(doing))?;
-        }
-        let inserted = match writer.finish().await {
+        // A concurrent writer's row with one of the keys (committed after the check) makes the
+        // server refuse the copy, while the rows stream or when they end: either way, nothing
+        // is kept and the staging path takes the batch.
+        let copied = async {
+            let writer = BinaryCopyInWriter::new(sink, &TOUCHPOINT_TYPES);
+            pin_mut!(writer);
+            let mut json = String::new();
+            for (customer, t) in customers.iter().zip(batch) {
+                let Some(customer) = customer else { continue };
+                let (us, ns) = codec::split(t.occurred_at);
+                json.clear();
+                let attributes = if t.attributes.is_empty() {
+                    None
+                } else {
+                    json.push_str(&codec::attributes_json(&t.attributes)?.unwrap_or_default());
+                    Some(JsonbText(&json))
+                };
+                let survey = t.survey.as_ref();
+                let question = survey.map(|s| s.question.as_str());
+                let score = survey.map(|s| s.score);
+                let min = survey.map(|s| s.scale.min);
+                let max = survey.map(|s| s.scale.max);
+                let row: [&(dyn ToSql + Sync); 12] = [
+                    customer,
+                    &t.id.as_str(),
+                    &us,
+                    &ns,
+                    &t.channel.as_str(),
+                    &t.kind.as_str(),
+                    &t.source.as_deref(),
+                    &attributes,
+                    &question,
+                    &score,
+                    &min,
+                    &max,
+                ];
+                writer.as_mut().write(&row).await.map_err(CopyFailed::Db)?;
+            }
+            writer.finish().await.map_err(CopyFailed::Db)
+        };
+        let inserted = match copied.await {
             Ok(n) => n,
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Err(CopyFailed::Db(e))
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+            {
                 return Ok(None);
             }
-            Err(e) => return Err(self.err(doing)(e)),
+            Err(CopyFailed::Db(e)) => return Err(self.err(doing)(e)),
+            Err(CopyFailed::Cx(e)) => return Err(e),
         };
         self.commit(tx, doing).await?;
         let total = batch.len() as u64;

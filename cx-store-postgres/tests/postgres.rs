@@ -655,3 +655,62 @@ async fn a_connection_killed_during_a_read_is_not_handed_out_again() {
     assert_eq!(read.len(), 1);
     assert_eq!(store.count_customers().await.unwrap(), 0);
 }
+
+/// The fast path checks which keys are stored, then copies the rest straight in. A concurrent
+/// writer that stores one of those keys in between (here: an open transaction holding it,
+/// committed while the copy waits on it) makes the copy fail; the batch then goes through the
+/// staging path, whose `ON CONFLICT DO NOTHING` keeps the other writer's row and the rest of
+/// the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_racing_a_writer_of_one_of_its_keys_keeps_the_first_row_and_the_rest() {
+    let config = fresh_config().await;
+    let store = PostgresStore::connect_with(PostgresOptions::from_config(config.clone()))
+        .await
+        .unwrap();
+    let other = raw(&config).await;
+    let watcher = raw(&config).await;
+    other
+        .batch_execute(
+            "BEGIN; INSERT INTO touchpoints (customer_id, touchpoint_id, occurred_us, occurred_ns,
+             channel, kind) VALUES ('c-7', 't-7', 0, 0, 'call', 'complaint')",
+        )
+        .await
+        .unwrap();
+    let batch: Vec<Touchpoint> = (0..100)
+        .map(|i| tp(&format!("t-{i}"), &format!("c-{}", i % 10), i))
+        .collect();
+    let append = {
+        let store = store.clone();
+        tokio::spawn(async move { store.append_touchpoints(batch).await })
+    };
+    // The copy waits for the other transaction (no timing: until it is seen waiting).
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE 'COPY touchpoints%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    other.batch_execute("COMMIT").await.unwrap();
+    let report = append.await.unwrap().unwrap();
+    assert_eq!((report.inserted, report.duplicates), (99, 1));
+    assert_eq!(stored_touchpoints(&watcher).await, 100);
+    let kind: String = watcher
+        .query_one(
+            "SELECT kind FROM touchpoints WHERE customer_id = 'c-7' AND touchpoint_id = 't-7'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kind, "complaint", "the row stored first stays");
+}
