@@ -345,6 +345,8 @@ impl<'s> CelPipeline<'s> {
                     i,
                     context_weight(offer, request) * offer.value * offer.lever,
                 ));
+                // Its one entry: chosen as the fallback (whatever stopped it as a candidate).
+                stages.retain(|(j, _)| *j != i);
                 stages.push((i, PipelineStage::Fallback));
                 stages.sort_by_key(|(i, _)| *i);
             }

@@ -534,10 +534,7 @@ fn stages(decision: &Decision, offers: &[OfferId]) -> Vec<PipelineStage> {
         else {
             continue;
         };
-        // A fallback is listed after the offer's own entry, and is where it ended.
-        if *stage != PipelineStage::Fallback {
-            *stage = e.stage;
-        }
+        *stage = e.stage;
     }
     stages
 }
