@@ -38,7 +38,8 @@ impl Totals {
 struct Path {
     deepest: Option<usize>,
     entered: Vec<bool>,
-    /// Per step: an active instance has been in its stage past the max time.
+    /// Per step: an active instance has been in its stage past the max time (empty until one
+    /// is: most paths have none, and funnels without max times never fill it).
     overdue: Vec<bool>,
     gaps: Vec<Vec<f64>>,
 }
@@ -53,6 +54,8 @@ pub struct FunnelBuilder<'q> {
     all: Totals,
     groups: BTreeMap<String, Totals>,
     instances: [u64; 4],
+    /// Whether any step has a max time (otherwise no instance is overdue).
+    timed: bool,
 }
 
 impl<'q> FunnelBuilder<'q> {
@@ -79,6 +82,7 @@ impl<'q> FunnelBuilder<'q> {
             all: Totals::new(query.steps.len()),
             groups: BTreeMap::new(),
             instances: [0; 4],
+            timed: query.steps.iter().any(|s| s.max_time.is_some()),
         }
     }
 
@@ -114,7 +118,7 @@ impl<'q> FunnelBuilder<'q> {
                 *count += 1;
             }
             let mut path = walk(q, instance);
-            if status == InstanceStatus::Active {
+            if self.timed && status == InstanceStatus::Active {
                 path.mark_overdue(q, instance);
             }
             total.merge(&path);
@@ -189,7 +193,7 @@ impl Path {
         Path {
             deepest: None,
             entered: vec![false; n],
-            overdue: vec![false; n],
+            overdue: Vec::new(),
             gaps: vec![Vec::new(); n],
         }
     }
@@ -198,6 +202,9 @@ impl Path {
         self.deepest = self.deepest.max(other.deepest);
         for (a, b) in self.entered.iter_mut().zip(&other.entered) {
             *a |= *b;
+        }
+        if self.overdue.len() < other.overdue.len() {
+            self.overdue.resize(other.overdue.len(), false);
         }
         for (a, b) in self.overdue.iter_mut().zip(&other.overdue) {
             *a |= *b;
@@ -220,9 +227,13 @@ impl Path {
             .find(|(_, s)| s.index == current.index)
             && let Some(max) = step.max_time
             && q.as_of - current.entered_at > max.as_delta()
-            && let Some(overdue) = self.overdue.get_mut(k)
         {
-            *overdue = true;
+            if self.overdue.is_empty() {
+                self.overdue = vec![false; q.steps.len()];
+            }
+            if let Some(overdue) = self.overdue.get_mut(k) {
+                *overdue = true;
+            }
         }
     }
 
