@@ -163,6 +163,18 @@ impl ToSql for JsonbText<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
+/// The survey columns of a touchpoint row: question, score, scale min and max (all NULL
+/// without an answer).
+fn survey_columns(t: &Touchpoint) -> (Option<&str>, Option<f64>, Option<f64>, Option<f64>) {
+    let survey = t.survey.as_ref();
+    (
+        survey.map(|s| s.question.as_str()),
+        survey.map(|s| s.score),
+        survey.map(|s| s.scale.min),
+        survey.map(|s| s.scale.max),
+    )
+}
+
 /// The columns every touchpoint read selects, in the order [`touchpoint_from`] reads them.
 pub(crate) const TOUCHPOINT_COLUMNS: &str = "customer_id, touchpoint_id, occurred_us, \
      occurred_ns, channel, kind, source, attributes::text, survey_question, survey_score, \
@@ -295,11 +307,7 @@ impl PostgresStore {
                     json.push_str(&codec::attributes_json(&t.attributes)?.unwrap_or_default());
                     Some(JsonbText(&json))
                 };
-                let survey = t.survey.as_ref();
-                let question = survey.map(|s| s.question.as_str());
-                let score = survey.map(|s| s.score);
-                let min = survey.map(|s| s.scale.min);
-                let max = survey.map(|s| s.scale.max);
+                let (question, score, min, max) = survey_columns(t);
                 let row: [&(dyn ToSql + Sync); 12] = [
                     customer,
                     &t.id.as_str(),
@@ -374,11 +382,7 @@ impl PostgresStore {
             };
             let (us, ns) = codec::split(t.occurred_at);
             let attributes = codec::attributes_json(&t.attributes)?;
-            let survey = t.survey.as_ref();
-            let question = survey.map(|s| s.question.as_str());
-            let score = survey.map(|s| s.score);
-            let min = survey.map(|s| s.scale.min);
-            let max = survey.map(|s| s.scale.max);
+            let (question, score, min, max) = survey_columns(t);
             let row: [&(dyn ToSql + Sync); 15] = [
                 &ord,
                 &subject_id,
