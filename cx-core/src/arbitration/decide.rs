@@ -103,15 +103,20 @@ impl Arbitrator {
             now,
         };
 
-        let segment = catalog.propensity_segments.iter().position(|&s| {
-            catalog
-                .segments
-                .get(s as usize)
-                .is_some_and(|seg| seg.rule.eval(&base_env).holds())
-        });
         // The memberships offer rules read, each evaluated once (segment rules read neither
-        // segments nor the context, so the order does not matter).
+        // segments nor the context); a propensity segment among them is not evaluated again.
         let segment_slots = segment_memberships(catalog, &base_env);
+        let segment =
+            catalog
+                .propensity_segments
+                .iter()
+                .position(|&s| match segment_slots.get(s as usize) {
+                    Some(Some(Scalar::Bool(member))) => *member,
+                    _ => catalog
+                        .segments
+                        .get(s as usize)
+                        .is_some_and(|seg| seg.rule.eval(&base_env).holds()),
+                });
         base_env.segments = &segment_slots;
 
         // Consent per interned purpose, on this channel.
