@@ -431,6 +431,7 @@ impl Engine {
         let DecisionState {
             customer,
             touchpoints,
+            features,
             contacts,
             mut budget_used,
             ..
@@ -442,6 +443,7 @@ impl Engine {
             let input = DecisionInput {
                 customer: &customer,
                 touchpoints: &touchpoints,
+                features: features.as_deref(),
                 contacts: &contacts,
                 budget_used: &budget_used,
                 now,
@@ -482,6 +484,7 @@ impl Engine {
         let input = DecisionInput {
             customer: &state.customer,
             touchpoints: &state.touchpoints,
+            features: state.features.as_deref(),
             contacts: &state.contacts,
             budget_used: &state.budget_used,
             now,
@@ -493,7 +496,7 @@ impl Engine {
     /// in one store call (one round trip on PostgreSQL).
     async fn decision_state(
         &self,
-        catalog: &CompiledCatalog,
+        catalog: &Arc<CompiledCatalog>,
         request: &DecisionRequest,
         now: Timestamp,
     ) -> Result<(Vec<BudgetKey>, DecisionState)> {
@@ -508,6 +511,7 @@ impl Engine {
             .collect();
         let query = DecisionStateQuery::new(request.customer.clone())
             .touchpoints(lookback(catalog.touchpoint_lookback()))
+            .features(Arc::clone(catalog), now)
             .contacts(lookback(catalog.contact_lookback()))
             .budgets(keys.clone());
         let state = self

@@ -142,6 +142,7 @@ fn decide_with(
     let input = DecisionInput {
         customer,
         touchpoints,
+        features: None,
         contacts,
         budget_used,
         now: now(),
@@ -429,6 +430,7 @@ fn the_fallback_goes_out_when_nothing_survives_but_never_past_a_hard_limit() {
     let input = DecisionInput {
         customer: &c,
         touchpoints: &touchpoints,
+        features: None,
         contacts: &[],
         budget_used: &[],
         now: now(),
@@ -521,6 +523,7 @@ fn the_same_seed_gives_the_same_decision() {
     let input = DecisionInput {
         customer: &c,
         touchpoints: &touchpoints,
+        features: None,
         contacts: &[],
         budget_used: &[],
         now: now(),
@@ -615,6 +618,7 @@ arbitration: {{ scoring: {{ propensity: false }} }}
         let input = DecisionInput {
             customer: &customer,
             touchpoints: &[],
+            features: None,
             contacts: &shown_a,
             budget_used: &[],
             now: now(),
@@ -711,6 +715,7 @@ fn every_path_of_the_candidate_screen_stops_offers_where_the_stages_do() {
     let input = DecisionInput {
         customer: &customer,
         touchpoints: &[],
+        features: None,
         contacts: &contacts,
         budget_used: &[1],
         now: now(),
@@ -814,6 +819,7 @@ fn segment_decision(tenure_months: i32, used_gb: f64) -> Decision {
     let input = DecisionInput {
         customer: &customer,
         touchpoints: &touchpoints,
+        features: None,
         contacts: &[],
         budget_used: &[],
         now: now(),

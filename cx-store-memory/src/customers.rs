@@ -42,6 +42,11 @@ impl Directory {
         self.identities.get(identity)
     }
 
+    /// The profile of `id` (a canonical id).
+    pub(crate) fn profile(&self, id: &CustomerId) -> Option<&Customer> {
+        self.profiles.get(id)
+    }
+
     /// How many profiles there are.
     pub(crate) fn profile_count(&self) -> usize {
         self.profiles.len()

@@ -46,6 +46,14 @@ impl History {
 }
 
 impl DecisionLog {
+    /// The contact history of `customer` (a canonical id) in `range`, oldest first.
+    pub(crate) fn contacts(&self, customer: &CustomerId, range: &TimeRange) -> &[ContactEvent] {
+        self.customers
+            .get(customer)
+            .map(|history| history.contacts_in(range))
+            .unwrap_or_default()
+    }
+
     /// How many decisions are stored.
     pub(crate) fn decision_count(&self) -> usize {
         self.decisions.len()
@@ -196,11 +204,7 @@ impl DecisionStore for MemoryStore {
     ) -> Result<Vec<ContactEvent>> {
         let directory = self.directory.read();
         let log = self.decisions.read();
-        Ok(log
-            .customers
-            .get(directory.canonical(customer))
-            .map(|history| history.contacts_in(&range).to_vec())
-            .unwrap_or_default())
+        Ok(log.contacts(directory.canonical(customer), &range).to_vec())
     }
 
     async fn count_contacts(

@@ -81,11 +81,12 @@ mod follow_ups;
 mod journeys;
 mod shard;
 mod sorted;
+mod state;
 mod stored;
 mod timeline;
 mod touchpoints;
 
-use cx_core::store::{BudgetKey, Store, StoredCatalog};
+use cx_core::store::{BudgetKey, DecisionState, DecisionStateQuery, Store, StoredCatalog};
 use parking_lot::{Mutex, RwLock};
 use std::fmt;
 
@@ -154,8 +155,16 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for MemoryStore {
     fn backend(&self) -> &'static str {
         "memory"
+    }
+
+    async fn decision_state(
+        &self,
+        query: &DecisionStateQuery,
+    ) -> cx_core::Result<Option<DecisionState>> {
+        Ok(self.read_decision_state(query))
     }
 }

@@ -7,6 +7,7 @@
 //! survey answer is boxed, and the channel, kind and source, a few distinct values repeated on
 //! every touchpoint, become 4-byte codes.
 
+use cx_core::arbitration::TouchpointFields;
 use cx_core::model::{
     Attributes, Channel, CustomerId, Kind, Subject, SurveyAnswer, Text, Timestamp, Touchpoint,
     TouchpointId,
@@ -102,6 +103,42 @@ impl Stored {
     /// The timeline order.
     pub(crate) fn key(&self) -> (Timestamp, &TouchpointId) {
         (self.occurred_at, &self.id)
+    }
+}
+
+/// A stored touchpoint with its shard's codes, read in place by feature computations.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredView<'a> {
+    stored: &'a Stored,
+    codes: &'a Codes,
+}
+
+impl<'a> StoredView<'a> {
+    /// `stored`, read with `codes` (the ones it was encoded with).
+    pub(crate) fn new(stored: &'a Stored, codes: &'a Codes) -> Self {
+        StoredView { stored, codes }
+    }
+}
+
+impl TouchpointFields for StoredView<'_> {
+    #[inline]
+    fn occurred_at_micros(&self) -> i64 {
+        self.stored.occurred_at.timestamp_micros()
+    }
+
+    #[inline]
+    fn kind(&self) -> &Kind {
+        self.codes.kind(self.stored.kind)
+    }
+
+    #[inline]
+    fn channel(&self) -> &Channel {
+        self.codes.channel(self.stored.channel)
+    }
+
+    #[inline]
+    fn attributes(&self) -> &Attributes {
+        &self.stored.attributes
     }
 }
 

@@ -132,15 +132,7 @@ impl TouchpointStore for MemoryStore {
         let directory = self.directory.read();
         let key = self.keys.key(directory.canonical(customer).clone());
         let shard = self.shards.get(key.shard()).read();
-        Ok(shard
-            .timeline(&key)
-            .map(|timeline| {
-                timeline
-                    .in_range(&range)
-                    .map(|t| t.to_touchpoint(key.id(), shard.codes()))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(crate::state::touchpoints_in(&shard, &key, &range))
     }
 
     async fn scan_touchpoints(&self, query: &ScanQuery) -> Result<ScanPage> {

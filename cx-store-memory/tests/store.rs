@@ -945,3 +945,75 @@ async fn many_measures_in_one_call_match_each_measure_alone() {
     }
     assert!(together.iter().any(|v| v.n > 0));
 }
+
+/// A decision's state computes the catalogue's features in place, from the stored form, over a
+/// merged customer's touchpoints too, and they equal those computed from the touchpoints read
+/// out (the conformance case checks the same on every backend, which may skip the in-place
+/// step; this one may not).
+#[tokio::test]
+async fn decision_state_computes_features_in_place() {
+    use cx_core::arbitration::CompiledCatalog;
+    use cx_core::model::Catalog;
+    use cx_core::store::DecisionStateQuery;
+    let catalog = Catalog::from_yaml(
+        r#"
+schema:
+  touchpoint: { page: string }
+features:
+  - { id: views, aggregate: count, kinds: [page_view], window: 1h }
+  - { id: sms, aggregate: count, channels: [sms], window: 1h }
+  - { id: last_page, aggregate: last, attribute: page, window: 1h }
+  - { id: checkout_views, aggregate: count, window: 1h, filter: 'touchpoint.page == "checkout"' }
+"#,
+    )
+    .unwrap();
+    let catalog = Arc::new(CompiledCatalog::compile(catalog, 1).unwrap());
+    let store = MemoryStore::new();
+    store
+        .upsert_customers(vec![Customer::new("c-1"), Customer::new("c-2")])
+        .await
+        .unwrap();
+    let mut batch = Vec::new();
+    for i in 0..30 {
+        let customer = if i % 3 == 0 { "c-2" } else { "c-1" };
+        let channel = if i % 5 == 0 {
+            Channel::Sms
+        } else {
+            Channel::Web
+        };
+        let page = if i % 4 == 0 { "checkout" } else { "home" };
+        batch.push(
+            Touchpoint::new(
+                format!("t-{i}"),
+                id(customer),
+                channel,
+                Kind::PAGE_VIEW,
+                ts(i * 60),
+            )
+            .with_attribute("page", page),
+        );
+    }
+    store.append_touchpoints(batch).await.unwrap();
+    store.merge_customers(&id("c-1"), &id("c-2")).await.unwrap();
+    let now = ts(30 * 60);
+    let range = TimeRange::new(ts(0), now);
+    let query = DecisionStateQuery::new("c-2")
+        .touchpoints(Some(range))
+        .features(Arc::clone(&catalog), now);
+    let state = store.decision_state(&query).await.unwrap().unwrap();
+    assert_eq!(state.customer.id, id("c-1"), "the merged id resolves");
+    assert!(state.touchpoints.is_empty());
+    let read = store.customer_touchpoints(&id("c-1"), range).await.unwrap();
+    assert_eq!(read.len(), 30);
+    let expected = catalog.compute_features(&read, now);
+    assert_eq!(state.features.as_ref(), Some(&expected));
+    assert_eq!(
+        expected,
+        vec![
+            Some(cx_core::model::Value::Number(30.0)),
+            Some(cx_core::model::Value::Number(6.0)),
+            Some(cx_core::model::Value::from("home")),
+            Some(cx_core::model::Value::Number(8.0)),
+        ]
+    );
+}

@@ -2,7 +2,7 @@
 //! rule compiled against the catalogue's vocabulary. Built once when a catalogue loads.
 
 use super::decide::Screen;
-use super::features::CompiledFeature;
+use super::features::{CompiledFeature, TouchpointFields};
 use super::policy::CompiledContactRule;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -520,6 +520,27 @@ impl CompiledCatalog {
     /// The span of touchpoints decisions read (the longest feature window).
     pub fn touchpoint_lookback(&self) -> crate::model::Span {
         crate::model::Span::from(chrono::TimeDelta::microseconds(self.touchpoint_lookback))
+    }
+
+    /// Every feature of the catalogue at `now` over `touchpoints` (oldest first), in catalogue
+    /// order: what a decision computes from [`DecisionInput::touchpoints`](super::DecisionInput),
+    /// for a store to compute where it keeps the touchpoints and hand over as
+    /// [`DecisionInput::features`](super::DecisionInput).
+    pub fn compute_features<T: TouchpointFields>(
+        &self,
+        touchpoints: &[T],
+        now: crate::model::Timestamp,
+    ) -> Vec<Option<Value>> {
+        let mut slots = Vec::with_capacity(self.features.len());
+        super::features::compute(
+            &self.features,
+            &self.vocabulary,
+            touchpoints,
+            now.timestamp_micros(),
+            &mut super::features::FeatureScratch::default(),
+            &mut slots,
+        );
+        slots.into_iter().map(super::features::owned).collect()
     }
 }
 

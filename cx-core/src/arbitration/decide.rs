@@ -22,8 +22,13 @@ use std::sync::Arc;
 pub struct DecisionInput<'a> {
     /// The customer.
     pub customer: &'a Customer,
-    /// Their touchpoints, oldest first (at least the longest feature window).
+    /// Their touchpoints, oldest first (at least the longest feature window). Not read when
+    /// `features` is given.
     pub touchpoints: &'a [Touchpoint],
+    /// Their features at `now`, already computed (in catalogue order, as
+    /// [`CompiledCatalog::compute_features`] gives them), e.g. by a store where it keeps the
+    /// touchpoints; `None`: computed from `touchpoints`.
+    pub features: Option<&'a [Option<Value>]>,
     /// Their contact history, oldest first (at least the longest contact-policy lookback).
     pub contacts: &'a [ContactEvent],
     /// How much of each catalogue budget is used in its current period, in catalogue order
@@ -79,14 +84,21 @@ impl Arbitrator {
             .customer
             .resolve(&input.customer.attributes, &mut customer_slots);
         let mut feature_slots = Vec::with_capacity(catalog.features.len());
-        features::compute(
-            &catalog.features,
-            &catalog.vocabulary,
-            input.touchpoints,
-            now,
-            &mut FeatureScratch::default(),
-            &mut feature_slots,
-        );
+        match input.features {
+            Some(given) => {
+                feature_slots.extend(given.iter().map(|v| v.as_ref().map(Scalar::of)));
+                // A shorter list (from another catalogue version) leaves the rest missing.
+                feature_slots.resize(catalog.features.len(), None);
+            }
+            None => features::compute(
+                &catalog.features,
+                &catalog.vocabulary,
+                input.touchpoints,
+                now,
+                &mut FeatureScratch::default(),
+                &mut feature_slots,
+            ),
+        }
         let context = context_attributes(request);
         let mut context_slots = Vec::with_capacity(catalog.vocabulary.context.len());
         catalog

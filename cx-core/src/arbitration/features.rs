@@ -2,9 +2,46 @@
 
 use crate::error::Result;
 use crate::model::{
-    Aggregation, Channel, Feature, FeatureId, Kind, Name, Touchpoint, Value, ValueType,
+    Aggregation, Attributes, Channel, Feature, FeatureId, Kind, Name, Touchpoint, Value, ValueType,
 };
 use crate::rules::{CompiledRule, Env, Namespace, Scalar, Vocabulary, compile_rule};
+
+/// What features read of a touchpoint. Implemented for [`Touchpoint`], and by a store for its
+/// own form of a stored touchpoint, so that it can compute a customer's features where the
+/// touchpoints are kept instead of copying each one out first (see
+/// [`CompiledCatalog::compute_features`](super::CompiledCatalog::compute_features)).
+pub trait TouchpointFields {
+    /// When it occurred, in microseconds since the Unix epoch.
+    fn occurred_at_micros(&self) -> i64;
+    /// Its kind.
+    fn kind(&self) -> &Kind;
+    /// Its channel.
+    fn channel(&self) -> &Channel;
+    /// Its attributes.
+    fn attributes(&self) -> &Attributes;
+}
+
+impl TouchpointFields for Touchpoint {
+    #[inline]
+    fn occurred_at_micros(&self) -> i64 {
+        self.occurred_at.timestamp_micros()
+    }
+
+    #[inline]
+    fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    #[inline]
+    fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    #[inline]
+    fn attributes(&self) -> &Attributes {
+        &self.attributes
+    }
+}
 
 /// A feature, compiled.
 #[derive(Debug, Clone)]
@@ -45,13 +82,13 @@ impl Field {
 
     /// The value of the field in `t`; `hint` is where an attribute was last found.
     #[inline]
-    fn read<'a>(&self, t: &'a Touchpoint, hint: &mut usize) -> Option<Scalar<'a>> {
+    fn read<'a, T: TouchpointFields>(&self, t: &'a T, hint: &mut usize) -> Option<Scalar<'a>> {
         match self {
-            Field::Kind => Some(Scalar::Str(t.kind.as_str())),
-            Field::Channel => Some(Scalar::Str(t.channel.as_str())),
-            Field::OccurredAt => Some(Scalar::Time(t.occurred_at.timestamp_micros())),
+            Field::Kind => Some(Scalar::Str(t.kind().as_str())),
+            Field::Channel => Some(Scalar::Str(t.channel().as_str())),
+            Field::OccurredAt => Some(Scalar::Time(t.occurred_at_micros())),
             Field::Attribute(name, ty) => t
-                .attributes
+                .attributes()
                 .get_hinted(name.as_str(), hint)
                 .filter(|v| ty.admits(v))
                 .map(Scalar::of),
@@ -103,8 +140,8 @@ impl CompiledFeature {
     }
 
     #[inline]
-    fn admits_channel(&self, t: &Touchpoint) -> bool {
-        self.channels.is_empty() || self.channels.contains(&t.channel)
+    fn admits_channel(&self, t: &impl TouchpointFields) -> bool {
+        self.channels.is_empty() || self.channels.contains(t.channel())
     }
 }
 
@@ -168,10 +205,10 @@ pub(crate) struct FeatureScratch<'a> {
 /// instant is not decoded in the pass, only whether it is past the start of each window (as
 /// bits, the features whose window holds it). Its kind (interned) names, as bits, the features
 /// that count it, so a touchpoint visits only the features both name.
-pub(crate) fn compute<'a>(
+pub(crate) fn compute<'a, T: TouchpointFields>(
     features: &[CompiledFeature],
     vocabulary: &Vocabulary,
-    touchpoints: &'a [Touchpoint],
+    touchpoints: &'a [T],
     now: i64,
     scratch: &mut FeatureScratch<'a>,
     out: &mut Vec<Option<Scalar<'a>>>,
@@ -180,7 +217,7 @@ pub(crate) fn compute<'a>(
     scratch.touchpoint.clear();
     scratch.touchpoint.resize(vocabulary.touchpoint.len(), None);
     // Touchpoints at or after `now` never count.
-    let end = touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < now);
+    let end = touchpoints.partition_point(|t| t.occurred_at_micros() < now);
     let touchpoints = touchpoints.get(..end).unwrap_or(&[]);
     for chunk in features.chunks(64) {
         compute_chunk(chunk, touchpoints, now, scratch, out);
@@ -188,9 +225,9 @@ pub(crate) fn compute<'a>(
 }
 
 /// [`compute`] for at most 64 features, over the touchpoints before `now`.
-fn compute_chunk<'a>(
+fn compute_chunk<'a, T: TouchpointFields>(
     features: &[CompiledFeature],
-    touchpoints: &'a [Touchpoint],
+    touchpoints: &'a [T],
     now: i64,
     scratch: &mut FeatureScratch<'a>,
     out: &mut Vec<Option<Scalar<'a>>>,
@@ -258,8 +295,7 @@ fn compute_chunk<'a>(
         {
             Some((_, mask)) => *mask |= bit(i),
             None => {
-                let open =
-                    touchpoints.partition_point(|t| t.occurred_at.timestamp_micros() < start);
+                let open = touchpoints.partition_point(|t| t.occurred_at_micros() < start);
                 scratch.opens.push((open, bit(i)));
             }
         }
@@ -277,7 +313,7 @@ fn compute_chunk<'a>(
             next += 1;
         }
         let by_kind = if interned {
-            let kind = t.kind.as_str();
+            let kind = t.kind().as_str();
             let key = KindKey::of(kind);
             kinds
                 .iter()
@@ -294,7 +330,7 @@ fn compute_chunk<'a>(
             let (Some(feature), Some(acc)) = (features.get(i), scratch.accs.get_mut(i)) else {
                 continue;
             };
-            if (!interned && !feature.kinds.is_empty() && !feature.kinds.contains(&t.kind))
+            if (!interned && !feature.kinds.is_empty() && !feature.kinds.contains(t.kind()))
                 || !feature.admits_channel(t)
             {
                 continue;
@@ -320,7 +356,7 @@ fn compute_chunk<'a>(
                 Some(name) => {
                     let mut unhinted = 0;
                     let hint = scratch.hints.get_mut(i).unwrap_or(&mut unhinted);
-                    if let Some(value) = t.attributes.get_hinted(name.as_str(), hint) {
+                    if let Some(value) = t.attributes().get_hinted(name.as_str(), hint) {
                         acc.add(i, Scalar::of(value), &mut scratch.distinct);
                     }
                 }

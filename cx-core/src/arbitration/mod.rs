@@ -29,6 +29,6 @@ mod trace;
 pub use compiled::{CompiledCatalog, CompiledOffer, CompiledSegment};
 pub use decide::{Arbitrator, DecisionInput};
 pub use explore::{DecisionRng, Pick, Scored};
-pub use features::CompiledFeature;
+pub use features::{CompiledFeature, TouchpointFields};
 pub use policy::{CompiledContactRule, Lift};
 pub use propensity::{BetaBernoulli, PropensityModel};

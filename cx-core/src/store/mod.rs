@@ -26,7 +26,7 @@ pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport, chec
 pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 pub use follow_ups::{CaseQuery, FollowUpStore, SlaCounts};
 pub use journeys::{JourneyAdvance, JourneyStore, Placed, TrackGroups, group_by_track};
-pub use state::{DecisionState, DecisionStateQuery};
+pub use state::{DecisionState, DecisionStateQuery, FeatureRequest};
 pub use touchpoints::{
     AggregateQuery, AggregateRow, AppendReport, Bucket, ScanCursor, ScanPage, ScanQuery,
     TouchpointQuery, TouchpointStore,

@@ -1,5 +1,7 @@
-use crate::model::{ContactEvent, Customer, CustomerId, TimeRange, Touchpoint};
+use crate::arbitration::CompiledCatalog;
+use crate::model::{ContactEvent, Customer, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
 use crate::store::BudgetKey;
+use std::sync::Arc;
 
 /// What [`Store::decision_state`](crate::Store::decision_state) loads for one decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +11,9 @@ pub struct DecisionStateQuery {
     pub customer: CustomerId,
     /// The touchpoints to load (`None`: none).
     pub touchpoints: Option<TimeRange>,
+    /// Compute these features over the touchpoints of `touchpoints` instead of returning them,
+    /// if the backend can do it where it keeps them (see [`FeatureRequest`]).
+    pub features: Option<FeatureRequest>,
     /// The contact history to load (`None`: none).
     pub contacts: Option<TimeRange>,
     /// The budget counters to read.
@@ -21,6 +26,7 @@ impl DecisionStateQuery {
         DecisionStateQuery {
             customer: customer.into(),
             touchpoints: None,
+            features: None,
             contacts: None,
             budgets: Vec::new(),
         }
@@ -30,6 +36,14 @@ impl DecisionStateQuery {
     #[must_use]
     pub fn touchpoints(mut self, range: Option<TimeRange>) -> Self {
         self.touchpoints = range;
+        self
+    }
+
+    /// The features of `catalog` at `now` over the touchpoints asked for, instead of the
+    /// touchpoints, if the backend computes them in place (see [`FeatureRequest`]).
+    #[must_use]
+    pub fn features(mut self, catalog: Arc<CompiledCatalog>, now: Timestamp) -> Self {
+        self.features = Some(FeatureRequest { catalog, now });
         self
     }
 
@@ -48,14 +62,40 @@ impl DecisionStateQuery {
     }
 }
 
+/// Features a [`DecisionStateQuery`] asks a backend to compute where it keeps the touchpoints
+/// (with [`CompiledCatalog::compute_features`] over its own form of them), so that a decision
+/// on a local backend copies no touchpoint. A backend that does not answers with the
+/// touchpoints instead, and the decision computes the features from them: the same values.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FeatureRequest {
+    /// The catalogue whose features to compute.
+    pub catalog: Arc<CompiledCatalog>,
+    /// The instant to compute them at.
+    pub now: Timestamp,
+}
+
+impl PartialEq for FeatureRequest {
+    /// The same catalogue (the same compiled instance) at the same instant.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.catalog, &other.catalog) && self.now == other.now
+    }
+}
+
+impl Eq for FeatureRequest {}
+
 /// The answer to a [`DecisionStateQuery`], read as of one moment.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DecisionState {
     /// The profile of the customer the id resolved to.
     pub customer: Customer,
-    /// The touchpoints asked for, oldest first (as `customer_touchpoints` returns them).
+    /// The touchpoints asked for, oldest first (as `customer_touchpoints` returns them); empty
+    /// when `features` holds what was computed from them instead.
     pub touchpoints: Vec<Touchpoint>,
+    /// The features the query asked for, if the backend computed them in place (in catalogue
+    /// order); `None`: they are to be computed from `touchpoints`.
+    pub features: Option<Vec<Option<Value>>>,
     /// The contact history asked for, oldest first (as `contact_history` returns it).
     pub contacts: Vec<ContactEvent>,
     /// How much of each budget counter is used, in the order of the query's keys.
@@ -73,8 +113,17 @@ impl DecisionState {
         DecisionState {
             customer,
             touchpoints,
+            features: None,
             contacts,
             budget_used,
         }
+    }
+
+    /// The same state with the features computed in place instead of the touchpoints.
+    #[must_use]
+    pub fn with_features(mut self, features: Vec<Option<Value>>) -> Self {
+        self.touchpoints = Vec::new();
+        self.features = Some(features);
+        self
     }
 }

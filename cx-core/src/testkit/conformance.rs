@@ -74,6 +74,7 @@ macro_rules! __cx_conformance_cases {
                 ingest_unresolved_identity_fails_the_whole_batch,
                 ingest_identity_subject_lands_on_the_resolved_customer,
                 customer_touchpoints_range_is_half_open_and_ordered,
+                decision_state_reads_profile_features_history_and_budgets,
                 scan_pages_return_every_match_once_in_order,
                 aggregate_counts_touchpoints_and_customers_per_group,
                 upsert_reports_inserted_and_updated,
@@ -946,6 +947,117 @@ pub async fn customer_touchpoints_range_is_half_open_and_ordered(store: &dyn Sto
             .await
             .is_empty(),
         "an unknown customer has no touchpoints"
+    );
+}
+
+/// Decision state: everything a decision reads in one call. Features computed in place by the
+/// backend equal those computed from its touchpoints in the same range; a backend that does not
+/// compute them returns exactly those touchpoints. An unknown customer has no state.
+pub async fn decision_state_reads_profile_features_history_and_budgets(store: &dyn Store) {
+    const FEATURES: &str = r#"
+schema:
+  touchpoint: { product: string, dwell_seconds: number, roaming: bool }
+features:
+  - { id: views_10m, aggregate: count, kinds: [product_view], window: 10m }
+  - { id: long_views, aggregate: count, kinds: [product_view], window: 1d, filter: "touchpoint.dwell_seconds >= 60" }
+  - { id: dwell, aggregate: sum, attribute: dwell_seconds, window: 1d }
+  - { id: avg_dwell, aggregate: avg, attribute: dwell_seconds, kinds: [page_view], window: 1d }
+  - { id: last_product, aggregate: last, attribute: product, window: 1d }
+  - { id: products, aggregate: distinct_count, attribute: product, window: 1d }
+  - { id: app_views, aggregate: count, channels: [app], window: 1d }
+  - { id: roaming, aggregate: count, window: 1d, filter: "touchpoint.roaming" }
+"#;
+    let catalog = Arc::new(
+        crate::arbitration::CompiledCatalog::compile(Catalog::from_yaml(FEATURES).unwrap(), 1)
+            .unwrap(),
+    );
+    let p = unique("state");
+    let c = cid(&format!("{p}-c"));
+    upsert(
+        store,
+        vec![Customer::new(c.clone()).with_attribute("tier", "gold")],
+    )
+    .await;
+    let t0 = far_time();
+    let now = t0 + TimeDelta::days(1);
+    let mut batch = Vec::new();
+    for i in 0..40i64 {
+        let (kind, channel) = match i % 4 {
+            0 => (Kind::PAGE_VIEW, Channel::Web),
+            1 | 2 => (Kind::PRODUCT_VIEW, Channel::App),
+            _ => (Kind::PURCHASE, Channel::Web),
+        };
+        // Spread over the day before `now`, a few outside it, the last minutes dense.
+        let at = now - mins(if i < 30 { 50 * i } else { 2 * (40 - i) }) - secs(i % 3);
+        let mut t = tp(&format!("{p}-t{i:02}"), &c, channel, &kind, at)
+            .with_attribute("dwell_seconds", (i * 7 % 120) as f64)
+            .with_attribute("product", format!("sku-{}", i % 5));
+        if i % 6 == 0 {
+            t = t.with_attribute("roaming", true);
+        }
+        batch.push(t);
+    }
+    append(store, batch).await;
+    let range = TimeRange::new(now - TimeDelta::days(1), now + TimeDelta::microseconds(1));
+    let key = BudgetKey::new("weekly", "2200-w1");
+    assert!(consume(store, &key, 10, 3).await.granted);
+    let query = crate::store::DecisionStateQuery::new(c.clone())
+        .touchpoints(Some(range))
+        .contacts(Some(range))
+        .budgets(vec![key, BudgetKey::new("unused", "total")]);
+
+    let touchpoints = store.customer_touchpoints(&c, range).await.unwrap();
+    assert!(touchpoints.len() > 20, "most touchpoints are in the range");
+    let expected = catalog.compute_features(&touchpoints, now);
+    assert!(
+        matches!(expected.get(4), Some(Some(crate::model::Value::String(_)))),
+        "the last product is known: {expected:?}"
+    );
+
+    let plain = store
+        .decision_state(&query)
+        .await
+        .unwrap()
+        .expect("a state");
+    assert_eq!(plain.customer.id, c);
+    assert_eq!(
+        plain.customer.attributes,
+        Customer::new(c.clone())
+            .with_attribute("tier", "gold")
+            .attributes
+    );
+    assert_eq!(plain.features, None, "no features asked for");
+    assert_eq!(plain.touchpoints, touchpoints);
+    assert_eq!(plain.budget_used, vec![3, 0]);
+    assert_eq!(plain.contacts, contacts(store, &c, range).await);
+
+    let asked = query.clone().features(Arc::clone(&catalog), now);
+    let state = store
+        .decision_state(&asked)
+        .await
+        .unwrap()
+        .expect("a state");
+    match &state.features {
+        Some(features) => {
+            assert_eq!(features, &expected, "features computed in place");
+            assert!(
+                state.touchpoints.is_empty(),
+                "features replace the touchpoints"
+            );
+        }
+        None => assert_eq!(
+            state.touchpoints, touchpoints,
+            "or the touchpoints to compute them"
+        ),
+    }
+    assert_eq!(state.budget_used, vec![3, 0]);
+
+    let nobody = crate::store::DecisionStateQuery::new(cid(&format!("{p}-nobody")))
+        .touchpoints(Some(range))
+        .features(catalog, now);
+    assert!(
+        store.decision_state(&nobody).await.unwrap().is_none(),
+        "no profile, no state"
     );
 }
 

@@ -447,6 +447,7 @@ impl Scenario {
         DecisionInput {
             customer: &self.customer,
             touchpoints: &self.touchpoints,
+            features: None,
             contacts: &self.contacts,
             budget_used: &self.budget_used,
             now: self.now,
@@ -458,6 +459,7 @@ impl Scenario {
         DecisionInput {
             customer: &customer.customer,
             touchpoints: &customer.touchpoints,
+            features: None,
             contacts: &customer.contacts,
             budget_used: &self.budget_used,
             now: self.now,
