@@ -370,3 +370,61 @@ async fn preview_decides_like_decide_but_records_and_consumes_nothing() {
         }
     ));
 }
+
+/// `preview_many` (features computed inside the memory store, one catalogue and one instant for
+/// the batch) decides for every customer what the pure decide does from their own touchpoints,
+/// explanations included, and an unknown customer fails its own entry only.
+#[tokio::test]
+async fn preview_many_matches_the_pure_decide_customer_by_customer() {
+    use cx_core::testkit::scenario::ScenarioSpec;
+    let scenario = ScenarioSpec::telco_100()
+        .with_touchpoints(60)
+        .with_contacts(12)
+        .generate();
+    let engine = Engine::new(Arc::new(MemoryStore::new()))
+        .with_clock(Arc::new(ManualClock::new(scenario.now)));
+    scenario.load_into(&engine).await.unwrap();
+    let customers = scenario.customers(40);
+    for c in &customers {
+        c.load_into(&engine).await.unwrap();
+    }
+    let arbitrator = scenario.arbitrator().unwrap();
+    let mut requests: Vec<DecisionRequest> = customers
+        .iter()
+        .map(|c| c.request.clone().seed(5))
+        .collect();
+    requests.insert(7, DecisionRequest::new("nobody", Channel::App));
+    let previews = engine.preview_many(&requests).await.unwrap();
+    assert_eq!(previews.len(), requests.len());
+    let mut chose = 0;
+    for (i, (request, preview)) in requests.iter().zip(&previews).enumerate() {
+        if i == 7 {
+            assert!(
+                matches!(
+                    preview,
+                    Err(Error::NotFound {
+                        kind: "customer",
+                        ..
+                    })
+                ),
+                "{preview:?}"
+            );
+            continue;
+        }
+        let preview = preview.as_ref().unwrap();
+        let c = &customers[if i < 7 { i } else { i - 1 }];
+        let pure = arbitrator.decide(&scenario.input_for(c), request, preview.id.clone());
+        assert_eq!(preview.offers, pure.offers, "customer {}", c.customer.id);
+        assert_eq!(
+            preview.explanations(),
+            pure.explanations(),
+            "customer {}",
+            c.customer.id
+        );
+        chose += preview.offers.len();
+    }
+    assert!(chose > 40, "most customers get offers: {chose}");
+    let ids: std::collections::HashSet<_> =
+        previews.iter().flatten().map(|d| d.id.clone()).collect();
+    assert_eq!(ids.len(), 40, "every decision has its own id");
+}

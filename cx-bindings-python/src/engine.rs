@@ -698,16 +698,22 @@ async fn decide_many(
         let (engine, ids, template) = (Arc::clone(&engine), Arc::clone(&ids), template.clone());
         tasks.push(tokio::spawn(async move {
             let end = (start + chunk).min(ids.len());
-            let mut out = Vec::with_capacity(end - start);
-            for id in ids.get(start..end).unwrap_or_default() {
-                let mut request = template.clone();
-                request.customer = CustomerId::from(id.as_str());
-                let decision = if record {
-                    engine.decide(&request).await?
-                } else {
-                    engine.preview(&request).await?
-                };
-                out.push(decision);
+            let requests: Vec<DecisionRequest> = ids
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|id| {
+                    let mut request = template.clone();
+                    request.customer = CustomerId::from(id.as_str());
+                    request
+                })
+                .collect();
+            if !record {
+                return engine.preview_many(&requests).await?.into_iter().collect();
+            }
+            let mut out = Vec::with_capacity(requests.len());
+            for request in &requests {
+                out.push(engine.decide(request).await?);
             }
             Ok::<_, cx::Error>(out)
         }));

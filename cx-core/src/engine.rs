@@ -492,6 +492,41 @@ impl Engine {
         Ok(arbitrator.decide(&input, request, DecisionId::new(new_decision_id())))
     }
 
+    /// What [`Engine::preview`] gives for each of `requests`, in order, each with its own
+    /// result (an unknown customer fails its own entry only): for offline evaluation of many
+    /// customers. The catalogue, the budget keys and the decision ids are taken once for the
+    /// whole batch, and every decision is made at the same instant.
+    pub async fn preview_many(
+        &self,
+        requests: &[DecisionRequest],
+    ) -> Result<Vec<Result<Decision>>> {
+        let arbitrator = self.arbitrator()?;
+        let catalog = Arc::clone(arbitrator.catalog());
+        let now = self.now();
+        let keys = budget_keys(&catalog, now);
+        let mut ids = new_decision_ids(requests.len()).into_iter();
+        let mut out = Vec::with_capacity(requests.len());
+        for request in requests {
+            let id = DecisionId::new(ids.next().unwrap_or_else(new_decision_id));
+            let decision = match self.read_state(&catalog, request, now, keys.clone()).await {
+                Ok(state) => {
+                    let input = DecisionInput {
+                        customer: &state.customer,
+                        touchpoints: &state.touchpoints,
+                        features: state.features.as_deref(),
+                        contacts: &state.contacts,
+                        budget_used: &state.budget_used,
+                        now,
+                    };
+                    Ok(arbitrator.decide(&input, request, id))
+                }
+                Err(e) => Err(e),
+            };
+            out.push(decision);
+        }
+        Ok(out)
+    }
+
     /// The budget keys of `catalog` at `now`, and everything a decision for `request` reads,
     /// in one store call (one round trip on PostgreSQL).
     async fn decision_state(
@@ -500,26 +535,33 @@ impl Engine {
         request: &DecisionRequest,
         now: Timestamp,
     ) -> Result<(Vec<BudgetKey>, DecisionState)> {
+        let keys = budget_keys(catalog, now);
+        let state = self.read_state(catalog, request, now, keys.clone()).await?;
+        Ok((keys, state))
+    }
+
+    /// Everything a decision for `request` at `now` reads, with the use of the budget counters
+    /// `keys`, in one store call.
+    async fn read_state(
+        &self,
+        catalog: &Arc<CompiledCatalog>,
+        request: &DecisionRequest,
+        now: Timestamp,
+        keys: Vec<BudgetKey>,
+    ) -> Result<DecisionState> {
         let until = now + chrono::TimeDelta::microseconds(1);
         let lookback = |span: Span| {
             (!span.is_zero()).then(|| TimeRange::new(TimeRange::ending_at(now, span).start, until))
         };
-        let keys: Vec<BudgetKey> = catalog
-            .budgets()
-            .iter()
-            .map(|b| BudgetKey::new(b.id.clone(), b.period_key(now)))
-            .collect();
         let query = DecisionStateQuery::new(request.customer.clone())
             .touchpoints(lookback(catalog.touchpoint_lookback()))
             .features(Arc::clone(catalog), now)
             .contacts(lookback(catalog.contact_lookback()))
-            .budgets(keys.clone());
-        let state = self
-            .store
+            .budgets(keys);
+        self.store
             .decision_state(&query)
             .await?
-            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))?;
-        Ok((keys, state))
+            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))
     }
 
     /// Consumes one unit of each `shown` budget the decision's offers draw on. On a refusal,
@@ -637,17 +679,37 @@ impl Engine {
     }
 }
 
-/// A fresh decision id: `d-` and 128 random bits in hex.
-/// A fresh decision id: 128 bits from the operating system's generator. Not from a
-/// thread-local generator: a process forked from another (a Python worker pool) would copy its
-/// state and make the same ids as its parent.
+/// A fresh decision id: `d-` and 128 random bits in hex, from the operating system's
+/// generator. Not from a thread-local generator: a process forked from another (a Python worker
+/// pool) would copy its state and make the same ids as its parent.
 fn new_decision_id() -> String {
-    let mut bytes = [0u8; 16];
-    let bits = match getrandom::fill(&mut bytes) {
-        Ok(()) => u128::from_le_bytes(bytes),
-        Err(_) => rand::random::<u128>(),
-    };
-    format!("d-{bits:032x}")
+    new_decision_ids(1).pop().unwrap_or_default()
+}
+
+/// `n` fresh decision ids (as [`new_decision_id`]) from one call to the operating system's
+/// generator.
+fn new_decision_ids(n: usize) -> Vec<String> {
+    let mut bytes = vec![0u8; n * 16];
+    let fill = getrandom::fill(&mut bytes);
+    bytes
+        .chunks_exact(16)
+        .map(|chunk| {
+            let bits = match (&fill, <[u8; 16]>::try_from(chunk)) {
+                (Ok(()), Ok(bytes)) => u128::from_le_bytes(bytes),
+                _ => rand::random::<u128>(),
+            };
+            format!("d-{bits:032x}")
+        })
+        .collect()
+}
+
+/// The counters of `catalog`'s budgets for the periods that hold `now`, in catalogue order.
+fn budget_keys(catalog: &CompiledCatalog, now: Timestamp) -> Vec<BudgetKey> {
+    catalog
+        .budgets()
+        .iter()
+        .map(|b| BudgetKey::new(b.id.clone(), b.period_key(now)))
+        .collect()
 }
 
 /// Compiles the journeys and triggers of a compiled catalogue.

@@ -379,13 +379,19 @@ impl Budget {
     /// The key of the period that holds `at` (`total`, `2026-11-22`, `2026-W47`, `2026-11`).
     pub fn period_key(&self, at: Timestamp) -> String {
         use chrono::Datelike;
+        // Every decision computes these: plain integer formatting, not `strftime` (which gives
+        // the same text for years 0-9999, and is kept for the others: they take a sign).
+        let year = at.year();
+        let plain = (0..=9999).contains(&year);
         match self.period {
             BudgetPeriod::Total => "total".to_owned(),
+            BudgetPeriod::Day if plain => format!("{year:04}-{:02}-{:02}", at.month(), at.day()),
             BudgetPeriod::Day => at.format("%Y-%m-%d").to_string(),
             BudgetPeriod::Week => {
                 let week = at.iso_week();
                 format!("{}-W{:02}", week.year(), week.week())
             }
+            BudgetPeriod::Month if plain => format!("{year:04}-{:02}", at.month()),
             BudgetPeriod::Month => at.format("%Y-%m").to_string(),
         }
     }
