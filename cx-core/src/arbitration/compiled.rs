@@ -2,7 +2,7 @@
 //! rule compiled against the catalogue's vocabulary. Built once when a catalogue loads.
 
 use super::decide::Screen;
-use super::features::{CompiledFeature, TouchpointFields};
+use super::features::{CompiledFeature, FeatureSet, TouchpointFields};
 use super::policy::CompiledContactRule;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -160,7 +160,7 @@ pub struct CompiledCatalog {
     pub(crate) categories: Box<[Category]>,
     pub(crate) category_index: HashMap<Category, u32>,
     pub(crate) purposes: Box<[Purpose]>,
-    pub(crate) features: Box<[CompiledFeature]>,
+    pub(crate) features: FeatureSet,
     pub(crate) policies: Box<[CompiledContactRule]>,
     pub(crate) budgets: Box<[Budget]>,
     pub(crate) segments: Box<[CompiledSegment]>,
@@ -418,7 +418,7 @@ impl CompiledCatalog {
             categories: categories.into_boxed_slice(),
             category_index,
             purposes: purposes.into_boxed_slice(),
-            features: features.into_boxed_slice(),
+            features: FeatureSet::new(features),
             policies,
             budgets: catalog.budgets.clone().into_boxed_slice(),
             segments: segments.into_boxed_slice(),

@@ -51,14 +51,45 @@ pub struct CompiledFeature {
     aggregate: Aggregation,
     attribute: Option<Name>,
     kinds: Box<[Kind]>,
-    /// The keys of `kinds`, in the same order.
-    kind_keys: Box<[KindKey]>,
+    /// The ids of `kinds` in the [`FeatureSet`] the feature belongs to (set by it).
+    kind_ids: Box<[u32]>,
+    /// How a kind id is tested (set with `kind_ids`).
+    kind_test: KindTest,
     channels: Box<[Channel]>,
     /// The window, in microseconds.
     pub(crate) window: i64,
     filter: Option<CompiledRule>,
     /// The `touchpoint.*` slots the filter reads, and where each value comes from.
     filter_reads: Box<[(usize, Field)]>,
+    /// When the filter is one boolean attribute (`touchpoint.roaming`), that attribute: read
+    /// directly instead of through the evaluator (the same verdict: true only if present and
+    /// true).
+    filter_flag: Option<Name>,
+}
+
+/// The attribute `rule` is, if it is exactly `touchpoint.<name>` for a boolean attribute of
+/// the schema.
+fn flag_attribute(rule: &str, vocabulary: &Vocabulary) -> Option<Name> {
+    let name = rule.trim().strip_prefix("touchpoint.")?;
+    let simple = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !matches!(name, "kind" | "channel" | "occurred_at");
+    let (_, ty) = vocabulary
+        .touchpoint
+        .iter()
+        .find(|(n, _)| n.as_str() == name)?;
+    (simple && ty == ValueType::Bool).then(|| Name::new(name))
+}
+
+/// How a feature tests a touchpoint's kind id.
+#[derive(Debug, Clone, Copy)]
+enum KindTest {
+    /// It counts every kind.
+    Any,
+    /// Its kinds' ids as bits (all below 64).
+    Mask(u64),
+    /// Its kinds' ids, searched.
+    Ids,
 }
 
 /// Where a `touchpoint.*` value comes from.
@@ -123,17 +154,17 @@ impl CompiledFeature {
             aggregate: feature.aggregate,
             attribute: feature.attribute.clone(),
             kinds: feature.kinds.clone().into_boxed_slice(),
-            kind_keys: feature
-                .kinds
-                .iter()
-                .map(|k| KindKey::of(k.as_str()))
-                .collect(),
+            kind_ids: Box::default(),
+            kind_test: KindTest::Any,
             channels: feature.channels.clone().into_boxed_slice(),
             window: feature
                 .window
                 .as_delta()
                 .num_microseconds()
                 .unwrap_or(i64::MAX),
+            filter_flag: filter
+                .as_ref()
+                .and_then(|rule| flag_attribute(rule.text(), vocabulary)),
             filter,
             filter_reads,
         })
@@ -159,14 +190,15 @@ impl KindKey {
     #[inline]
     fn of(kind: &str) -> Self {
         let bytes = kind.as_bytes();
-        let word = |chunk: Option<&[u8; 8]>| match chunk {
-            Some(chunk) => u64::from_le_bytes(*chunk),
-            None => bytes.iter().fold(0, |w, &b| w << 8 | u64::from(b)),
+        let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+            // Shorter than 8 bytes: all of them in the head.
+            _ => (bytes.iter().fold(0, |w, &b| w << 8 | u64::from(b)), 0),
         };
         KindKey {
             len: bytes.len(),
-            head: word(bytes.first_chunk()),
-            tail: word(bytes.last_chunk()),
+            head,
+            tail,
         }
     }
 
@@ -178,35 +210,106 @@ impl KindKey {
     }
 }
 
+/// The features of a catalogue, compiled, and the kinds they count, interned: a touchpoint's
+/// kind is looked up once per decision, then each feature tests it as an integer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FeatureSet {
+    features: Box<[CompiledFeature]>,
+    /// Every kind some feature counts, once, with its key; a kind's id is its position.
+    kinds: Box<[(KindKey, Kind)]>,
+    /// The longest window, in microseconds: older touchpoints are read by no feature.
+    longest: i64,
+}
+
+/// The id of a kind no feature counts.
+const NO_KIND: u32 = u32::MAX;
+
+impl FeatureSet {
+    /// The set of `features`, in that order.
+    pub(crate) fn new(features: Vec<CompiledFeature>) -> Self {
+        let mut kinds: Vec<(KindKey, Kind)> = Vec::new();
+        let mut features = features;
+        for feature in &mut features {
+            let ids: Box<[u32]> = feature
+                .kinds
+                .iter()
+                .map(|kind| {
+                    let key = KindKey::of(kind.as_str());
+                    let id = match kinds
+                        .iter()
+                        .position(|(k, known)| key.same(kind.as_str(), *k, known.as_str()))
+                    {
+                        Some(id) => id,
+                        None => {
+                            kinds.push((key, kind.clone()));
+                            kinds.len() - 1
+                        }
+                    };
+                    u32::try_from(id).unwrap_or(NO_KIND)
+                })
+                .collect();
+            feature.kind_test = if feature.kinds.is_empty() {
+                KindTest::Any
+            } else if ids.iter().all(|&id| id < 64) {
+                KindTest::Mask(ids.iter().fold(0, |mask, &id| mask | 1u64 << id))
+            } else {
+                KindTest::Ids
+            };
+            feature.kind_ids = ids;
+        }
+        let longest = features.iter().map(|f| f.window).max().unwrap_or(0);
+        FeatureSet {
+            features: features.into_boxed_slice(),
+            kinds: kinds.into_boxed_slice(),
+            longest,
+        }
+    }
+
+    /// How many features there are.
+    pub(crate) fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    /// The features, in catalogue order.
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, CompiledFeature> {
+        self.features.iter()
+    }
+
+    /// The id of `kind` (whose key is `key`), or [`NO_KIND`] if no feature counts it.
+    #[inline]
+    fn kind_id(&self, key: KindKey, kind: &str) -> u32 {
+        self.kinds
+            .iter()
+            .position(|(k, known)| key.same(kind, *k, known.as_str()))
+            .map_or(NO_KIND, |id| u32::try_from(id).unwrap_or(NO_KIND))
+    }
+}
+
 /// Reusable buffers for computing features, so a decision allocates little once warm.
 #[derive(Debug, Default)]
 pub(crate) struct FeatureScratch<'a> {
     touchpoint: Vec<Option<Scalar<'a>>>,
-    /// (feature, quick key, value) of the values seen by distinct counts.
-    distinct: Vec<Seen<'a>>,
-    /// Per feature, where its attribute was last found in a touchpoint's attributes, then
-    /// the same for each value a filter reads (from `filter_hints[i]` for feature `i`).
+    /// The values seen by the distinct count being computed (quick key, value).
+    distinct: Vec<(u64, Scalar<'a>)>,
+    /// Where each value a filter reads was last found in a touchpoint's attributes.
     hints: Vec<usize>,
-    filter_hints: Vec<usize>,
-    accs: Vec<Acc<'a>>,
-    /// (index of the first touchpoint in a window, the features of that window as bits),
-    /// by index.
-    opens: Vec<(usize, u64)>,
-    /// Per interned kind, the features (as bits) that count it.
-    by_kind: Vec<u64>,
+    /// Each touchpoint's kind id in the feature set.
+    kinds: Vec<u32>,
+    /// (window, index of the first touchpoint in it), for the windows searched so far.
+    opens: Vec<(i64, usize)>,
 }
 
-/// Computes every feature at `now` (microseconds) over `touchpoints` (oldest first), into `out`
-/// in feature-slot order. Empty windows give 0 for count, sum and distinct count, and no value
-/// (missing) for avg, min, max and last.
+/// Computes every feature of `set` at `now` (microseconds) over `touchpoints` (oldest first),
+/// into `out` in feature-slot order. Empty windows give 0 for count, sum and distinct count,
+/// and no value (missing) for avg, min, max and last.
 ///
-/// One pass over the longest window, 64 features at a time. Touchpoints are sorted by time, so
-/// each window is a run of them ending at `now`, found by binary search: a touchpoint's
-/// instant is not decoded in the pass, only whether it is past the start of each window (as
-/// bits, the features whose window holds it). Its kind (interned) names, as bits, the features
-/// that count it, so a touchpoint visits only the features both name.
+/// Touchpoints are sorted by time, so each window is a run of them ending at `now`, found by
+/// binary search (windows of equal length share one). Each touchpoint's kind is matched once
+/// against the kinds the features count; then each feature makes one tight pass over its own
+/// window, testing kinds as integers (a `last` walks back from `now` and stops at the first
+/// value).
 pub(crate) fn compute<'a, T: TouchpointFields>(
-    features: &[CompiledFeature],
+    set: &FeatureSet,
     vocabulary: &Vocabulary,
     touchpoints: &'a [T],
     now: i64,
@@ -216,158 +319,145 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
     out.clear();
     scratch.touchpoint.clear();
     scratch.touchpoint.resize(vocabulary.touchpoint.len(), None);
-    // Touchpoints at or after `now` never count.
+    // Touchpoints at or after `now` never count, nor those before the longest window.
     let end = touchpoints.partition_point(|t| t.occurred_at_micros() < now);
-    let touchpoints = touchpoints.get(..end).unwrap_or(&[]);
-    for chunk in features.chunks(64) {
-        compute_chunk(chunk, touchpoints, now, scratch, out);
+    let start =
+        touchpoints.partition_point(|t| t.occurred_at_micros() < now.saturating_sub(set.longest));
+    let visible = touchpoints.get(start..end.max(start)).unwrap_or(&[]);
+    scratch.kinds.clear();
+    // Neighbours often share a kind: the search is skipped when the key repeats.
+    let mut last: Option<(KindKey, u32)> = None;
+    scratch.kinds.extend(visible.iter().map(|t| {
+        let kind = t.kind().as_str();
+        let key = KindKey::of(kind);
+        match last {
+            Some((k, id)) if k == key && key.len <= 16 => id,
+            _ => {
+                let id = set.kind_id(key, kind);
+                last = Some((key, id));
+                id
+            }
+        }
+    }));
+    scratch.opens.clear();
+    for feature in set.iter() {
+        let from = match scratch.opens.iter().find(|(w, _)| *w == feature.window) {
+            Some(&(_, from)) => from,
+            None => {
+                let open = now.saturating_sub(feature.window);
+                let from = visible.partition_point(|t| t.occurred_at_micros() < open);
+                scratch.opens.push((feature.window, from));
+                from
+            }
+        };
+        let rows = visible.get(from..).unwrap_or(&[]);
+        let kinds = std::mem::take(&mut scratch.kinds);
+        let value = feature.over(rows, kinds.get(from..).unwrap_or(&[]), now, scratch);
+        scratch.kinds = kinds;
+        out.push(value);
     }
 }
 
-/// [`compute`] for at most 64 features, over the touchpoints before `now`.
-fn compute_chunk<'a, T: TouchpointFields>(
-    features: &[CompiledFeature],
-    touchpoints: &'a [T],
-    now: i64,
-    scratch: &mut FeatureScratch<'a>,
-    out: &mut Vec<Option<Scalar<'a>>>,
-) {
-    let bit = |i: usize| {
-        1u64.checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
-            .unwrap_or(0)
-    };
-    // The kinds the features count, interned; features counting any kind are in every entry
-    // and in `any_kind`. More than 64 kinds: every touchpoint visits every feature.
-    let mut kinds: Vec<(KindKey, &str)> = Vec::new();
-    for feature in features {
-        for (kind, &key) in feature.kinds.iter().zip(feature.kind_keys.iter()) {
-            let kind = kind.as_str();
-            if !kinds.iter().any(|&(k, s)| key.same(kind, k, s)) {
-                kinds.push((key, kind));
-            }
+impl CompiledFeature {
+    /// The feature's value over `rows` (its window, oldest first), whose kind ids are `kinds`.
+    fn over<'a, T: TouchpointFields>(
+        &self,
+        rows: &'a [T],
+        kinds: &[u32],
+        now: i64,
+        scratch: &mut FeatureScratch<'a>,
+    ) -> Option<Scalar<'a>> {
+        let mut acc = Acc::new(self.aggregate);
+        if self.attribute.is_none() && self.filter.is_none() && self.channels.is_empty() {
+            // A plain count: a pass over the kind ids alone.
+            acc.count = kinds.iter().filter(|&&kind| self.counts_kind(kind)).count() as u64;
+            return acc.finish(0);
         }
-    }
-    let all = features.iter().enumerate().fold(0, |m, (i, _)| m | bit(i));
-    let interned = kinds.len() <= 64;
-    let mut any_kind = 0u64;
-    scratch.by_kind.clear();
-    scratch.by_kind.resize(kinds.len(), 0);
-    for (i, feature) in features.iter().enumerate() {
-        if feature.kinds.is_empty() {
-            any_kind |= bit(i);
+        scratch.hints.clear();
+        scratch.hints.resize(self.filter_reads.len(), 0);
+        scratch.distinct.clear();
+        let rows = rows.iter().zip(kinds);
+        if self.aggregate == Aggregation::Last {
+            // The newest value only: walk back from `now` and stop at the first.
+            self.add_rows(rows.rev(), true, now, &mut acc, scratch);
+        } else {
+            self.add_rows(rows, false, now, &mut acc, scratch);
         }
-        for (kind, &key) in feature.kinds.iter().zip(feature.kind_keys.iter()) {
-            let kind = kind.as_str();
-            if let Some(p) = kinds.iter().position(|&(k, s)| key.same(kind, k, s))
-                && let Some(m) = scratch.by_kind.get_mut(p)
-            {
-                *m |= bit(i);
-            }
-        }
-    }
-    for m in &mut scratch.by_kind {
-        *m |= any_kind;
+        acc.finish(scratch.distinct.len())
     }
 
-    scratch.accs.clear();
-    scratch
-        .accs
-        .extend(features.iter().map(|f| Acc::new(f.aggregate)));
-    scratch.distinct.clear();
-    scratch.filter_hints.clear();
-    let mut reads = features.len();
-    for feature in features {
-        scratch.filter_hints.push(reads);
-        reads += feature.filter_reads.len();
-    }
-    scratch.hints.clear();
-    scratch.hints.resize(reads, 0);
-    // Where each window opens: the first touchpoint at or after its start. Windows of the same
-    // length share one search.
-    scratch.opens.clear();
-    for (i, feature) in features.iter().enumerate() {
-        let start = now.saturating_sub(feature.window);
-        match features
-            .iter()
-            .take(i)
-            .position(|f| f.window == feature.window)
-            .and_then(|j| scratch.opens.iter_mut().find(|(_, m)| m & bit(j) != 0))
-        {
-            Some((_, mask)) => *mask |= bit(i),
-            None => {
-                let open = touchpoints.partition_point(|t| t.occurred_at_micros() < start);
-                scratch.opens.push((open, bit(i)));
-            }
-        }
-    }
-    scratch.opens.sort_unstable_by_key(|&(open, _)| open);
-    let first = scratch.opens.first().map_or(touchpoints.len(), |&(o, _)| o);
-    // The features whose window holds the current touchpoint, and the next window to open.
-    let mut open = 0u64;
-    let mut next = 0;
-    for (n, t) in touchpoints.iter().enumerate().skip(first) {
-        while let Some(&(at, mask)) = scratch.opens.get(next)
-            && at <= n
-        {
-            open |= mask;
-            next += 1;
-        }
-        let by_kind = if interned {
-            let kind = t.kind().as_str();
-            let key = KindKey::of(kind);
-            kinds
-                .iter()
-                .position(|&(k, s)| key.same(kind, k, s))
-                .and_then(|p| scratch.by_kind.get(p).copied())
-                .unwrap_or(any_kind)
-        } else {
-            all
-        };
-        let mut visit = by_kind & open;
-        while visit != 0 {
-            let i = visit.trailing_zeros() as usize;
-            visit &= visit - 1;
-            let (Some(feature), Some(acc)) = (features.get(i), scratch.accs.get_mut(i)) else {
-                continue;
-            };
-            if (!interned && !feature.kinds.is_empty() && !feature.kinds.contains(t.kind()))
-                || !feature.admits_channel(t)
+    /// Adds the touchpoints of `rows` (with their kind ids) that the feature counts to `acc`;
+    /// with `first_only`, stops at the first value added.
+    #[inline(always)]
+    fn add_rows<'a, 'k, T: TouchpointFields + 'a>(
+        &self,
+        rows: impl Iterator<Item = (&'a T, &'k u32)>,
+        first_only: bool,
+        now: i64,
+        acc: &mut Acc<'a>,
+        scratch: &mut FeatureScratch<'a>,
+    ) {
+        let mut hint = 0;
+        for (t, &kind) in rows {
+            if !self.counts_kind(kind)
+                || !self.admits_channel(t)
+                || !self.passes_filter(t, now, scratch)
             {
                 continue;
             }
-            if let Some(filter) = &feature.filter {
-                let from = scratch.filter_hints.get(i).copied().unwrap_or(usize::MAX);
-                let hints = scratch.hints.get_mut(from..).unwrap_or(&mut []);
-                for ((slot, field), hint) in feature.filter_reads.iter().zip(hints) {
-                    if let Some(value) = scratch.touchpoint.get_mut(*slot) {
-                        *value = field.read(t, hint);
-                    }
-                }
-                let env = Env {
-                    touchpoint: &scratch.touchpoint,
-                    ..Env::empty_micros(now)
-                };
-                if !filter.eval(&env).holds() {
-                    continue;
-                }
-            }
-            match &feature.attribute {
-                None => acc.count += 1,
-                Some(name) => {
-                    let mut unhinted = 0;
-                    let hint = scratch.hints.get_mut(i).unwrap_or(&mut unhinted);
-                    if let Some(value) = t.attributes().get_hinted(name.as_str(), hint) {
-                        acc.add(i, Scalar::of(value), &mut scratch.distinct);
-                    }
+            let Some(name) = &self.attribute else {
+                acc.count += 1;
+                continue;
+            };
+            if let Some(value) = t.attributes().get_hinted(name.as_str(), &mut hint) {
+                acc.add(Scalar::of(value), &mut scratch.distinct);
+                if first_only {
+                    return;
                 }
             }
         }
     }
-    let distinct = &scratch.distinct;
-    out.extend(scratch.accs.drain(..).enumerate().map(|(i, acc)| {
-        let n = distinct.iter().filter(|seen| seen.feature == i).count();
-        acc.finish(n)
-    }));
+
+    /// Whether the feature counts touchpoints whose kind id is `kind`.
+    #[inline(always)]
+    fn counts_kind(&self, kind: u32) -> bool {
+        match self.kind_test {
+            KindTest::Any => true,
+            KindTest::Mask(mask) => kind < 64 && (mask >> kind) & 1 != 0,
+            KindTest::Ids => self.kind_ids.contains(&kind),
+        }
+    }
+
+    /// Whether `t` passes the feature's filter (true without one).
+    #[inline]
+    fn passes_filter<'a, T: TouchpointFields>(
+        &self,
+        t: &'a T,
+        now: i64,
+        scratch: &mut FeatureScratch<'a>,
+    ) -> bool {
+        let Some(filter) = &self.filter else {
+            return true;
+        };
+        if let Some(flag) = &self.filter_flag {
+            let mut hint = scratch.hints.first().copied().unwrap_or(0);
+            let value = t.attributes().get_hinted(flag.as_str(), &mut hint);
+            if let Some(first) = scratch.hints.first_mut() {
+                *first = hint;
+            }
+            return matches!(value, Some(Value::Bool(true)));
+        }
+        for ((slot, field), hint) in self.filter_reads.iter().zip(scratch.hints.iter_mut()) {
+            if let Some(value) = scratch.touchpoint.get_mut(*slot) {
+                *value = field.read(t, hint);
+            }
+        }
+        let env = Env {
+            touchpoint: &scratch.touchpoint,
+            ..Env::empty_micros(now)
+        };
+        filter.eval(&env).holds()
+    }
 }
 
 /// The `touchpoint.*` values of `t`, in slot order (for rules over one touchpoint: journey
@@ -393,16 +483,6 @@ pub(crate) fn touchpoint_slots<'a>(
         };
         Some(value)
     }));
-}
-
-/// A value a distinct count has seen.
-#[derive(Debug, Clone, Copy)]
-struct Seen<'a> {
-    feature: usize,
-    /// Equal values have equal keys: most unequal values are told apart without comparing
-    /// them.
-    quick: u64,
-    value: Scalar<'a>,
 }
 
 /// A key of `value` such that equal values have equal keys: for text, its length and first
@@ -453,20 +533,15 @@ impl<'a> Acc<'a> {
         }
     }
 
-    fn add(&mut self, feature: usize, value: Scalar<'a>, distinct: &mut Vec<Seen<'a>>) {
+    /// Adds `value`; `distinct` holds the values a distinct count has seen (equal values have
+    /// equal quick keys, so most unequal ones are told apart without comparing them).
+    fn add(&mut self, value: Scalar<'a>, distinct: &mut Vec<(u64, Scalar<'a>)>) {
         match self.aggregate {
             Aggregation::Last => self.last = Some(value),
             Aggregation::DistinctCount => {
                 let quick = quick_key(&value);
-                if !distinct
-                    .iter()
-                    .any(|s| s.quick == quick && s.feature == feature && s.value == value)
-                {
-                    distinct.push(Seen {
-                        feature,
-                        quick,
-                        value,
-                    });
+                if !distinct.iter().any(|&(q, v)| q == quick && v == value) {
+                    distinct.push((quick, value));
                 }
             }
             Aggregation::Count => self.count += 1,
@@ -587,6 +662,66 @@ features:
                 Some(Scalar::Num(2.0)),
                 Some(Scalar::Num(2.0)),
                 None,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flag_filter_read_directly_agrees_with_the_evaluator() {
+        let catalog = Catalog::from_yaml(
+            r#"
+schema:
+  touchpoint: { roaming: bool, note: string }
+features:
+  - { id: direct, aggregate: count, window: 1d, filter: " touchpoint.roaming " }
+  - { id: evaluated, aggregate: count, window: 1d, filter: "touchpoint.roaming == true" }
+  - { id: last_note, aggregate: last, attribute: note, window: 1d, filter: touchpoint.roaming }
+  - { id: not_a_flag, aggregate: count, window: 1d, filter: "touchpoint.note == 'x'" }
+"#,
+        )
+        .unwrap();
+        let compiled = crate::arbitration::CompiledCatalog::compile(catalog, 1).unwrap();
+        let flags: Vec<bool> = compiled
+            .features
+            .iter()
+            .map(|f| f.filter_flag.is_some())
+            .collect();
+        assert_eq!(flags, [true, false, true, false]);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let at = |m: i64| now - TimeDelta::minutes(m);
+        let t = |id: &str, m: i64| {
+            Touchpoint::new(id, CustomerId::new("c"), Channel::App, Kind::USAGE, at(m))
+        };
+        let touchpoints = vec![
+            t("a", 50)
+                .with_attribute("roaming", true)
+                .with_attribute("note", "x"),
+            t("b", 40)
+                .with_attribute("roaming", false)
+                .with_attribute("note", "y"),
+            t("c", 30).with_attribute("roaming", "yes"), // not a bool: missing
+            t("d", 20).with_attribute("note", "z"),      // no flag
+            t("e", 10)
+                .with_attribute("roaming", true)
+                .with_attribute("note", "w"),
+            t("f", 5).with_attribute("roaming", true), // no note: `last` looks further back
+        ];
+        let mut out = Vec::new();
+        compute(
+            &compiled.features,
+            &compiled.vocabulary,
+            &touchpoints,
+            now.timestamp_micros(),
+            &mut FeatureScratch::default(),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                Some(Scalar::Num(3.0)),
+                Some(Scalar::Num(3.0)),
+                Some(Scalar::Str("w")),
+                Some(Scalar::Num(1.0)),
             ]
         );
     }
