@@ -36,6 +36,9 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          FROM touchpoints t, c
          WHERE $6::boolean AND t.customer_id = c.id
            AND (t.occurred_us, t.occurred_ns) >= ($2, $3) AND (t.occurred_us, t.occurred_ns) < ($4, $5)
+           AND (NOT $16::boolean OR EXISTS (
+                SELECT 1 FROM unnest($14::text[], $15::bigint[]) AS w(kind, since_us)
+                WHERE w.kind = t.kind AND t.occurred_us >= w.since_us))
          UNION ALL
          SELECT 2::smallint, k.seq, NULL, NULL, {NO_TOUCHPOINT}, {contact}
          FROM contacts k, c
@@ -88,6 +91,18 @@ impl PostgresStore {
     ) -> Result<Option<DecisionState>> {
         let (with_tps, t) = bounds(query.touchpoints);
         let (with_contacts, k) = bounds(query.contacts);
+        // With features asked for, only the touchpoints they read: each kind a feature counts,
+        // from the start of the longest window counting it (the rest cannot change a value).
+        let read = query
+            .features
+            .as_ref()
+            .and_then(|f| f.catalog.touchpoint_kinds_read(f.now));
+        let narrow = read.is_some();
+        let (kinds, since): (Vec<&str>, Vec<i64>) = read
+            .iter()
+            .flatten()
+            .map(|(kind, since)| (kind.as_str(), since.timestamp_micros()))
+            .unzip();
         let ids: Vec<&str> = query.budgets.iter().map(|b| b.budget.as_str()).collect();
         let periods: Vec<&str> = query.budgets.iter().map(|b| b.period.as_str()).collect();
         let conn = self.conn().await?;
@@ -109,6 +124,9 @@ impl PostgresStore {
                     &with_contacts,
                     &ids,
                     &periods,
+                    &kinds,
+                    &since,
+                    &narrow,
                 ],
                 "load a customer's state for a decision",
             )

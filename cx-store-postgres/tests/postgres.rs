@@ -714,3 +714,71 @@ async fn a_batch_racing_a_writer_of_one_of_its_keys_keeps_the_first_row_and_the_
         .get(0);
     assert_eq!(kind, "complaint", "the row stored first stays");
 }
+
+/// Asked for features it does not compute in place, the store sends only the touchpoints they
+/// read: the kinds some feature counts, each from the start of the longest window counting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_state_leaves_out_touchpoints_no_feature_reads() {
+    use cx_core::arbitration::CompiledCatalog;
+    let store = store().await;
+    store.upsert_customers(vec![customer("c-1")]).await.unwrap();
+    let kinds = [Kind::PAGE_VIEW, Kind::PRODUCT_VIEW, Kind::PURCHASE];
+    let batch = (0..60)
+        .map(|i| {
+            let kind = kinds[i as usize % 3].clone();
+            Touchpoint::new(
+                format!("t-{i}"),
+                CustomerId::new("c-1"),
+                Channel::Web,
+                kind,
+                at(-60 * i),
+            )
+            .with_attribute("dwell_seconds", i as f64)
+        })
+        .collect();
+    store.append_touchpoints(batch).await.unwrap();
+    let catalog = Arc::new(
+        CompiledCatalog::compile(
+            Catalog::from_yaml(
+                r#"
+schema:
+  touchpoint: { dwell_seconds: number }
+features:
+  - { id: views, aggregate: count, kinds: [product_view], window: 30m }
+  - { id: dwell, aggregate: sum, attribute: dwell_seconds, kinds: [page_view], window: 10m }
+  - { id: views_1h, aggregate: count, kinds: [product_view], window: 1h }
+"#,
+            )
+            .unwrap(),
+            1,
+        )
+        .unwrap(),
+    );
+    let now = at(1);
+    let range = TimeRange::new(at(-4000), at(2));
+    let query = DecisionStateQuery::new("c-1")
+        .touchpoints(Some(range))
+        .features(Arc::clone(&catalog), now);
+    let state = store.decision_state(&query).await.unwrap().unwrap();
+    let all = store
+        .customer_touchpoints(&CustomerId::new("c-1"), range)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 60);
+    // Product views from an hour back, page views from 10 minutes back, no purchase.
+    let kept: Vec<&Touchpoint> = all
+        .iter()
+        .filter(|t| {
+            (t.kind == Kind::PRODUCT_VIEW
+                && t.occurred_at >= now - cx_core::chrono::TimeDelta::hours(1))
+                || (t.kind == Kind::PAGE_VIEW
+                    && t.occurred_at >= now - cx_core::chrono::TimeDelta::minutes(10))
+        })
+        .collect();
+    assert_eq!(state.touchpoints.iter().collect::<Vec<_>>(), kept);
+    assert_eq!(kept.len(), 20 + 4);
+    assert_eq!(
+        catalog.compute_features(&state.touchpoints, now),
+        catalog.compute_features(&all, now)
+    );
+}

@@ -522,6 +522,27 @@ impl CompiledCatalog {
         crate::model::Span::from(chrono::TimeDelta::microseconds(self.touchpoint_lookback))
     }
 
+    /// The touchpoints a decision at `now` computes its features from: each kind some feature
+    /// counts, with the earliest instant a feature counting it reads (the start of the longest
+    /// such window); `None` when some feature counts every kind. A backend that hands a
+    /// decision touchpoints rather than features may leave out every other touchpoint.
+    pub fn touchpoint_kinds_read(
+        &self,
+        now: crate::model::Timestamp,
+    ) -> Option<Vec<(crate::model::Kind, crate::model::Timestamp)>> {
+        let kinds = self.features.kinds_read(now.timestamp_micros())?;
+        Some(
+            kinds
+                .into_iter()
+                .map(|(kind, since)| {
+                    let since = chrono::DateTime::from_timestamp_micros(since)
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                    (kind, since)
+                })
+                .collect(),
+        )
+    }
+
     /// Every feature of the catalogue at `now` over `touchpoints` (oldest first), in catalogue
     /// order: what a decision computes from [`DecisionInput::touchpoints`](super::DecisionInput),
     /// for a store to compute where it keeps the touchpoints and hand over as

@@ -265,6 +265,29 @@ impl FeatureSet {
         }
     }
 
+    /// The kinds of touchpoint the features count, each with the start (in microseconds) of
+    /// the longest window of a feature counting it, for a decision at `now`; `None` if some
+    /// feature counts every kind. No other touchpoint changes any feature's value.
+    pub(crate) fn kinds_read(&self, now: i64) -> Option<Vec<(Kind, i64)>> {
+        let mut out: Vec<(Kind, i64)> = self
+            .kinds
+            .iter()
+            .map(|(_, kind)| (kind.clone(), now))
+            .collect();
+        for feature in self.iter() {
+            if feature.kinds.is_empty() {
+                return None;
+            }
+            let start = now.saturating_sub(feature.window);
+            for &id in &feature.kind_ids {
+                if let Some((_, since)) = out.get_mut(id as usize) {
+                    *since = (*since).min(start);
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// How many features there are.
     pub(crate) fn len(&self) -> usize {
         self.features.len()

@@ -66,6 +66,8 @@ impl DecisionStateQuery {
 /// (with [`CompiledCatalog::compute_features`] over its own form of them), so that a decision
 /// on a local backend copies no touchpoint. A backend that does not answers with the
 /// touchpoints instead, and the decision computes the features from them: the same values.
+/// It may then leave out the touchpoints no feature reads
+/// ([`CompiledCatalog::touchpoint_kinds_read`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct FeatureRequest {
@@ -91,7 +93,8 @@ pub struct DecisionState {
     /// The profile of the customer the id resolved to.
     pub customer: Customer,
     /// The touchpoints asked for, oldest first (as `customer_touchpoints` returns them); empty
-    /// when `features` holds what was computed from them instead.
+    /// when `features` holds what was computed from them instead. When the query asked for
+    /// features, possibly only those the features read (see [`FeatureRequest`]).
     pub touchpoints: Vec<Touchpoint>,
     /// The features the query asked for, if the backend computed them in place (in catalogue
     /// order); `None`: they are to be computed from `touchpoints`.

@@ -1031,26 +1031,67 @@ features:
     assert_eq!(plain.budget_used, vec![3, 0]);
     assert_eq!(plain.contacts, contacts(store, &c, range).await);
 
-    let asked = query.clone().features(Arc::clone(&catalog), now);
-    let state = store
-        .decision_state(&asked)
-        .await
-        .unwrap()
-        .expect("a state");
-    match &state.features {
-        Some(features) => {
-            assert_eq!(features, &expected, "features computed in place");
-            assert!(
-                state.touchpoints.is_empty(),
-                "features replace the touchpoints"
-            );
+    // The same features either way: computed in place, or from the touchpoints returned (all
+    // of them, or those the features read). The second catalogue counts named kinds only, so a
+    // backend may narrow the touchpoints it returns.
+    let kinded = Arc::new(
+        crate::arbitration::CompiledCatalog::compile(
+            Catalog::from_yaml(
+                r#"
+schema:
+  touchpoint: { dwell_seconds: number }
+features:
+  - { id: views_10m, aggregate: count, kinds: [product_view], window: 10m }
+  - { id: long_views, aggregate: count, kinds: [product_view], window: 1d, filter: "touchpoint.dwell_seconds >= 60" }
+  - { id: avg_dwell, aggregate: avg, attribute: dwell_seconds, kinds: [page_view], window: 2h }
+"#,
+            )
+            .unwrap(),
+            1,
+        )
+        .unwrap(),
+    );
+    for catalog in [&catalog, &kinded] {
+        let expected = catalog.compute_features(&touchpoints, now);
+        let asked = query.clone().features(Arc::clone(catalog), now);
+        let state = store
+            .decision_state(&asked)
+            .await
+            .unwrap()
+            .expect("a state");
+        match &state.features {
+            Some(features) => {
+                assert_eq!(features, &expected, "features computed in place");
+                assert!(
+                    state.touchpoints.is_empty(),
+                    "features replace the touchpoints"
+                );
+            }
+            None => {
+                assert_eq!(
+                    catalog.compute_features(&state.touchpoints, now),
+                    expected,
+                    "or the touchpoints to compute them"
+                );
+                assert!(
+                    state.touchpoints.iter().all(|t| touchpoints.contains(t)),
+                    "only touchpoints of the range"
+                );
+            }
         }
-        None => assert_eq!(
-            state.touchpoints, touchpoints,
-            "or the touchpoints to compute them"
-        ),
+        assert_eq!(state.budget_used, vec![3, 0]);
     }
-    assert_eq!(state.budget_used, vec![3, 0]);
+    assert!(
+        catalog.touchpoint_kinds_read(now).is_none(),
+        "some feature counts every kind"
+    );
+    assert_eq!(
+        kinded.touchpoint_kinds_read(now),
+        Some(vec![
+            (Kind::PRODUCT_VIEW, now - TimeDelta::days(1)),
+            (Kind::PAGE_VIEW, now - TimeDelta::hours(2))
+        ])
+    );
 
     let nobody = crate::store::DecisionStateQuery::new(cid(&format!("{p}-nobody")))
         .touchpoints(Some(range))
