@@ -7,7 +7,9 @@
 //!
 //! - [`ClauseInterner`] gives each distinct such clause an id when the catalogue compiles.
 //! - A [`ClausePlan`] evaluates a set of shared clauses in one pass, grouped by operand:
-//!   `features.views_10m` is read once and compared with each constant of its group.
+//!   `features.views_10m` is read once and compared with each constant of its group, the
+//!   tests split by comparison when the plan is built (a loop per comparison, no dispatch per
+//!   test); a string operand is compared once with each distinct constant of its group.
 //! - Rules then read their clauses' results ([`ClauseResults`]) instead of evaluating them.
 //!   Each rule still goes through its clauses in order and stops at the first false one, so a
 //!   verdict (and the clause an explanation names) is exactly what plain evaluation gives.
@@ -16,6 +18,7 @@ use super::compile::CompiledRule;
 use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, Verdict, slots_of};
 use super::vocabulary::{Env, Namespace, Vocabulary};
 use crate::model::Text;
+use crate::text_key::TextKey;
 use std::collections::HashMap;
 
 /// Marks a clause evaluated on its own, per candidate.
@@ -104,28 +107,132 @@ impl<'v> ClauseInterner<'v> {
     }
 }
 
-/// A test of a string operand.
+/// Tests of one operand against constants, split by comparison when the plan is built, so
+/// evaluating them is a loop per comparison with no dispatch per test: (clause id, constant)
+/// in the order `==`, `!=`, `<`, `<=`, `>`, `>=`.
 #[derive(Debug, Clone)]
-enum StrCheck {
-    Cmp(Cmp, Text),
-    In(Box<[Text]>),
+struct ByCmp<X>([Box<[(u32, X)]>; 6]);
+
+impl<X: PartialOrd + Copy> ByCmp<X> {
+    fn new(tests: [Vec<(u32, X)>; 6]) -> Self {
+        ByCmp(tests.map(Vec::into_boxed_slice))
+    }
+
+    /// Records `value <op> constant` for every test.
+    #[inline]
+    fn eval(&self, value: X, out: &mut ClauseResults) {
+        let [eq, ne, lt, le, gt, ge] = &self.0;
+        for &(id, c) in eq.iter() {
+            out.set(id, value == c);
+        }
+        for &(id, c) in ne.iter() {
+            out.set(id, value != c);
+        }
+        for &(id, c) in lt.iter() {
+            out.set(id, value < c);
+        }
+        for &(id, c) in le.iter() {
+            out.set(id, value <= c);
+        }
+        for &(id, c) in gt.iter() {
+            out.set(id, value > c);
+        }
+        for &(id, c) in ge.iter() {
+            out.set(id, value >= c);
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0
+            .iter()
+            .flat_map(|tests| tests.iter().map(|&(id, _)| id))
+    }
 }
 
-/// One operand and the clauses testing it against constants: (clause id, test).
-type Groups<O, M> = Box<[(O, Box<[M]>)]>;
-/// The same, while a plan is built.
-type Open<O, M> = Vec<(O, Vec<M>)>;
-/// A clause comparing an operand with a constant: (clause id, comparison, constant).
-type Test<X> = (u32, Cmp, X);
+/// The slot of `cmp` in a [`ByCmp`].
+fn position(cmp: Cmp) -> usize {
+    match cmp {
+        Cmp::Eq => 0,
+        Cmp::Ne => 1,
+        Cmp::Lt => 2,
+        Cmp::Le => 3,
+        Cmp::Gt => 4,
+        Cmp::Ge => 5,
+    }
+}
+
+/// One operand, read once per decision, and the tests of it.
+#[derive(Debug, Clone)]
+struct Group<O, T> {
+    operand: O,
+    tests: T,
+}
+
+/// The tests of a string operand. Equality and `in` tests name their constants by index into
+/// the group's distinct constants: the operand is compared with each distinct constant once,
+/// by [`TextKey`], and each test then compares indices.
+#[derive(Debug, Clone)]
+struct StrTests {
+    constants: Box<[(TextKey, Text)]>,
+    /// (clause id, constant index): `operand == constant`.
+    eq: Box<[(u32, u32)]>,
+    /// (clause id, constant index): `operand != constant`.
+    ne: Box<[(u32, u32)]>,
+    /// (clause id, constants as bits: bit `i` for constant `i`): `operand in [constants]`.
+    within: Box<[(u32, u64)]>,
+    /// The same for lists naming a constant beyond the 64th: (clause id, constant indices).
+    within_wide: Box<[(u32, Box<[u32]>)]>,
+    /// Order comparisons, rare in targeting: (clause id, comparison, constant).
+    ordered: Box<[(u32, Cmp, Text)]>,
+}
+
+impl StrTests {
+    #[inline]
+    fn eval(&self, value: &str, out: &mut ClauseResults) {
+        let key = TextKey::of(value);
+        // Constants are distinct: at most one equals the value.
+        let hit = self
+            .constants
+            .iter()
+            .position(|(k, c)| key.same(value, *k, c))
+            .and_then(|i| u32::try_from(i).ok())
+            .unwrap_or(u32::MAX);
+        for &(id, c) in self.eq.iter() {
+            out.set(id, hit == c);
+        }
+        for &(id, c) in self.ne.iter() {
+            out.set(id, hit != c);
+        }
+        let hit_bit = 1u64.checked_shl(hit).unwrap_or(0);
+        for &(id, bits) in self.within.iter() {
+            out.set(id, bits & hit_bit != 0);
+        }
+        for (id, items) in self.within_wide.iter() {
+            out.set(*id, items.contains(&hit));
+        }
+        for (id, cmp, c) in self.ordered.iter() {
+            out.set(*id, cmp.test(value, c.as_str()));
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        let pairs = self.eq.iter().chain(self.ne.iter()).map(|&(id, _)| id);
+        let within = self.within.iter().map(|(id, _)| *id);
+        let within = within.chain(self.within_wide.iter().map(|(id, _)| *id));
+        let ordered = self.ordered.iter().map(|(id, _, _)| *id);
+        pairs.chain(within).chain(ordered)
+    }
+}
 
 /// Shared clauses evaluated together, for one decision: those testing one operand against
-/// constants read the operand once.
+/// constants read the operand once, then run through their tests grouped by comparison.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ClausePlan {
-    num: Groups<N, Test<f64>>,
-    str: Groups<S, (u32, StrCheck)>,
-    dur: Groups<D, Test<i64>>,
-    time: Groups<T, Test<i64>>,
+    num: Box<[Group<N, ByCmp<f64>>]>,
+    str: Box<[Group<S, StrTests>]>,
+    dur: Box<[Group<D, ByCmp<i64>>]>,
+    time: Box<[Group<T, ByCmp<i64>>]>,
+    /// Clauses of any other shape, evaluated one by one.
     one: Box<[(u32, B)]>,
 }
 
@@ -140,6 +247,9 @@ fn flip(cmp: Cmp) -> Cmp {
     }
 }
 
+/// The tests of each operand while a plan is built, in the order operands first appear.
+type Open<O, M> = Vec<(O, Vec<M>)>;
+
 /// Adds `member` to the group of `operand`, opening one if needed.
 fn join<O: PartialEq + Clone, M>(groups: &mut Open<O, M>, operand: &O, member: M) {
     match groups.iter_mut().find(|(o, _)| o == operand) {
@@ -148,12 +258,14 @@ fn join<O: PartialEq + Clone, M>(groups: &mut Open<O, M>, operand: &O, member: M
     }
 }
 
-fn boxed<O, M>(groups: Open<O, M>) -> Groups<O, M> {
-    groups
-        .into_iter()
-        .map(|(o, m)| (o, m.into_boxed_slice()))
-        .collect()
+/// A test of a string operand, while a plan is built.
+enum StrCheck {
+    Cmp(Cmp, Text),
+    In(Box<[Text]>),
 }
+
+/// A clause comparing an operand with a constant: (clause id, comparison, constant).
+type Test<X> = (u32, Cmp, X);
 
 #[derive(Default)]
 struct PlanBuilder {
@@ -162,6 +274,68 @@ struct PlanBuilder {
     dur: Open<D, Test<i64>>,
     time: Open<T, Test<i64>>,
     one: Vec<(u32, B)>,
+}
+
+/// Splits `tests` by comparison.
+fn by_cmp<X: PartialOrd + Copy>(tests: Vec<Test<X>>) -> ByCmp<X> {
+    let mut split: [Vec<(u32, X)>; 6] = Default::default();
+    for (id, cmp, c) in tests {
+        if let Some(list) = split.get_mut(position(cmp)) {
+            list.push((id, c));
+        }
+    }
+    ByCmp::new(split)
+}
+
+/// Interns the constants of a string operand's tests and splits the tests by kind.
+fn str_tests(tests: Vec<(u32, StrCheck)>) -> StrTests {
+    let mut constants: Vec<(TextKey, Text)> = Vec::new();
+    let mut intern = |c: Text| -> u32 {
+        let i = constants
+            .iter()
+            .position(|(_, known)| *known == c)
+            .unwrap_or_else(|| {
+                constants.push((TextKey::of(c.as_str()), c));
+                constants.len() - 1
+            });
+        u32::try_from(i).unwrap_or(u32::MAX)
+    };
+    let (mut eq, mut ne, mut within, mut within_wide, mut ordered) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, check) in tests {
+        match check {
+            StrCheck::Cmp(Cmp::Eq, c) => eq.push((id, intern(c))),
+            StrCheck::Cmp(Cmp::Ne, c) => ne.push((id, intern(c))),
+            StrCheck::Cmp(cmp, c) => ordered.push((id, cmp, c)),
+            StrCheck::In(items) => {
+                let items: Box<[u32]> = items.iter().map(|c| intern(c.clone())).collect();
+                let bits = items
+                    .iter()
+                    .try_fold(0u64, |bits, &i| Some(bits | 1u64.checked_shl(i)?));
+                match bits {
+                    Some(bits) => within.push((id, bits)),
+                    None => within_wide.push((id, items)),
+                }
+            }
+        }
+    }
+    StrTests {
+        constants: constants.into_boxed_slice(),
+        eq: eq.into_boxed_slice(),
+        ne: ne.into_boxed_slice(),
+        within: within.into_boxed_slice(),
+        within_wide: within_wide.into_boxed_slice(),
+        ordered: ordered.into_boxed_slice(),
+    }
+}
+
+fn groups<O, M, T>(open: Open<O, M>, tests: impl Fn(Vec<M>) -> T) -> Box<[Group<O, T>]> {
+    open.into_iter()
+        .map(|(operand, members)| Group {
+            operand,
+            tests: tests(members),
+        })
+        .collect()
 }
 
 impl PlanBuilder {
@@ -198,60 +372,48 @@ impl PlanBuilder {
 
     fn build(self) -> ClausePlan {
         ClausePlan {
-            num: boxed(self.num),
-            str: boxed(self.str),
-            dur: boxed(self.dur),
-            time: boxed(self.time),
+            num: groups(self.num, by_cmp),
+            str: groups(self.str, str_tests),
+            dur: groups(self.dur, by_cmp),
+            time: groups(self.time, by_cmp),
             one: self.one.into_boxed_slice(),
         }
     }
 }
 
 impl ClausePlan {
-    /// Evaluates every clause of the plan into `results`.
+    /// Evaluates every clause of the plan into `results`. An operand that cannot be
+    /// evaluated leaves every test of it undecided, with the operand's fault.
     pub(crate) fn eval(&self, env: &Env<'_>, results: &mut ClauseResults) {
-        let out = &mut results.results;
-        let passes = &mut results.passes;
-        let mut set = |id: u32, result: Result<bool, Fault>| {
-            if let Some(slot) = out.get_mut(id as usize) {
-                *slot = result;
-            }
-            if let Some(slot) = passes.get_mut(id as usize) {
-                *slot = u8::from(result == Ok(true));
-            }
-        };
-        for (operand, tests) in self.num.iter() {
-            let value = operand.eval(env);
-            for &(id, cmp, c) in tests.iter() {
-                set(id, value.map(|v| cmp.test(&v, &c)));
+        for group in self.num.iter() {
+            match group.operand.eval(env) {
+                Ok(value) => group.tests.eval(value, results),
+                Err(fault) => results.fault_all(group.tests.ids(), fault),
             }
         }
-        for (operand, tests) in self.str.iter() {
-            let value = operand.eval(env);
-            for (id, check) in tests.iter() {
-                set(
-                    *id,
-                    value.map(|v| match check {
-                        StrCheck::Cmp(cmp, c) => cmp.test(v, c.as_str()),
-                        StrCheck::In(items) => items.iter().any(|i| i.as_str() == v),
-                    }),
-                );
+        for group in self.str.iter() {
+            match group.operand.eval(env) {
+                Ok(value) => group.tests.eval(value, results),
+                Err(fault) => results.fault_all(group.tests.ids(), fault),
             }
         }
-        for (operand, tests) in self.dur.iter() {
-            let value = operand.eval(env);
-            for &(id, cmp, c) in tests.iter() {
-                set(id, value.map(|v| cmp.test(&v, &c)));
+        for group in self.dur.iter() {
+            match group.operand.eval(env) {
+                Ok(value) => group.tests.eval(value, results),
+                Err(fault) => results.fault_all(group.tests.ids(), fault),
             }
         }
-        for (operand, tests) in self.time.iter() {
-            let value = operand.eval(env);
-            for &(id, cmp, c) in tests.iter() {
-                set(id, value.map(|v| cmp.test(&v, &c)));
+        for group in self.time.iter() {
+            match group.operand.eval(env) {
+                Ok(value) => group.tests.eval(value, results),
+                Err(fault) => results.fault_all(group.tests.ids(), fault),
             }
         }
         for (id, clause) in self.one.iter() {
-            set(*id, clause.eval(env));
+            match clause.eval(env) {
+                Ok(holds) => results.set(*id, holds),
+                Err(fault) => results.fault(*id, fault),
+            }
         }
     }
 }
@@ -259,10 +421,12 @@ impl ClausePlan {
 /// The results of a catalogue's shared clauses for one decision, by clause id.
 #[derive(Debug)]
 pub(crate) struct ClauseResults {
-    results: Vec<Result<bool, Fault>>,
     /// Per clause id, 1 if the clause holds, else 0, and one more entry, always 1, at id
     /// `count`: read without branching by the candidate loop.
     passes: Vec<u8>,
+    /// Per clause id, why it could not be decided, if it could not. Empty until a clause
+    /// faults (most decisions have every value their rules read).
+    faults: Vec<Option<Fault>>,
 }
 
 impl ClauseResults {
@@ -273,8 +437,35 @@ impl ClauseResults {
             *always = 1;
         }
         ClauseResults {
-            results: vec![Ok(false); count],
             passes,
+            faults: Vec::new(),
+        }
+    }
+
+    /// Records that clause `id` holds or not.
+    #[inline(always)]
+    fn set(&mut self, id: u32, holds: bool) {
+        if let Some(slot) = self.passes.get_mut(id as usize) {
+            *slot = u8::from(holds);
+        }
+    }
+
+    /// Records that clause `id` could not be decided.
+    #[cold]
+    fn fault(&mut self, id: u32, fault: Fault) {
+        self.set(id, false);
+        if self.faults.is_empty() {
+            self.faults.resize(self.passes.len(), None);
+        }
+        if let Some(slot) = self.faults.get_mut(id as usize) {
+            *slot = Some(fault);
+        }
+    }
+
+    #[cold]
+    fn fault_all(&mut self, ids: impl Iterator<Item = u32>, fault: Fault) {
+        for id in ids {
+            self.fault(id, fault);
         }
     }
 
@@ -288,7 +479,13 @@ impl ClauseResults {
     /// The result of shared clause `id`.
     #[inline]
     pub(crate) fn get(&self, id: u32) -> Result<bool, Fault> {
-        self.results.get(id as usize).copied().unwrap_or(Ok(false))
+        if self.passes(id) == 1 {
+            return Ok(true);
+        }
+        match self.faults.get(id as usize) {
+            Some(Some(fault)) => Err(*fault),
+            _ => Ok(false),
+        }
     }
 
     /// The verdict of a rule whose clauses are all shared, `ids` in clause order: what

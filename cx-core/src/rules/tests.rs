@@ -344,6 +344,12 @@ const POOL: &[&str] = &[
     r#"timestamp("2026-02-01T00:00:00Z") >= customer.signed_up_at"#,
     r#"duration("30d") < now - customer.signed_up_at"#,
     "customer.tenure_months / 0 > 1.0",
+    r#"customer.plan in ["M", "L", "XL"]"#,
+    r#"customer.plan < "M""#,
+    r#""M" <= customer.plan"#,
+    r#"customer.plan == "XL""#,
+    "customer.tenure_months != 12",
+    "12.0 >= customer.tenure_months",
 ];
 
 fn pooled_rule(picks: &[usize]) -> String {
