@@ -95,19 +95,6 @@ pub(crate) struct Hot {
     /// [`Hot::SHARED_ELIGIBILITY`] says every clause is shared.
     pub(crate) eligibility: (u32, u32),
     pub(crate) flags: u8,
-    /// The shared clause ids of an eligibility rule of at most [`Hot::SCREENED_CLAUSES`]
-    /// clauses, all shared, padded with the id of a clause that always holds
-    /// ([`CompiledCatalog::shared_clauses`]); only that id for any other offer. The candidate
-    /// loop screens eligibility with them, without branching.
-    pub(crate) clauses: [u32; Hot::SCREENED_CLAUSES],
-    /// The checks this offer always needs made one by one, as [`Screen`] bits:
-    /// [`Screen::RULE`], [`Screen::OWN_POLICY`], [`Screen::SUITABILITY`].
-    ///
-    /// [`Screen`]: super::decide::Screen
-    /// [`Screen::RULE`]: super::decide::Screen::RULE
-    /// [`Screen::OWN_POLICY`]: super::decide::Screen::OWN_POLICY
-    /// [`Screen::SUITABILITY`]: super::decide::Screen::SUITABILITY
-    pub(crate) slow: u8,
     /// The offer's value and lever, for scoring.
     pub(crate) value: f64,
     pub(crate) lever: f64,
@@ -139,6 +126,44 @@ impl Hot {
     }
 }
 
+/// What the first look at a candidate reads (see [`Screen`]), packed, one per offer
+/// deliverable on a channel, in the channel's candidate order: the screen walks this array
+/// and nothing else.
+///
+/// [`Screen`]: super::decide::Screen
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScreenRow {
+    pub(crate) valid_from: i64,
+    pub(crate) valid_until: i64,
+    /// The shared clause ids of an eligibility rule of at most [`Hot::SCREENED_CLAUSES`]
+    /// clauses, all shared, padded with the id of a clause that always holds
+    /// ([`CompiledCatalog::shared_clauses`]); only that id for any other offer. The screen
+    /// checks eligibility with them, without branching.
+    pub(crate) clauses: [u32; Hot::SCREENED_CLAUSES],
+    pub(crate) purpose: u32,
+    pub(crate) category: u32,
+    /// Index of its budget, or [`Hot::NO_BUDGET`].
+    pub(crate) budget: u32,
+    /// The checks this offer always needs made one by one, as [`Screen`] bits:
+    /// [`Screen::RULE`], [`Screen::OWN_POLICY`], [`Screen::SUITABILITY`].
+    ///
+    /// [`Screen::RULE`]: super::decide::Screen::RULE
+    /// [`Screen::OWN_POLICY`]: super::decide::Screen::OWN_POLICY
+    /// [`Screen::SUITABILITY`]: super::decide::Screen::SUITABILITY
+    pub(crate) slow: u8,
+}
+
+/// The offers deliverable on one channel, ready for a decision's candidate loop.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChannelOffers {
+    /// Offer indices, in catalogue order: the channel's candidates.
+    pub(crate) offers: Box<[u32]>,
+    /// What the screen reads of each candidate, in the same order.
+    pub(crate) screen: Box<[ScreenRow]>,
+    /// The plan evaluating the shared clauses of their rules.
+    pub(crate) plan: ClausePlan,
+}
+
 /// A segment rule, compiled.
 #[derive(Debug, Clone)]
 pub struct CompiledSegment {
@@ -155,8 +180,8 @@ pub struct CompiledCatalog {
     pub(crate) vocabulary: Arc<Vocabulary>,
     pub(crate) offers: Box<[CompiledOffer]>,
     pub(crate) offer_index: HashMap<OfferId, u32>,
-    /// Offer indices deliverable on each channel, in catalogue order.
-    pub(crate) by_channel: HashMap<Channel, Box<[u32]>>,
+    /// The offers deliverable on each channel.
+    pub(crate) channels: HashMap<Channel, ChannelOffers>,
     pub(crate) categories: Box<[Category]>,
     pub(crate) category_index: HashMap<Category, u32>,
     pub(crate) purposes: Box<[Purpose]>,
@@ -179,8 +204,6 @@ pub struct CompiledCatalog {
     pub(crate) touchpoint_lookback: i64,
     /// How many distinct clauses offer rules share.
     pub(crate) shared_clauses: usize,
-    /// Per channel, the plan evaluating the shared clauses of the offers deliverable on it.
-    pub(crate) clause_plans: HashMap<Channel, ClausePlan>,
     /// Per offer, what the candidate loop reads.
     pub(crate) hot: Box<[Hot]>,
     /// The shared clause ids of eligibility rules, offer after offer (see [`Hot::eligibility`]).
@@ -280,6 +303,7 @@ impl CompiledCatalog {
         let shared_clauses = interner.count();
         let mut eligibility_ids = Vec::new();
         let always = index(shared_clauses);
+        let mut screen_rows = Vec::with_capacity(offers.len());
         let hot = offers
             .iter()
             .map(|o| {
@@ -315,23 +339,31 @@ impl CompiledCatalog {
                 if !o.offer.context_weights.is_empty() {
                     flags |= Hot::CONTEXT_WEIGHTS;
                 }
+                let budget = o.budget.unwrap_or(Hot::NO_BUDGET);
+                screen_rows.push(ScreenRow {
+                    valid_from: o.valid_from,
+                    valid_until: o.valid_until,
+                    clauses,
+                    purpose: o.purpose,
+                    category: o.category,
+                    budget,
+                    slow,
+                });
                 Hot {
                     valid_from: o.valid_from,
                     valid_until: o.valid_until,
                     purpose: o.purpose,
                     category: o.category,
-                    budget: o.budget.unwrap_or(Hot::NO_BUDGET),
+                    budget,
                     eligibility: (start, index(eligibility_ids.len())),
                     flags,
-                    clauses,
-                    slow,
                     value: o.offer.value,
                     lever: o.offer.lever,
                 }
             })
             .collect();
-        let clause_plans = by_channel
-            .iter()
+        let channels = by_channel
+            .into_iter()
             .map(|(channel, indices)| {
                 let ids = indices
                     .iter()
@@ -339,7 +371,19 @@ impl CompiledCatalog {
                     .flat_map(|o| [&o.eligibility, &o.suitability])
                     .flatten()
                     .flat_map(|rule| rule.shared_ids().iter().copied());
-                (channel.clone(), interner.plan(ids))
+                let plan = interner.plan(ids);
+                let screen = indices
+                    .iter()
+                    .filter_map(|&i| screen_rows.get(i as usize).copied())
+                    .collect();
+                (
+                    channel,
+                    ChannelOffers {
+                        offers: indices.into_boxed_slice(),
+                        screen,
+                        plan,
+                    },
+                )
             })
             .collect();
 
@@ -411,10 +455,7 @@ impl CompiledCatalog {
             vocabulary,
             offers: offers.into_boxed_slice(),
             offer_index,
-            by_channel: by_channel
-                .into_iter()
-                .map(|(c, v)| (c, v.into_boxed_slice()))
-                .collect(),
+            channels,
             categories: categories.into_boxed_slice(),
             category_index,
             purposes: purposes.into_boxed_slice(),
@@ -429,7 +470,6 @@ impl CompiledCatalog {
             contact_kinds,
             touchpoint_lookback,
             shared_clauses,
-            clause_plans,
             hot,
             eligibility_ids: eligibility_ids.into_boxed_slice(),
             weight_names,
@@ -443,6 +483,21 @@ impl CompiledCatalog {
     pub fn with_version(mut self, version: u64) -> Self {
         self.version = version;
         self
+    }
+
+    /// The shared clause ids of the eligibility rule of the offer `hot` describes, when they
+    /// all are ([`Hot::SHARED_ELIGIBILITY`]); empty otherwise.
+    #[inline]
+    pub(crate) fn eligibility_ids(&self, hot: Hot) -> &[u32] {
+        let (from, to) = hot.eligibility;
+        self.eligibility_ids
+            .get(from as usize..to as usize)
+            .unwrap_or(&[])
+    }
+
+    /// The offers deliverable on `channel`, if any is.
+    pub(crate) fn channel(&self, channel: &Channel) -> Option<&ChannelOffers> {
+        self.channels.get(channel)
     }
 
     /// The interned context-weight names of a request's `channel` and `placement`.

@@ -3,7 +3,7 @@
 //! fallback. No I/O, no locks but the propensity model's read of its table, a fixed number of
 //! allocations per decision.
 
-use super::compiled::{CompiledCatalog, CompiledOffer, Hot, WeightKeys};
+use super::compiled::{ChannelOffers, CompiledCatalog, CompiledOffer, Hot, ScreenRow, WeightKeys};
 use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch};
 use super::policy::{CompiledContactRule, Lift};
@@ -130,14 +130,14 @@ impl Arbitrator {
         let blocks = Blocks::new(catalog, &history, now);
 
         // Every clause the channel's offers share, evaluated once.
+        let none = ChannelOffers::default();
+        let on_channel = catalog.channel(channel).unwrap_or(&none);
         let mut shared = ClauseResults::new(catalog.shared_clauses);
-        if let Some(plan) = catalog.clause_plans.get(channel) {
-            plan.eval(&base_env, &mut shared);
-        }
-        let candidates: &[u32] = catalog.by_channel.get(channel).map_or(&[], |c| c);
-        let mut excluded: Vec<(u32, Exclusion)> =
-            Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
-        let mut survivors: Vec<(u32, ScoreFactors)> = Vec::with_capacity(candidates.len());
+        on_channel.plan.eval(&base_env, &mut shared);
+
+        // The first look at every candidate: one code each, which settles most of them.
+        let screen = Screen::new(catalog, &consent, &blocks, input.budget_used);
+        let codes = screen.codes(on_channel, &shared, &blocks, now);
         let stage = Stage {
             catalog,
             base: &base_env,
@@ -147,49 +147,35 @@ impl Arbitrator {
             budget_used: input.budget_used,
             now,
         };
-        let screen = Screen::new(catalog, &consent, &blocks, input.budget_used);
-        let weights = catalog.weight_keys(channel, placement);
-        for &index in candidates {
-            let Some(hot) = catalog.hot.get(index as usize) else {
+        let mut excluded: Vec<(u32, Exclusion)> = Vec::new();
+        let mut survivors: Vec<u32> = Vec::with_capacity(on_channel.offers.len());
+        for (&index, &code) in on_channel.offers.iter().zip(&codes) {
+            // The lowest bit set: the first stage to act on.
+            let first = code & code.wrapping_neg();
+            if first == 0 {
+                survivors.push(index);
+                continue;
+            }
+            if first <= Screen::INELIGIBLE {
+                // Not valid, no consent or not eligible: the code says all there is to say;
+                // the trace works out the reason from it when asked (`screened_out`).
+                continue;
+            }
+            let (Some(hot), Some(offer)) = (
+                catalog.hot.get(index as usize),
+                catalog.offers.get(index as usize),
+            ) else {
                 continue;
             };
-            let code = screen.code(hot, index, &shared, now);
-            // The lowest bit set: the first stage to act on. The common cases first.
-            let first = code & code.wrapping_neg();
-            let exclusion = if first == 0 {
-                None
-            } else if first == Screen::INELIGIBLE {
-                Some(Exclusion::Ineligible(
-                    shared.verdict(stage.eligibility_ids(*hot)),
-                ))
-            } else if first <= Screen::NO_CONSENT {
-                Some(if first == Screen::NOT_VALID {
-                    Exclusion::NotValid
-                } else {
-                    Exclusion::NoConsent
-                })
-            } else {
-                match first {
-                    Screen::CAPPED => stage
-                        .blocks
-                        .worst(*hot, index, None, &history, now)
-                        .map(|(rule, lift)| Exclusion::Capped { rule, lift }),
-                    Screen::BUDGET => stage.budget(*hot),
-                    Screen::SUITABILITY => {
-                        let Some(offer) = catalog.offers.get(index as usize) else {
-                            continue;
-                        };
-                        stage.suitability(offer, &shared)
-                    }
-                    // An eligibility rule evaluated per offer, or the offer's own contact policy:
-                    // every stage, one by one.
-                    _ => {
-                        let Some(offer) = catalog.offers.get(index as usize) else {
-                            continue;
-                        };
-                        stage.exclude(*hot, index, offer, Some(&shared))
-                    }
-                }
+            let exclusion = match first {
+                Screen::CAPPED => blocks
+                    .worst(*hot, index, None, &history, now)
+                    .map(|(rule, lift)| Exclusion::Capped { rule, lift }),
+                Screen::BUDGET => stage.budget(*hot),
+                Screen::SUITABILITY => stage.suitability(offer, &shared),
+                // An eligibility rule evaluated per offer, or the offer's own contact policy:
+                // every stage, one by one.
+                _ => stage.exclude(*hot, index, offer, Some(&shared)),
             };
             match exclusion {
                 Some(exclusion) => {
@@ -197,22 +183,27 @@ impl Arbitrator {
                         excluded.push((index, exclusion));
                     }
                 }
-                None => {
-                    if let Some(offer) = catalog.offers.get(index as usize) {
-                        survivors.push((index, factors(*hot, offer, weights)));
-                    }
-                }
+                None => survivors.push(index),
             }
         }
 
         // Scoring: propensity × context weight × value × lever, each factor switchable.
         let scoring = config.scoring;
-        let offers: Vec<u32> = survivors.iter().map(|(i, _)| *i).collect();
-        let mut propensities = Vec::with_capacity(offers.len());
-        self.model.fill_means(&offers, segment, &mut propensities);
+        let mut propensities = Vec::with_capacity(survivors.len());
+        self.model
+            .fill_means(&survivors, segment, &mut propensities);
+        let weights = catalog.weight_keys(channel, placement);
+        let mut factored: Vec<(u32, ScoreFactors)> = Vec::with_capacity(survivors.len());
         let mut scored: Vec<Scored> = Vec::with_capacity(survivors.len());
-        for ((index, f), p) in survivors.iter_mut().zip(&propensities) {
-            f.propensity = if scoring.propensity { *p } else { 1.0 };
+        for (&index, &p) in survivors.iter().zip(&propensities) {
+            let (Some(hot), Some(offer)) = (
+                catalog.hot.get(index as usize),
+                catalog.offers.get(index as usize),
+            ) else {
+                continue;
+            };
+            let mut f = factors(*hot, offer, weights);
+            f.propensity = if scoring.propensity { p } else { 1.0 };
             if !scoring.context_weight {
                 f.context_weight = 1.0;
             }
@@ -223,13 +214,10 @@ impl Arbitrator {
                 f.lever = 1.0;
             }
             f.score = f.propensity * f.context_weight * f.value * f.lever;
-            let category = catalog
-                .hot
-                .get(*index as usize)
-                .map_or(u32::MAX, |h| h.category);
+            factored.push((index, f));
             scored.push(Scored {
-                offer: *index,
-                category,
+                offer: index,
+                category: hot.category,
                 score: f.score,
             });
         }
@@ -238,7 +226,7 @@ impl Arbitrator {
         let mut picks: Vec<Pick> = Vec::with_capacity(k);
         let model = &self.model;
         let mut draw = |i: usize, rng: &mut DecisionRng| -> f64 {
-            let Some((index, f)) = survivors.get(i) else {
+            let Some((index, f)) = factored.get(i) else {
                 return 0.0;
             };
             let p = if scoring.propensity {
@@ -296,7 +284,7 @@ impl Arbitrator {
             // The trace outlives the decision (in a decision log): keep no spare room. A
             // shrink in place, no copy.
             excluded.shrink_to_fit();
-            survivors.shrink_to_fit();
+            factored.shrink_to_fit();
             let explain: Arc<dyn crate::model::Explain> = Arc::new(Trace {
                 catalog: Arc::clone(&self.catalog),
                 customer: input.customer.clone(),
@@ -312,7 +300,9 @@ impl Arbitrator {
                 channel: channel.clone(),
                 now,
                 excluded,
-                scored: survivors,
+                screened: codes,
+                shared,
+                scored: factored,
                 picks,
                 fallback,
                 exploration: config.exploration,
@@ -419,7 +409,7 @@ impl Stage<'_> {
         }
         if let Some(shared) = targeting {
             let verdict = if hot.has(Hot::SHARED_ELIGIBILITY) {
-                Some(shared.verdict(self.eligibility_ids(hot)))
+                Some(shared.verdict(self.catalog.eligibility_ids(hot)))
             } else if hot.has(Hot::OWN_ELIGIBILITY)
                 && let Some(rule) = &offer.eligibility
             {
@@ -446,16 +436,6 @@ impl Stage<'_> {
             Some(shared) if hot.has(Hot::SUITABILITY) => self.suitability(offer, shared),
             _ => None,
         }
-    }
-
-    /// The shared clause ids of the offer's eligibility rule, when they all are.
-    #[inline]
-    fn eligibility_ids(&self, hot: Hot) -> &[u32] {
-        let (from, to) = hot.eligibility;
-        self.catalog
-            .eligibility_ids
-            .get(from as usize..to as usize)
-            .unwrap_or(&[])
     }
 
     /// The budget stage.
@@ -500,8 +480,6 @@ pub(crate) struct Screen {
     consent: Vec<u8>,
     /// Per category: 1 if a catalogue-wide contact-policy rule holds it back.
     category_capped: Vec<u8>,
-    /// Per offer, as bits: whether an offer-scoped catalogue rule holds it back.
-    offer_capped: Vec<u64>,
     /// Per budget: 1 if it is used up.
     budget_out: Vec<u8>,
 }
@@ -530,12 +508,6 @@ impl Screen {
         blocks: &Blocks,
         budget_used: &[u64],
     ) -> Self {
-        let mut offer_capped = vec![0u64; catalog.offers.len().div_ceil(64)];
-        for &(offer, _, _) in &blocks.by_offer {
-            if let Some(word) = offer_capped.get_mut(offer as usize / 64) {
-                *word |= 1 << (offer % 64);
-            }
-        }
         Screen {
             consent: consent.iter().map(|&c| u8::from(c)).collect(),
             category_capped: blocks
@@ -543,7 +515,6 @@ impl Screen {
                 .iter()
                 .map(|b| u8::from(b.is_some()))
                 .collect(),
-            offer_capped,
             budget_out: catalog
                 .budgets
                 .iter()
@@ -553,29 +524,70 @@ impl Screen {
         }
     }
 
-    /// The candidate's bits.
+    /// The code of every candidate on the channel, in the channel's order.
+    fn codes(
+        &self,
+        channel: &ChannelOffers,
+        shared: &ClauseResults,
+        blocks: &Blocks,
+        now: i64,
+    ) -> Vec<u8> {
+        let mut codes: Vec<u8> = channel
+            .screen
+            .iter()
+            .map(|row| self.code(row, shared, now))
+            .collect();
+        // The offers an offer-scoped catalogue rule holds back: few, marked one by one.
+        for &(offer, _, _) in &blocks.by_offer {
+            if let Ok(at) = channel.offers.binary_search(&offer)
+                && let Some(code) = codes.get_mut(at)
+            {
+                *code |= Screen::CAPPED;
+            }
+        }
+        codes
+    }
+
+    /// The candidate's bits, but whether an offer-scoped rule holds it back.
     #[inline(always)]
-    fn code(&self, hot: &Hot, index: u32, shared: &ClauseResults, now: i64) -> u8 {
-        let not_valid = u8::from(now < hot.valid_from) | u8::from(now >= hot.valid_until);
-        let consent = self.consent.get(hot.purpose as usize).copied().unwrap_or(0);
-        let [a, b, c, d] = hot.clauses;
+    fn code(&self, row: &ScreenRow, shared: &ClauseResults, now: i64) -> u8 {
+        let not_valid = u8::from(now < row.valid_from) | u8::from(now >= row.valid_until);
+        let consent = self.consent.get(row.purpose as usize).copied().unwrap_or(0);
+        let [a, b, c, d] = row.clauses;
         let eligible = shared.passes(a) & shared.passes(b) & shared.passes(c) & shared.passes(d);
-        let offer_capped = self
-            .offer_capped
-            .get(index as usize / 64)
-            .map_or(0, |word| u8::from(word >> (index % 64) & 1 != 0));
         let capped = self
             .category_capped
-            .get(hot.category as usize)
-            .copied()
-            .unwrap_or(0)
-            | offer_capped;
-        let budget = self
-            .budget_out
-            .get(hot.budget as usize)
+            .get(row.category as usize)
             .copied()
             .unwrap_or(0);
-        not_valid | (consent ^ 1) << 1 | (eligible ^ 1) << 2 | capped << 5 | budget << 6 | hot.slow
+        let budget = self
+            .budget_out
+            .get(row.budget as usize)
+            .copied()
+            .unwrap_or(0);
+        not_valid | (consent ^ 1) << 1 | (eligible ^ 1) << 2 | capped << 5 | budget << 6 | row.slow
+    }
+}
+
+/// Why a candidate the screen gave `code` stopped, if the screen settled it on its own (not
+/// valid, no consent, not eligible): what a decision's trace says of it, worked out only when
+/// an explanation is asked for. `shared` holds the decision's shared-clause results.
+pub(crate) fn screened_out(
+    catalog: &CompiledCatalog,
+    index: u32,
+    code: u8,
+    shared: &ClauseResults,
+) -> Option<Exclusion> {
+    match code & code.wrapping_neg() {
+        Screen::NOT_VALID => Some(Exclusion::NotValid),
+        Screen::NO_CONSENT => Some(Exclusion::NoConsent),
+        Screen::INELIGIBLE => {
+            let hot = catalog.hot.get(index as usize)?;
+            Some(Exclusion::Ineligible(
+                shared.verdict(catalog.eligibility_ids(*hot)),
+            ))
+        }
+        _ => None,
     }
 }
 
