@@ -1,9 +1,9 @@
 //! A catalogue compiled for decisions: offers indexed, categories and purposes interned, every
 //! rule compiled against the catalogue's vocabulary. Built once when a catalogue loads.
 
-use super::decide::Screen;
 use super::features::CompiledFeature;
 use super::policy::CompiledContactRule;
+use super::screen::{ChannelScreen, Look, Row};
 use crate::error::{Error, Result};
 use crate::model::{
     ArbitrationConfig, Budget, Catalog, Category, Channel, Name, Offer, OfferId, Purpose, Text,
@@ -102,9 +102,6 @@ pub(crate) struct Hot {
 
 impl Hot {
     pub(crate) const NO_BUDGET: u32 = u32::MAX;
-    /// The longest eligibility rule (in clauses) the candidate loop screens without
-    /// evaluating it.
-    pub(crate) const SCREENED_CLAUSES: usize = 4;
     /// The eligibility rule's clauses are all shared: its verdict comes from the decision's
     /// shared-clause results.
     pub(crate) const SHARED_ELIGIBILITY: u8 = 1;
@@ -126,40 +123,13 @@ impl Hot {
     }
 }
 
-/// What the first look at a candidate reads (see [`Screen`]), packed, one per offer
-/// deliverable on a channel, in the channel's candidate order: the screen walks this array
-/// and nothing else.
-///
-/// [`Screen`]: super::decide::Screen
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ScreenRow {
-    pub(crate) valid_from: i64,
-    pub(crate) valid_until: i64,
-    /// The shared clause ids of an eligibility rule of at most [`Hot::SCREENED_CLAUSES`]
-    /// clauses, all shared, padded with the id of a clause that always holds
-    /// ([`CompiledCatalog::shared_clauses`]); only that id for any other offer. The screen
-    /// checks eligibility with them, without branching.
-    pub(crate) clauses: [u32; Hot::SCREENED_CLAUSES],
-    pub(crate) purpose: u32,
-    pub(crate) category: u32,
-    /// Index of its budget, or [`Hot::NO_BUDGET`].
-    pub(crate) budget: u32,
-    /// The checks this offer always needs made one by one, as [`Screen`] bits:
-    /// [`Screen::RULE`], [`Screen::OWN_POLICY`], [`Screen::SUITABILITY`].
-    ///
-    /// [`Screen::RULE`]: super::decide::Screen::RULE
-    /// [`Screen::OWN_POLICY`]: super::decide::Screen::OWN_POLICY
-    /// [`Screen::SUITABILITY`]: super::decide::Screen::SUITABILITY
-    pub(crate) slow: u8,
-}
-
 /// The offers deliverable on one channel, ready for a decision's candidate loop.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChannelOffers {
     /// Offer indices, in catalogue order: the channel's candidates.
     pub(crate) offers: Box<[u32]>,
-    /// What the screen reads of each candidate, in the same order.
-    pub(crate) screen: Box<[ScreenRow]>,
+    /// The sets of them the first look at a decision's candidates combines.
+    pub(crate) screen: ChannelScreen,
     /// The plan evaluating the shared clauses of their rules.
     pub(crate) plan: ClausePlan,
 }
@@ -302,65 +272,46 @@ impl CompiledCatalog {
         }
         let shared_clauses = interner.count();
         let mut eligibility_ids = Vec::new();
-        let always = index(shared_clauses);
-        let mut screen_rows = Vec::with_capacity(offers.len());
-        let hot = offers
+        let hot: Box<[Hot]> = offers
             .iter()
             .map(|o| {
                 let mut flags = 0;
-                let mut slow = 0;
-                let mut clauses = [always; Hot::SCREENED_CLAUSES];
                 let start = index(eligibility_ids.len());
                 if let Some(rule) = &o.eligibility {
                     let ids = rule.shared_ids();
                     if ids.iter().all(|&id| id != crate::rules::UNSHARED) {
                         flags |= Hot::SHARED_ELIGIBILITY;
                         eligibility_ids.extend_from_slice(ids);
-                        if ids.len() <= Hot::SCREENED_CLAUSES {
-                            for (slot, &id) in clauses.iter_mut().zip(ids) {
-                                *slot = id;
-                            }
-                        } else {
-                            slow |= Screen::RULE;
-                        }
                     } else {
                         flags |= Hot::OWN_ELIGIBILITY;
-                        slow |= Screen::RULE;
                     }
                 }
                 if o.suitability.is_some() {
                     flags |= Hot::SUITABILITY;
-                    slow |= Screen::SUITABILITY;
                 }
                 if !o.policies.is_empty() {
                     flags |= Hot::OWN_POLICIES;
-                    slow |= Screen::OWN_POLICY;
                 }
                 if !o.offer.context_weights.is_empty() {
                     flags |= Hot::CONTEXT_WEIGHTS;
                 }
-                let budget = o.budget.unwrap_or(Hot::NO_BUDGET);
-                screen_rows.push(ScreenRow {
-                    valid_from: o.valid_from,
-                    valid_until: o.valid_until,
-                    clauses,
-                    purpose: o.purpose,
-                    category: o.category,
-                    budget,
-                    slow,
-                });
                 Hot {
                     valid_from: o.valid_from,
                     valid_until: o.valid_until,
                     purpose: o.purpose,
                     category: o.category,
-                    budget,
+                    budget: o.budget.unwrap_or(Hot::NO_BUDGET),
                     eligibility: (start, index(eligibility_ids.len())),
                     flags,
                     value: o.offer.value,
                     lever: o.offer.lever,
                 }
             })
+            .collect();
+        let rows: Vec<Row<'_>> = offers
+            .iter()
+            .zip(hot.iter())
+            .map(|(o, h)| screen_row(o, *h))
             .collect();
         let channels = by_channel
             .into_iter()
@@ -372,10 +323,16 @@ impl CompiledCatalog {
                     .flatten()
                     .flat_map(|rule| rule.shared_ids().iter().copied());
                 let plan = interner.plan(ids);
-                let screen = indices
+                let channel_rows: Vec<Row<'_>> = indices
                     .iter()
-                    .filter_map(|&i| screen_rows.get(i as usize).copied())
+                    .filter_map(|&i| rows.get(i as usize).cloned())
                     .collect();
+                let screen = ChannelScreen::new(
+                    &channel_rows,
+                    purposes.len(),
+                    categories.len(),
+                    catalog.budgets.len(),
+                );
                 (
                     channel,
                     ChannelOffers {
@@ -386,6 +343,7 @@ impl CompiledCatalog {
                 )
             })
             .collect();
+        drop(rows);
 
         let features = catalog
             .features
@@ -580,6 +538,35 @@ impl CompiledCatalog {
 
 fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// What the screen needs to know of `offer`, whose packed form is `hot`.
+fn screen_row(offer: &CompiledOffer, hot: Hot) -> Row<'_> {
+    let mut slow = 0;
+    let mut clauses: &[u32] = &[];
+    if let Some(rule) = &offer.eligibility {
+        if hot.has(Hot::SHARED_ELIGIBILITY) {
+            // Every clause shared: the screen decides it from the decision's results.
+            clauses = rule.shared_ids();
+        } else {
+            slow |= Look::RULE;
+        }
+    }
+    if hot.has(Hot::OWN_POLICIES) {
+        slow |= Look::OWN_POLICY;
+    }
+    if hot.has(Hot::SUITABILITY) {
+        slow |= Look::SUITABILITY;
+    }
+    Row {
+        valid_from: hot.valid_from,
+        valid_until: hot.valid_until,
+        purpose: hot.purpose,
+        category: hot.category,
+        budget: hot.budget,
+        clauses,
+        slow,
+    }
 }
 
 /// Builds the vocabulary: the schema's names, the built-ins, offer fields typed from the offers'

@@ -3,11 +3,12 @@
 //! fallback. No I/O, no locks but the propensity model's read of its table, a fixed number of
 //! allocations per decision.
 
-use super::compiled::{ChannelOffers, CompiledCatalog, CompiledOffer, Hot, ScreenRow, WeightKeys};
+use super::compiled::{ChannelOffers, CompiledCatalog, CompiledOffer, Hot, WeightKeys};
 use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch};
 use super::policy::{CompiledContactRule, Lift};
 use super::propensity::PropensityModel;
+use super::screen::{Look, Settled};
 use super::trace::{Exclusion, RuleRef, Trace};
 use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
@@ -135,9 +136,29 @@ impl Arbitrator {
         let mut shared = ClauseResults::new(catalog.shared_clauses);
         on_channel.plan.eval(&base_env, &mut shared);
 
-        // The first look at every candidate: one code each, which settles most of them.
-        let screen = Screen::new(catalog, &consent, &blocks, input.budget_used);
-        let codes = screen.codes(on_channel, &shared, &blocks, now);
+        // The first look at every candidate, which settles most of them.
+        let budget_out: Vec<bool> = catalog
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| input.budget_used.get(i).copied().unwrap_or(0) >= b.limit)
+            .collect();
+        let screened = on_channel.screen.run(
+            now,
+            &consent,
+            &shared,
+            |category| {
+                blocks
+                    .by_category
+                    .get(category)
+                    .is_some_and(Option::is_some)
+            },
+            blocks
+                .by_offer
+                .iter()
+                .filter_map(|&(offer, _, _)| on_channel.offers.binary_search(&offer).ok()),
+            |budget| budget_out.get(budget).copied().unwrap_or(false),
+        );
         let stage = Stage {
             catalog,
             base: &base_env,
@@ -149,16 +170,12 @@ impl Arbitrator {
         };
         let mut excluded: Vec<(u32, Exclusion)> = Vec::new();
         let mut survivors: Vec<u32> = Vec::with_capacity(on_channel.offers.len());
-        for (&index, &code) in on_channel.offers.iter().zip(&codes) {
-            // The lowest bit set: the first stage to act on.
-            let first = code & code.wrapping_neg();
-            if first == 0 {
-                survivors.push(index);
+        for (position, closer) in screened.unsettled() {
+            let Some(&index) = on_channel.offers.get(position) else {
                 continue;
-            }
-            if first <= Screen::INELIGIBLE {
-                // Not valid, no consent or not eligible: the code says all there is to say;
-                // the trace works out the reason from it when asked (`screened_out`).
+            };
+            if !closer {
+                survivors.push(index);
                 continue;
             }
             let (Some(hot), Some(offer)) = (
@@ -167,12 +184,26 @@ impl Arbitrator {
             ) else {
                 continue;
             };
-            let exclusion = match first {
-                Screen::CAPPED => blocks
+            // The checks it needs, in pipeline order: the lowest bit set is the first.
+            let capped = blocks.holds_back(*hot, index);
+            let used_up = budget_out
+                .get(hot.budget as usize)
+                .copied()
+                .unwrap_or(false);
+            let mut look = on_channel.screen.slow(position);
+            if capped {
+                look |= Look::CAPPED;
+            }
+            if used_up {
+                look |= Look::BUDGET;
+            }
+            let exclusion = match look & look.wrapping_neg() {
+                0 => None,
+                Look::CAPPED => blocks
                     .worst(*hot, index, None, &history, now)
                     .map(|(rule, lift)| Exclusion::Capped { rule, lift }),
-                Screen::BUDGET => stage.budget(*hot),
-                Screen::SUITABILITY => stage.suitability(offer, &shared),
+                Look::BUDGET => stage.budget(*hot),
+                Look::SUITABILITY => stage.suitability(offer, &shared),
                 // An eligibility rule evaluated per offer, or the offer's own contact policy:
                 // every stage, one by one.
                 _ => stage.exclude(*hot, index, offer, Some(&shared)),
@@ -300,7 +331,7 @@ impl Arbitrator {
                 channel: channel.clone(),
                 now,
                 excluded,
-                screened: codes,
+                screened,
                 shared,
                 scored: factored,
                 picks,
@@ -472,123 +503,23 @@ impl Stage<'_> {
     }
 }
 
-/// The first look at each candidate, made without branching: one bit per stage that excludes
-/// it or needs a closer look, so the lowest bit set names the first stage to act on, in
-/// pipeline order, and a candidate with no bit set survives to scoring.
-pub(crate) struct Screen {
-    /// Per purpose: 1 if the customer has granted it on the channel.
-    consent: Vec<u8>,
-    /// Per category: 1 if a catalogue-wide contact-policy rule holds it back.
-    category_capped: Vec<u8>,
-    /// Per budget: 1 if it is used up.
-    budget_out: Vec<u8>,
-}
-
-impl Screen {
-    /// Not valid now.
-    pub(crate) const NOT_VALID: u8 = 1;
-    /// No consent for its purpose on the channel.
-    pub(crate) const NO_CONSENT: u8 = 2;
-    /// Its eligibility rule, screened from the shared clauses, does not hold.
-    pub(crate) const INELIGIBLE: u8 = 4;
-    /// Its eligibility rule must be evaluated (it reads the offer, or is long).
-    pub(crate) const RULE: u8 = 8;
-    /// It has contact-policy rules of its own.
-    pub(crate) const OWN_POLICY: u8 = 16;
-    /// A catalogue-wide contact-policy rule holds it back.
-    pub(crate) const CAPPED: u8 = 32;
-    /// Its budget is used up.
-    pub(crate) const BUDGET: u8 = 64;
-    /// It has a suitability rule.
-    pub(crate) const SUITABILITY: u8 = 128;
-
-    fn new(
-        catalog: &CompiledCatalog,
-        consent: &[bool],
-        blocks: &Blocks,
-        budget_used: &[u64],
-    ) -> Self {
-        Screen {
-            consent: consent.iter().map(|&c| u8::from(c)).collect(),
-            category_capped: blocks
-                .by_category
-                .iter()
-                .map(|b| u8::from(b.is_some()))
-                .collect(),
-            budget_out: catalog
-                .budgets
-                .iter()
-                .enumerate()
-                .map(|(i, b)| u8::from(budget_used.get(i).copied().unwrap_or(0) >= b.limit))
-                .collect(),
-        }
-    }
-
-    /// The code of every candidate on the channel, in the channel's order.
-    fn codes(
-        &self,
-        channel: &ChannelOffers,
-        shared: &ClauseResults,
-        blocks: &Blocks,
-        now: i64,
-    ) -> Vec<u8> {
-        let mut codes: Vec<u8> = channel
-            .screen
-            .iter()
-            .map(|row| self.code(row, shared, now))
-            .collect();
-        // The offers an offer-scoped catalogue rule holds back: few, marked one by one.
-        for &(offer, _, _) in &blocks.by_offer {
-            if let Ok(at) = channel.offers.binary_search(&offer)
-                && let Some(code) = codes.get_mut(at)
-            {
-                *code |= Screen::CAPPED;
-            }
-        }
-        codes
-    }
-
-    /// The candidate's bits, but whether an offer-scoped rule holds it back.
-    #[inline(always)]
-    fn code(&self, row: &ScreenRow, shared: &ClauseResults, now: i64) -> u8 {
-        let not_valid = u8::from(now < row.valid_from) | u8::from(now >= row.valid_until);
-        let consent = self.consent.get(row.purpose as usize).copied().unwrap_or(0);
-        let [a, b, c, d] = row.clauses;
-        let eligible = shared.passes(a) & shared.passes(b) & shared.passes(c) & shared.passes(d);
-        let capped = self
-            .category_capped
-            .get(row.category as usize)
-            .copied()
-            .unwrap_or(0);
-        let budget = self
-            .budget_out
-            .get(row.budget as usize)
-            .copied()
-            .unwrap_or(0);
-        not_valid | (consent ^ 1) << 1 | (eligible ^ 1) << 2 | capped << 5 | budget << 6 | row.slow
-    }
-}
-
-/// Why a candidate the screen gave `code` stopped, if the screen settled it on its own (not
-/// valid, no consent, not eligible): what a decision's trace says of it, worked out only when
-/// an explanation is asked for. `shared` holds the decision's shared-clause results.
+/// Why a candidate stopped where the screen settled it: what a decision's trace says of it,
+/// worked out only when an explanation is read. `shared` holds the decision's shared-clause
+/// results.
 pub(crate) fn screened_out(
     catalog: &CompiledCatalog,
     index: u32,
-    code: u8,
+    settled: Settled,
     shared: &ClauseResults,
 ) -> Option<Exclusion> {
-    match code & code.wrapping_neg() {
-        Screen::NOT_VALID => Some(Exclusion::NotValid),
-        Screen::NO_CONSENT => Some(Exclusion::NoConsent),
-        Screen::INELIGIBLE => {
+    Some(match settled {
+        Settled::NotValid => Exclusion::NotValid,
+        Settled::NoConsent => Exclusion::NoConsent,
+        Settled::Ineligible => {
             let hot = catalog.hot.get(index as usize)?;
-            Some(Exclusion::Ineligible(
-                shared.verdict(catalog.eligibility_ids(*hot)),
-            ))
+            Exclusion::Ineligible(shared.verdict(catalog.eligibility_ids(*hot)))
         }
-        _ => None,
-    }
+    })
 }
 
 /// What the catalogue-wide contact-policy rules block for this request, combined so each
@@ -655,6 +586,18 @@ impl Blocks {
             by_category,
             by_offer,
         }
+    }
+
+    /// Whether a catalogue-wide rule holds back the offer `hot` describes, at `offer_index`.
+    #[inline]
+    fn holds_back(&self, hot: Hot, offer_index: u32) -> bool {
+        self.by_category
+            .get(hot.category as usize)
+            .is_some_and(Option::is_some)
+            || self
+                .by_offer
+                .binary_search_by_key(&offer_index, |&(offer, _, _)| offer)
+                .is_ok()
     }
 
     /// The contact-policy rule that holds `offer` back longest, if any; the offer's own rules

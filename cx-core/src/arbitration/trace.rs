@@ -6,6 +6,7 @@ use super::compiled::{CompiledCatalog, CompiledOffer};
 use super::decide::screened_out;
 use super::explore::Pick;
 use super::policy::Lift;
+use super::screen::Screened;
 use crate::model::{
     Attributes, Channel, Customer, Explain, Explanation, Exploration, OfferId, PipelineStage,
     ScoreFactors, Timestamp, Value,
@@ -69,10 +70,9 @@ pub(crate) struct Trace {
     /// The candidates a stage excluded after a closer look than the screen's, with why, in
     /// any order.
     pub(crate) excluded: Vec<(u32, Exclusion)>,
-    /// The screen's code for each of the channel's candidates, in the channel's order: the
-    /// reason of those it settled on its own is worked out from it when asked
-    /// ([`screened_out`]).
-    pub(crate) screened: Vec<u8>,
+    /// What the first look found of the channel's candidates: the reason of those it
+    /// settled on its own is worked out from it when asked ([`screened_out`]).
+    pub(crate) screened: Screened,
     /// The decision's shared-clause results, which name the false clause of a candidate the
     /// screen found ineligible.
     pub(crate) shared: ClauseResults,
@@ -141,15 +141,13 @@ impl Trace {
             .catalog
             .channel(&self.channel)
             .map_or(&[][..], |c| &c.offers);
-        let screened = offers
-            .iter()
-            .zip(&self.screened)
-            .filter_map(|(&offer, &code)| {
-                Some(Candidate {
-                    offer,
-                    outcome: Err(screened_out(&self.catalog, offer, code, &self.shared)?),
-                })
-            });
+        let screened = offers.iter().enumerate().filter_map(|(position, &offer)| {
+            let settled = self.screened.settled(position)?;
+            Some(Candidate {
+                offer,
+                outcome: Err(screened_out(&self.catalog, offer, settled, &self.shared)?),
+            })
+        });
         self.excluded
             .iter()
             .map(Candidate::excluded)

@@ -421,8 +421,7 @@ impl ClausePlan {
 /// The results of a catalogue's shared clauses for one decision, by clause id.
 #[derive(Debug)]
 pub(crate) struct ClauseResults {
-    /// Per clause id, 1 if the clause holds, else 0, and one more entry, always 1, at id
-    /// `count`: read without branching by the candidate loop.
+    /// Per clause id, 1 if the clause holds, else 0.
     passes: Vec<u8>,
     /// Per clause id, why it could not be decided, if it could not. Empty until a clause
     /// faults (most decisions have every value their rules read).
@@ -432,14 +431,20 @@ pub(crate) struct ClauseResults {
 impl ClauseResults {
     /// Room for `count` shared clauses. Until a plan fills them, every clause reads false.
     pub(crate) fn new(count: usize) -> Self {
-        let mut passes = vec![0; count + 1];
-        if let Some(always) = passes.last_mut() {
-            *always = 1;
-        }
         ClauseResults {
-            passes,
+            passes: vec![0; count],
             faults: Vec::new(),
         }
+    }
+
+    /// Results saying clause `i` holds where `holds[i]` is true.
+    #[cfg(test)]
+    pub(crate) fn of(holds: &[bool]) -> Self {
+        let mut results = ClauseResults::new(holds.len());
+        for (id, &h) in (0..).zip(holds) {
+            results.set(id, h);
+        }
+        results
     }
 
     /// Records that clause `id` holds or not.
@@ -469,8 +474,7 @@ impl ClauseResults {
         }
     }
 
-    /// 1 if clause `id` holds, else 0; 1 for the id `count` given to [`ClauseResults::new`]
-    /// (a clause that always holds, to pad a fixed-size list of ids).
+    /// 1 if clause `id` holds, else 0 (also when it could not be decided).
     #[inline(always)]
     pub(crate) fn passes(&self, id: u32) -> u8 {
         self.passes.get(id as usize).copied().unwrap_or(0)
