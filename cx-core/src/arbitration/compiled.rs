@@ -108,6 +108,8 @@ impl Hot {
     /// The eligibility rule reads the offer: evaluate it.
     pub(crate) const OWN_ELIGIBILITY: u8 = 2;
     pub(crate) const SUITABILITY: u8 = 4;
+    /// The suitability rule's clauses are all shared: the screen decides it.
+    pub(crate) const SHARED_SUITABILITY: u8 = 32;
     pub(crate) const OWN_POLICIES: u8 = 8;
     /// The offer has context weights (otherwise its context weight is 1).
     pub(crate) const CONTEXT_WEIGHTS: u8 = 16;
@@ -263,11 +265,14 @@ impl CompiledCatalog {
 
         let mut interner = ClauseInterner::new(&vocabulary, PER_CANDIDATE);
         for offer in &mut offers {
-            for rule in [&mut offer.eligibility, &mut offer.suitability]
-                .into_iter()
-                .flatten()
-            {
-                interner.share(rule);
+            let CompiledOffer {
+                eligibility,
+                suitability,
+                values,
+                ..
+            } = offer;
+            for rule in [eligibility, suitability].into_iter().flatten() {
+                interner.share_for_offer(rule, values);
             }
         }
         let shared_clauses = interner.count();
@@ -278,16 +283,18 @@ impl CompiledCatalog {
                 let mut flags = 0;
                 let start = index(eligibility_ids.len());
                 if let Some(rule) = &o.eligibility {
-                    let ids = rule.shared_ids();
-                    if ids.iter().all(|&id| id != crate::rules::UNSHARED) {
+                    if all_shared(rule) {
                         flags |= Hot::SHARED_ELIGIBILITY;
-                        eligibility_ids.extend_from_slice(ids);
+                        eligibility_ids.extend_from_slice(rule.shared_ids());
                     } else {
                         flags |= Hot::OWN_ELIGIBILITY;
                     }
                 }
-                if o.suitability.is_some() {
+                if let Some(rule) = &o.suitability {
                     flags |= Hot::SUITABILITY;
+                    if all_shared(rule) {
+                        flags |= Hot::SHARED_SUITABILITY;
+                    }
                 }
                 if !o.policies.is_empty() {
                     flags |= Hot::OWN_POLICIES;
@@ -540,14 +547,24 @@ fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-/// What the screen needs to know of `offer`, whose packed form is `hot`.
+/// Whether every clause of `rule` is shared: its verdict comes from a decision's
+/// shared-clause results alone.
+fn all_shared(rule: &CompiledRule) -> bool {
+    rule.shared_ids()
+        .iter()
+        .all(|&id| id != crate::rules::UNSHARED)
+}
+
+/// What the screen needs to know of `offer`, whose packed form is `hot`. A rule whose
+/// clauses are all shared is decided by the screen from the decision's results; any other
+/// is evaluated in a closer look.
 fn screen_row(offer: &CompiledOffer, hot: Hot) -> Row<'_> {
     let mut slow = 0;
-    let mut clauses: &[u32] = &[];
+    let mut eligibility: &[u32] = &[];
+    let mut suitability: &[u32] = &[];
     if let Some(rule) = &offer.eligibility {
         if hot.has(Hot::SHARED_ELIGIBILITY) {
-            // Every clause shared: the screen decides it from the decision's results.
-            clauses = rule.shared_ids();
+            eligibility = rule.shared_ids();
         } else {
             slow |= Look::RULE;
         }
@@ -555,8 +572,12 @@ fn screen_row(offer: &CompiledOffer, hot: Hot) -> Row<'_> {
     if hot.has(Hot::OWN_POLICIES) {
         slow |= Look::OWN_POLICY;
     }
-    if hot.has(Hot::SUITABILITY) {
-        slow |= Look::SUITABILITY;
+    if let Some(rule) = &offer.suitability {
+        if hot.has(Hot::SHARED_SUITABILITY) {
+            suitability = rule.shared_ids();
+        } else {
+            slow |= Look::SUITABILITY;
+        }
     }
     Row {
         valid_from: hot.valid_from,
@@ -564,7 +585,8 @@ fn screen_row(offer: &CompiledOffer, hot: Hot) -> Row<'_> {
         purpose: hot.purpose,
         category: hot.category,
         budget: hot.budget,
-        clauses,
+        eligibility,
+        suitability,
         slow,
     }
 }

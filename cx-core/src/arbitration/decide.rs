@@ -519,6 +519,10 @@ pub(crate) fn screened_out(
             let hot = catalog.hot.get(index as usize)?;
             Exclusion::Ineligible(shared.verdict(catalog.eligibility_ids(*hot)))
         }
+        Settled::Unsuitable => {
+            let rule = catalog.offers.get(index as usize)?.suitability.as_ref()?;
+            Exclusion::Unsuitable(shared.verdict(rule.shared_ids()))
+        }
     })
 }
 

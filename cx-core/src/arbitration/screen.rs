@@ -1,13 +1,14 @@
 //! The first look at a decision's candidates, 64 candidates at a time.
 //!
 //! Most candidates stop at a stage a lookup settles: not valid now, no consent for the offer's
-//! purpose, an eligibility clause the decision's shared clauses found false. Rather than look
-//! at each candidate in turn, a channel's [`ChannelScreen`] keeps, from when the catalogue
-//! compiles, the set of candidates (bits, by position in the channel's candidate order) each
-//! such lookup concerns: those of each purpose, category and budget, those valid only for a
-//! while, those whose eligibility rule has each shared clause, and those that always need a
-//! closer look. A decision combines whole sets ([`ChannelScreen::run`]) and then visits only
-//! the candidates that survive or need a closer look.
+//! purpose, an eligibility or suitability clause the decision's shared clauses found false.
+//! Rather than look at each candidate in turn, a channel's [`ChannelScreen`] keeps, from when
+//! the catalogue compiles, the set of candidates (bits, by position in the channel's candidate
+//! order) each such lookup concerns: those of each purpose, category and budget, those valid
+//! only for a while, those whose eligibility or suitability rule has each shared clause, and
+//! those that always need a closer look. A decision combines whole sets
+//! ([`ChannelScreen::run`]) and then visits only the candidates that survive or need a closer
+//! look.
 //!
 //! A candidate's stages keep the pipeline's order: the first that applies is where it stops,
 //! as when the stages are checked one by one.
@@ -39,6 +40,9 @@ pub(crate) enum Settled {
     NoConsent,
     /// A shared clause of its eligibility rule is false (or undecided).
     Ineligible,
+    /// A shared clause of its suitability rule is false (or undecided), and no stage before
+    /// suitability needed a closer look.
+    Unsuitable,
 }
 
 /// A set of a channel's candidates, by position, as bits. It may be shorter than the
@@ -85,9 +89,11 @@ pub(crate) struct Row<'a> {
     pub(crate) category: u32,
     /// Its budget's index, or an index past the budgets for none.
     pub(crate) budget: u32,
-    /// The shared clause ids of its eligibility rule when the screen decides it (a rule of
-    /// a few clauses, all shared); empty otherwise.
-    pub(crate) clauses: &'a [u32],
+    /// The shared clause ids of its eligibility rule when the screen decides it (all its
+    /// clauses are shared); empty otherwise.
+    pub(crate) eligibility: &'a [u32],
+    /// The same for its suitability rule.
+    pub(crate) suitability: &'a [u32],
     /// The checks it always needs made one by one ([`Look`] bits).
     pub(crate) slow: u8,
 }
@@ -107,7 +113,9 @@ pub(crate) struct ChannelScreen {
     by_budget: Box<[Bits]>,
     /// (shared clause id, positions): the candidates whose screened eligibility rule has
     /// the clause; a false clause settles them all.
-    clause_uses: Box<[(u32, Box<[u32]>)]>,
+    eligibility_uses: Uses,
+    /// The same for screened suitability rules.
+    suitability_uses: Uses,
     /// The candidates that always need a closer look.
     slow_set: Bits,
     /// Per candidate, the checks it always needs ([`Look`] bits).
@@ -130,19 +138,6 @@ impl ChannelScreen {
             .filter(|(_, r)| r.valid_from != i64::MIN || r.valid_until != i64::MAX)
             .map(|(p, r)| (index(p), r.valid_from, r.valid_until))
             .collect();
-        let mut uses: Vec<(u32, Vec<u32>)> = Vec::new();
-        for (position, row) in rows.iter().enumerate() {
-            for &id in row.clauses {
-                match uses.binary_search_by_key(&id, |(clause, _)| *clause) {
-                    Ok(at) => {
-                        if let Some((_, positions)) = uses.get_mut(at) {
-                            positions.push(index(position));
-                        }
-                    }
-                    Err(at) => uses.insert(at, (id, vec![index(position)])),
-                }
-            }
-        }
         let mut slow_set = vec![0; len.div_ceil(64)];
         for (position, row) in rows.iter().enumerate() {
             if row.slow != 0 {
@@ -155,10 +150,8 @@ impl ChannelScreen {
             by_purpose: sets_by_key(rows.iter().map(|r| r.purpose), purposes),
             by_category: sets_by_key(rows.iter().map(|r| r.category), categories),
             by_budget: sets_by_key(rows.iter().map(|r| r.budget), budgets),
-            clause_uses: uses
-                .into_iter()
-                .map(|(id, positions)| (id, positions.into_boxed_slice()))
-                .collect(),
+            eligibility_uses: uses(rows.iter().map(|r| r.eligibility)),
+            suitability_uses: uses(rows.iter().map(|r| r.suitability)),
             slow_set: slow_set.into_boxed_slice(),
             slow: rows.iter().map(|r| r.slow).collect(),
         }
@@ -194,14 +187,8 @@ impl ChannelScreen {
                 union_into(&mut no_consent, set);
             }
         }
-        let mut ineligible = vec![0; words];
-        for (id, positions) in self.clause_uses.iter() {
-            if shared.passes(*id) == 0 {
-                for &position in positions.iter() {
-                    insert(&mut ineligible, position as usize);
-                }
-            }
-        }
+        let ineligible = failing(&self.eligibility_uses, shared, words);
+        let unsuitable = failing(&self.suitability_uses, shared, words);
         let mut closer = self.slow_set.to_vec();
         closer.resize(words, 0);
         for (category, set) in self.by_category.iter().enumerate() {
@@ -223,8 +210,45 @@ impl ChannelScreen {
             no_consent,
             ineligible,
             closer,
+            unsuitable,
         }
     }
+}
+
+/// (shared clause id, positions of the candidates whose rule has it), by clause id.
+type Uses = Box<[(u32, Box<[u32]>)]>;
+
+/// Which candidates' rules have each clause, from each candidate's clause ids.
+fn uses<'a>(rules: impl Iterator<Item = &'a [u32]>) -> Uses {
+    let mut uses: Vec<(u32, Vec<u32>)> = Vec::new();
+    for (position, ids) in rules.enumerate() {
+        for &id in ids {
+            match uses.binary_search_by_key(&id, |(clause, _)| *clause) {
+                Ok(at) => {
+                    if let Some((_, positions)) = uses.get_mut(at) {
+                        positions.push(index(position));
+                    }
+                }
+                Err(at) => uses.insert(at, (id, vec![index(position)])),
+            }
+        }
+    }
+    uses.into_iter()
+        .map(|(id, positions)| (id, positions.into_boxed_slice()))
+        .collect()
+}
+
+/// The candidates (of `words` words) whose rule has a clause that does not hold.
+fn failing(uses: &Uses, shared: &ClauseResults, words: usize) -> Vec<u64> {
+    let mut set = vec![0; words];
+    for (id, positions) in uses.iter() {
+        if shared.passes(*id) == 0 {
+            for &position in positions.iter() {
+                insert(&mut set, position as usize);
+            }
+        }
+    }
+    set
 }
 
 fn index(i: usize) -> u32 {
@@ -240,6 +264,9 @@ pub(crate) struct Screened {
     ineligible: Vec<u64>,
     /// Candidates needing a closer look if the screen does not settle them.
     closer: Vec<u64>,
+    /// Candidates whose suitability rule the screen finds false: settled unless they need a
+    /// closer look (which checks suitability last).
+    unsuitable: Vec<u64>,
 }
 
 impl Screened {
@@ -251,6 +278,8 @@ impl Screened {
             Some(Settled::NoConsent)
         } else if contains(&self.ineligible, position) {
             Some(Settled::Ineligible)
+        } else if contains(&self.unsuitable, position) && !contains(&self.closer, position) {
+            Some(Settled::Unsuitable)
         } else {
             None
         }
@@ -264,10 +293,12 @@ impl Screened {
             .iter()
             .zip(&self.no_consent)
             .zip(&self.ineligible)
-            .zip(&self.closer);
+            .zip(&self.closer)
+            .zip(&self.unsuitable);
         words.enumerate().flat_map(
-            move |(w, (((&not_valid, &no_consent), &ineligible), &closer))| {
-                let mut open = !(not_valid | no_consent | ineligible) & self.within(w);
+            move |(w, ((((&not_valid, &no_consent), &ineligible), &closer), &unsuitable))| {
+                let settled = not_valid | no_consent | ineligible | (unsuitable & !closer);
+                let mut open = !settled & self.within(w);
                 std::iter::from_fn(move || {
                     if open == 0 {
                         return None;
@@ -295,14 +326,15 @@ impl Screened {
 mod tests {
     use super::*;
 
-    fn row(purpose: u32, clauses: &[u32], slow: u8) -> Row<'_> {
+    fn row(purpose: u32, eligibility: &[u32], slow: u8) -> Row<'_> {
         Row {
             valid_from: i64::MIN,
             valid_until: i64::MAX,
             purpose,
             category: 0,
             budget: 1,
-            clauses,
+            eligibility,
+            suitability: &[],
             slow,
         }
     }
@@ -319,6 +351,9 @@ mod tests {
             ..row(1, &[], 0)
         };
         rows[129] = row(0, &[], Look::RULE);
+        // Unsuitable: settled, unless a closer look comes first (candidate 6 is capped).
+        rows[8].suitability = &a;
+        rows[6].suitability = &a;
         let screen = ChannelScreen::new(&rows, 2, 1, 1);
         // Clause 0 is false, clause 1 true; purpose 1 not granted; candidate 6 capped.
         let shared = ClauseResults::of(&[false, true]);
@@ -335,9 +370,11 @@ mod tests {
         assert_eq!(screened.settled(5), Some(Settled::Ineligible));
         assert_eq!(screened.settled(70), Some(Settled::NotValid));
         assert_eq!(screened.settled(0), None);
+        assert_eq!(screened.settled(8), Some(Settled::Unsuitable));
+        assert_eq!(screened.settled(6), None);
         let open: Vec<(usize, bool)> = screened.unsettled().collect();
         let expected: Vec<(usize, bool)> = (0..130)
-            .filter(|&p| (p % 2 == 0 && p != 4 && p != 70) || p == 129)
+            .filter(|&p| (p % 2 == 0 && p != 4 && p != 8 && p != 70) || p == 129)
             .map(|p| (p, p == 6 || p == 129))
             .collect();
         assert_eq!(open, expected);

@@ -16,8 +16,8 @@
 
 use super::compile::CompiledRule;
 use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, Verdict, slots_of};
-use super::vocabulary::{Env, Namespace, Vocabulary};
-use crate::model::Text;
+use super::vocabulary::{Env, Namespace, SlotRef, Vocabulary};
+use crate::model::{Text, Value};
 use crate::text_key::TextKey;
 use std::collections::HashMap;
 
@@ -49,13 +49,20 @@ impl<'v> ClauseInterner<'v> {
         }
     }
 
-    /// Assigns ids to the shareable clauses of `rule`.
-    pub(crate) fn share(&mut self, rule: &mut CompiledRule) {
+    /// Assigns ids to the shareable clauses of `rule`, a rule of the offer whose `offer.*`
+    /// values are `offer` (in slot order). A clause reading the offer is shared in the form it
+    /// has for this offer, its `offer.*` values written in as constants (`offer.price <
+    /// customer.expected_overage_usd` becomes `12.5 < customer.expected_overage_usd`), when the
+    /// offer has each of them: for the offer, that form evaluates exactly as the clause does.
+    pub(crate) fn share_for_offer(&mut self, rule: &mut CompiledRule, offer: &[Option<Value>]) {
         let ids: Box<[u32]> = rule
             .root()
             .clauses()
             .iter()
-            .map(|clause| self.intern(clause))
+            .map(|clause| match for_offer(clause, offer) {
+                Some(specialised) => self.intern(&specialised),
+                None => self.intern(clause),
+            })
             .collect();
         rule.set_shared(ids);
     }
@@ -104,6 +111,141 @@ impl<'v> ClauseInterner<'v> {
             }
         }
         builder.build()
+    }
+}
+
+/// `clause` with the `offer.*` values it reads written in as constants, if it reads any and
+/// `offer` has each as a number, string, instant or boolean (`None` otherwise: a missing value
+/// is a fault only evaluation reports, and lists stay as they are).
+fn for_offer(clause: &B, offer: &[Option<Value>]) -> Option<B> {
+    let mut slots = Vec::new();
+    slots_of(clause, &mut slots);
+    if !slots.iter().any(|s| s.namespace == Namespace::Offer) {
+        return None;
+    }
+    Constants(offer).b(clause)
+}
+
+/// Rewrites expressions with an offer's values in place of `offer.*` slots; `None` when a
+/// value cannot be written in.
+struct Constants<'a>(&'a [Option<Value>]);
+
+impl Constants<'_> {
+    fn value(&self, slot: SlotRef) -> Option<Option<&Value>> {
+        if slot.namespace != Namespace::Offer {
+            return None;
+        }
+        Some(self.0.get(usize::from(slot.index)).and_then(Option::as_ref))
+    }
+
+    fn boxed<X>(&self, x: &X, f: impl Fn(&Self, &X) -> Option<X>) -> Option<Box<X>> {
+        f(self, x).map(Box::new)
+    }
+
+    fn b(&self, b: &B) -> Option<B> {
+        Some(match b {
+            B::Const(_) => b.clone(),
+            B::Slot(slot) => match self.value(*slot) {
+                None => b.clone(),
+                Some(Some(Value::Bool(v))) => B::Const(*v),
+                Some(_) => return None,
+            },
+            // Whether the offer has the value is known now.
+            B::Has(slot) => match self.value(*slot) {
+                None => b.clone(),
+                Some(value) => B::Const(value.is_some()),
+            },
+            B::Not(x) => B::Not(self.boxed(&**x, Self::b)?),
+            B::And(xs) => B::And(xs.iter().map(|x| self.b(x)).collect::<Option<_>>()?),
+            B::Or(xs) => B::Or(xs.iter().map(|x| self.b(x)).collect::<Option<_>>()?),
+            B::Num(cmp, x, y) => B::Num(*cmp, self.n(x)?, self.n(y)?),
+            B::Str(cmp, x, y) => B::Str(*cmp, self.s(x)?, self.s(y)?),
+            B::Bool(cmp, x, y) => {
+                B::Bool(*cmp, self.boxed(&**x, Self::b)?, self.boxed(&**y, Self::b)?)
+            }
+            B::Time(cmp, x, y) => B::Time(*cmp, self.t(x)?, self.t(y)?),
+            B::Dur(cmp, x, y) => B::Dur(*cmp, self.d(x)?, self.d(y)?),
+            B::StrIn(x, list) => B::StrIn(self.s(x)?, self.l(list)?),
+            B::NumIn(x, list) => B::NumIn(self.n(x)?, self.l(list)?),
+            B::StrTest(test, x, y) => B::StrTest(*test, self.s(x)?, self.s(y)?),
+            B::Cond(c, x, y) => B::Cond(
+                self.boxed(&**c, Self::b)?,
+                self.boxed(&**x, Self::b)?,
+                self.boxed(&**y, Self::b)?,
+            ),
+        })
+    }
+
+    fn n(&self, n: &N) -> Option<N> {
+        Some(match n {
+            N::Const(_) => n.clone(),
+            N::Slot(slot) => match self.value(*slot) {
+                None => n.clone(),
+                Some(Some(Value::Number(v))) => N::Const(*v),
+                Some(_) => return None,
+            },
+            N::Arith(op, x, y) => {
+                N::Arith(*op, self.boxed(&**x, Self::n)?, self.boxed(&**y, Self::n)?)
+            }
+            N::Neg(x) => N::Neg(self.boxed(&**x, Self::n)?),
+            N::StrSize(x) => N::StrSize(self.s(x)?),
+            N::ListSize(slot) => match self.value(*slot) {
+                None => n.clone(),
+                Some(_) => return None,
+            },
+            N::Cond(c, x, y) => N::Cond(
+                self.boxed(&**c, Self::b)?,
+                self.boxed(&**x, Self::n)?,
+                self.boxed(&**y, Self::n)?,
+            ),
+        })
+    }
+
+    fn s(&self, s: &S) -> Option<S> {
+        Some(match s {
+            S::Const(_) => s.clone(),
+            S::Slot(slot) => match self.value(*slot) {
+                None => s.clone(),
+                Some(Some(Value::String(v))) => S::Const(v.clone()),
+                Some(_) => return None,
+            },
+            S::Cond(c, x, y) => S::Cond(
+                self.boxed(&**c, Self::b)?,
+                self.boxed(&**x, Self::s)?,
+                self.boxed(&**y, Self::s)?,
+            ),
+        })
+    }
+
+    fn t(&self, t: &T) -> Option<T> {
+        Some(match t {
+            T::Const(_) | T::Now => t.clone(),
+            T::Slot(slot) => match self.value(*slot) {
+                None => t.clone(),
+                Some(Some(Value::Timestamp(v))) => T::Const(v.timestamp_micros()),
+                Some(_) => return None,
+            },
+            T::Shift(x, d, add) => {
+                T::Shift(self.boxed(&**x, Self::t)?, self.boxed(&**d, Self::d)?, *add)
+            }
+        })
+    }
+
+    fn d(&self, d: &D) -> Option<D> {
+        Some(match d {
+            D::Const(_) => d.clone(),
+            D::Between(x, y) => D::Between(self.boxed(&**x, Self::t)?, self.boxed(&**y, Self::t)?),
+            D::Sum(x, y, add) => {
+                D::Sum(self.boxed(&**x, Self::d)?, self.boxed(&**y, Self::d)?, *add)
+            }
+        })
+    }
+
+    fn l(&self, l: &L) -> Option<L> {
+        match l {
+            L::Slot(slot) if self.value(*slot).is_some() => None,
+            _ => Some(l.clone()),
+        }
     }
 }
 
