@@ -250,56 +250,32 @@ impl Constants<'_> {
 }
 
 /// Tests of one operand against constants, split by comparison when the plan is built, so
-/// evaluating them is a loop per comparison with no dispatch per test: (clause id, constant)
-/// in the order `==`, `!=`, `<`, `<=`, `>`, `>=`.
+/// evaluating them is a loop per comparison present, with no dispatch per test: per
+/// comparison, (clause id, constant).
 #[derive(Debug, Clone)]
-struct ByCmp<X>([Box<[(u32, X)]>; 6]);
+struct ByCmp<X>(Box<[(Cmp, Box<[(u32, X)]>)]>);
 
 impl<X: PartialOrd + Copy> ByCmp<X> {
-    fn new(tests: [Vec<(u32, X)>; 6]) -> Self {
-        ByCmp(tests.map(Vec::into_boxed_slice))
-    }
-
     /// Records `value <op> constant` for every test.
     #[inline]
     fn eval(&self, value: X, out: &mut ClauseResults) {
-        let [eq, ne, lt, le, gt, ge] = &self.0;
-        for &(id, c) in eq.iter() {
-            out.set(id, value == c);
-        }
-        for &(id, c) in ne.iter() {
-            out.set(id, value != c);
-        }
-        for &(id, c) in lt.iter() {
-            out.set(id, value < c);
-        }
-        for &(id, c) in le.iter() {
-            out.set(id, value <= c);
-        }
-        for &(id, c) in gt.iter() {
-            out.set(id, value > c);
-        }
-        for &(id, c) in ge.iter() {
-            out.set(id, value >= c);
+        for (cmp, tests) in self.0.iter() {
+            let tests = tests.iter();
+            match cmp {
+                Cmp::Eq => tests.for_each(|&(id, c)| out.set(id, value == c)),
+                Cmp::Ne => tests.for_each(|&(id, c)| out.set(id, value != c)),
+                Cmp::Lt => tests.for_each(|&(id, c)| out.set(id, value < c)),
+                Cmp::Le => tests.for_each(|&(id, c)| out.set(id, value <= c)),
+                Cmp::Gt => tests.for_each(|&(id, c)| out.set(id, value > c)),
+                Cmp::Ge => tests.for_each(|&(id, c)| out.set(id, value >= c)),
+            }
         }
     }
 
     fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.0
             .iter()
-            .flat_map(|tests| tests.iter().map(|&(id, _)| id))
-    }
-}
-
-/// The slot of `cmp` in a [`ByCmp`].
-fn position(cmp: Cmp) -> usize {
-    match cmp {
-        Cmp::Eq => 0,
-        Cmp::Ne => 1,
-        Cmp::Lt => 2,
-        Cmp::Le => 3,
-        Cmp::Gt => 4,
-        Cmp::Ge => 5,
+            .flat_map(|(_, tests)| tests.iter().map(|&(id, _)| id))
     }
 }
 
@@ -376,6 +352,9 @@ pub(crate) struct ClausePlan {
     time: Box<[Group<T, ByCmp<i64>>]>,
     /// Clauses of any other shape, evaluated one by one.
     one: Box<[(u32, B)]>,
+    /// Clauses whose result the plan knows (constants compared, as an offer's rule gives
+    /// when both sides are its own values): (clause id, result).
+    fixed: Box<[(u32, bool)]>,
 }
 
 /// `b <op> a` as `a <op'> b`.
@@ -416,17 +395,21 @@ struct PlanBuilder {
     dur: Open<D, Test<i64>>,
     time: Open<T, Test<i64>>,
     one: Vec<(u32, B)>,
+    fixed: Vec<(u32, bool)>,
 }
 
 /// Splits `tests` by comparison.
 fn by_cmp<X: PartialOrd + Copy>(tests: Vec<Test<X>>) -> ByCmp<X> {
-    let mut split: [Vec<(u32, X)>; 6] = Default::default();
+    let mut split: Vec<(Cmp, Vec<(u32, X)>)> = Vec::new();
     for (id, cmp, c) in tests {
-        if let Some(list) = split.get_mut(position(cmp)) {
-            list.push((id, c));
-        }
+        join(&mut split, &cmp, (id, c));
     }
-    ByCmp::new(split)
+    ByCmp(
+        split
+            .into_iter()
+            .map(|(cmp, tests)| (cmp, tests.into_boxed_slice()))
+            .collect(),
+    )
 }
 
 /// Interns the constants of a string operand's tests and splits the tests by kind.
@@ -483,6 +466,8 @@ fn groups<O, M, T>(open: Open<O, M>, tests: impl Fn(Vec<M>) -> T) -> Box<[Group<
 impl PlanBuilder {
     fn add(&mut self, id: u32, clause: &B) {
         match clause {
+            B::Const(holds) => self.fixed.push((id, *holds)),
+            B::Num(cmp, N::Const(a), N::Const(b)) => self.fixed.push((id, cmp.test(a, b))),
             B::Num(cmp, operand, N::Const(c)) => join(&mut self.num, operand, (id, *cmp, *c)),
             B::Num(cmp, N::Const(c), operand) => {
                 join(&mut self.num, operand, (id, flip(*cmp), *c));
@@ -519,6 +504,7 @@ impl PlanBuilder {
             dur: groups(self.dur, by_cmp),
             time: groups(self.time, by_cmp),
             one: self.one.into_boxed_slice(),
+            fixed: self.fixed.into_boxed_slice(),
         }
     }
 }
@@ -550,6 +536,9 @@ impl ClausePlan {
                 Ok(value) => group.tests.eval(value, results),
                 Err(fault) => results.fault_all(group.tests.ids(), fault),
             }
+        }
+        for &(id, holds) in self.fixed.iter() {
+            results.set(id, holds);
         }
         for (id, clause) in self.one.iter() {
             match clause.eval(env) {
