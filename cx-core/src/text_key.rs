@@ -5,7 +5,7 @@
 //! byte loop. Longer strings with equal keys are compared in full.
 
 /// The key of one string (see the [module docs](self)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TextKey {
     len: usize,
     head: u64,
@@ -42,6 +42,13 @@ impl TextKey {
     #[inline]
     pub(crate) fn same(self, text: &str, other_key: TextKey, other: &str) -> bool {
         self == other_key && (self.is_exact() || text == other)
+    }
+}
+
+/// One word per key, mixed from all three parts: a map keyed by text keys hashes once.
+impl std::hash::Hash for TextKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.head ^ self.tail.rotate_left(29) ^ self.len as u64);
     }
 }
 

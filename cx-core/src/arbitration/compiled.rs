@@ -12,6 +12,7 @@ use crate::model::{
 use crate::rules::{
     ClauseInterner, ClausePlan, CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule,
 };
+use crate::text_key::TextKey;
 use foldhash::HashMap;
 use foldhash::HashMapExt as _;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub struct CompiledOffer {
     pub(crate) index: u32,
     /// Interned category.
     pub(crate) category: u32,
+    /// Its category's [`TextKey`], to compare a contact event's category without a byte
+    /// loop.
+    pub(crate) category_key: TextKey,
     /// Interned consent purpose.
     pub(crate) purpose: u32,
     pub(crate) eligibility: Option<CompiledRule>,
@@ -56,6 +60,12 @@ pub struct CompiledOffer {
 }
 
 impl CompiledOffer {
+    /// Whether `category` is the offer's category.
+    #[inline]
+    pub(crate) fn in_category(&self, category: &str) -> bool {
+        TextKey::of(category).same(category, self.category_key, self.offer.category.as_str())
+    }
+
     /// The index of its budget among the catalogue's budgets.
     pub fn budget_index(&self) -> Option<usize> {
         self.budget.map(|b| b as usize)
@@ -152,6 +162,9 @@ pub struct CompiledCatalog {
     pub(crate) vocabulary: Arc<Vocabulary>,
     pub(crate) offers: Box<[CompiledOffer]>,
     pub(crate) offer_index: HashMap<OfferId, u32>,
+    /// The same for ids of at most 16 bytes, by [`TextKey`]: a contact event's offer is found
+    /// by hashing three integers, not the id's bytes.
+    pub(crate) offer_keys: HashMap<TextKey, u32>,
     /// The offers deliverable on each channel.
     pub(crate) channels: HashMap<Channel, ChannelOffers>,
     pub(crate) categories: Box<[Category]>,
@@ -204,6 +217,7 @@ impl CompiledCatalog {
         let mut weight_names: HashMap<Text, u32> = HashMap::new();
         let mut offers = Vec::with_capacity(catalog.offers.len());
         let mut offer_index = HashMap::with_capacity(catalog.offers.len());
+        let mut offer_keys = HashMap::with_capacity(catalog.offers.len());
         let mut by_channel: HashMap<Channel, Vec<u32>> = HashMap::new();
         for (i, offer) in catalog.offers.iter().enumerate() {
             let item = |field: &str| format!("offer {:?} {field}", offer.id.as_str());
@@ -228,6 +242,7 @@ impl CompiledCatalog {
             let compiled = CompiledOffer {
                 index: index(i),
                 category,
+                category_key: TextKey::of(offer.category.as_str()),
                 purpose,
                 eligibility: compile(&offer.eligibility, "eligibility")?,
                 suitability: compile(&offer.suitability, "suitability")?,
@@ -260,6 +275,10 @@ impl CompiledCatalog {
                     .push(index(i));
             }
             offer_index.insert(offer.id.clone(), index(i));
+            let key = TextKey::of(offer.id.as_str());
+            if key.is_exact() {
+                offer_keys.insert(key, index(i));
+            }
             offers.push(compiled);
         }
 
@@ -420,6 +439,7 @@ impl CompiledCatalog {
             vocabulary,
             offers: offers.into_boxed_slice(),
             offer_index,
+            offer_keys,
             channels,
             categories: categories.into_boxed_slice(),
             category_index,
@@ -501,6 +521,17 @@ impl CompiledCatalog {
     /// The decision index of offer `id`.
     pub fn offer_index(&self, id: &OfferId) -> Option<u32> {
         self.offer_index.get(id).copied()
+    }
+
+    /// The decision index of offer `id`, as [`CompiledCatalog::offer_index`] gives it.
+    #[inline]
+    pub(crate) fn offer_of(&self, id: &OfferId) -> Option<u32> {
+        let key = TextKey::of(id.as_str());
+        if key.is_exact() {
+            self.offer_keys.get(&key).copied()
+        } else {
+            self.offer_index.get(id).copied()
+        }
     }
 
     /// The compiled offer at `index`.

@@ -707,10 +707,10 @@ impl History {
             if at <= from || at > now {
                 continue;
             }
-            let offer = catalog.offer_index.get(&e.offer).copied();
+            let offer = catalog.offer_of(&e.offer);
             // The event's category is usually its offer's: one comparison, not a lookup.
             let category = match offer.and_then(|o| catalog.offers.get(o as usize)) {
-                Some(o) if o.offer.category == e.category => Some(o.category),
+                Some(o) if o.in_category(e.category.as_str()) => Some(o.category),
                 _ => catalog.category_index.get(&e.category).copied(),
             };
             events.push(Event {
