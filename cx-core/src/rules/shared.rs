@@ -253,7 +253,10 @@ impl Constants<'_> {
 /// evaluating them is a loop per comparison present, with no dispatch per test: per
 /// comparison, (clause id, constant).
 #[derive(Debug, Clone)]
-struct ByCmp<X>(Box<[(Cmp, Box<[(u32, X)]>)]>);
+struct ByCmp<X>(Box<[(Cmp, Tests<X>)]>);
+
+/// Tests of one comparison: (clause id, constant).
+type Tests<X> = Box<[(u32, X)]>;
 
 impl<X: PartialOrd + Copy> ByCmp<X> {
     /// Records `value <op> constant` for every test.
