@@ -168,7 +168,11 @@ impl Arbitrator {
             budget_used: input.budget_used,
             now,
         };
-        let mut excluded: Vec<(u32, Exclusion)> = Vec::new();
+        let mut excluded: Vec<(u32, Exclusion)> = Vec::with_capacity(if request.explain {
+            screened.closer_count()
+        } else {
+            0
+        });
         let mut survivors: Vec<u32> = Vec::with_capacity(on_channel.offers.len());
         for (position, closer) in screened.unsettled() {
             let Some(&index) = on_channel.offers.get(position) else {

@@ -285,6 +285,19 @@ impl Screened {
         }
     }
 
+    /// How many candidates need a closer look (at most how many a closer look excludes).
+    pub(crate) fn closer_count(&self) -> usize {
+        let settled = self
+            .not_valid
+            .iter()
+            .zip(&self.no_consent)
+            .zip(&self.ineligible);
+        settled
+            .zip(&self.closer)
+            .map(|(((a, b), c), closer)| (closer & !(a | b | c)).count_ones() as usize)
+            .sum()
+    }
+
     /// The candidates the screen did not settle, in order: (position, whether it needs a
     /// closer look; if not, it survives to scoring).
     pub(crate) fn unsettled(&self) -> impl Iterator<Item = (usize, bool)> + '_ {
