@@ -31,6 +31,7 @@ pub mod rules;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+mod text_key;
 
 /// The date and time library `cx` uses for instants and durations, re-exported so callers
 /// build [`Timestamp`](model::Timestamp)s with the same version.

@@ -1,9 +1,9 @@
 //! A catalogue compiled for decisions: offers indexed, categories and purposes interned, every
 //! rule compiled against the catalogue's vocabulary. Built once when a catalogue loads.
 
-use super::decide::Screen;
 use super::features::{CompiledFeature, FeatureSet, TouchpointFields};
 use super::policy::CompiledContactRule;
+use super::screen::{ChannelScreen, Look, Row};
 use crate::error::{Error, Result};
 use crate::model::{
     ArbitrationConfig, Budget, Catalog, Category, Channel, Name, Offer, OfferId, Purpose, Text,
@@ -12,6 +12,7 @@ use crate::model::{
 use crate::rules::{
     ClauseInterner, ClausePlan, CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule,
 };
+use crate::text_key::TextKey;
 use foldhash::HashMap;
 use foldhash::HashMapExt as _;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ pub struct CompiledOffer {
     pub(crate) index: u32,
     /// Interned category.
     pub(crate) category: u32,
+    /// Its category's [`TextKey`], to compare a contact event's category without a byte
+    /// loop.
+    pub(crate) category_key: TextKey,
     /// Interned consent purpose.
     pub(crate) purpose: u32,
     pub(crate) eligibility: Option<CompiledRule>,
@@ -56,6 +60,12 @@ pub struct CompiledOffer {
 }
 
 impl CompiledOffer {
+    /// Whether `category` is the offer's category.
+    #[inline]
+    pub(crate) fn in_category(&self, category: &str) -> bool {
+        TextKey::of(category).same(category, self.category_key, self.offer.category.as_str())
+    }
+
     /// The index of its budget among the catalogue's budgets.
     pub fn budget_index(&self) -> Option<usize> {
         self.budget.map(|b| b as usize)
@@ -95,19 +105,6 @@ pub(crate) struct Hot {
     /// [`Hot::SHARED_ELIGIBILITY`] says every clause is shared.
     pub(crate) eligibility: (u32, u32),
     pub(crate) flags: u8,
-    /// The shared clause ids of an eligibility rule of at most [`Hot::SCREENED_CLAUSES`]
-    /// clauses, all shared, padded with the id of a clause that always holds
-    /// ([`CompiledCatalog::shared_clauses`]); only that id for any other offer. The candidate
-    /// loop screens eligibility with them, without branching.
-    pub(crate) clauses: [u32; Hot::SCREENED_CLAUSES],
-    /// The checks this offer always needs made one by one, as [`Screen`] bits:
-    /// [`Screen::RULE`], [`Screen::OWN_POLICY`], [`Screen::SUITABILITY`].
-    ///
-    /// [`Screen`]: super::decide::Screen
-    /// [`Screen::RULE`]: super::decide::Screen::RULE
-    /// [`Screen::OWN_POLICY`]: super::decide::Screen::OWN_POLICY
-    /// [`Screen::SUITABILITY`]: super::decide::Screen::SUITABILITY
-    pub(crate) slow: u8,
     /// The offer's value and lever, for scoring.
     pub(crate) value: f64,
     pub(crate) lever: f64,
@@ -115,15 +112,14 @@ pub(crate) struct Hot {
 
 impl Hot {
     pub(crate) const NO_BUDGET: u32 = u32::MAX;
-    /// The longest eligibility rule (in clauses) the candidate loop screens without
-    /// evaluating it.
-    pub(crate) const SCREENED_CLAUSES: usize = 4;
     /// The eligibility rule's clauses are all shared: its verdict comes from the decision's
     /// shared-clause results.
     pub(crate) const SHARED_ELIGIBILITY: u8 = 1;
     /// The eligibility rule reads the offer: evaluate it.
     pub(crate) const OWN_ELIGIBILITY: u8 = 2;
     pub(crate) const SUITABILITY: u8 = 4;
+    /// The suitability rule's clauses are all shared: the screen decides it.
+    pub(crate) const SHARED_SUITABILITY: u8 = 32;
     pub(crate) const OWN_POLICIES: u8 = 8;
     /// The offer has context weights (otherwise its context weight is 1).
     pub(crate) const CONTEXT_WEIGHTS: u8 = 16;
@@ -137,6 +133,17 @@ impl Hot {
     pub(crate) fn valid_at(self, now: i64) -> bool {
         self.valid_from <= now && now < self.valid_until
     }
+}
+
+/// The offers deliverable on one channel, ready for a decision's candidate loop.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChannelOffers {
+    /// Offer indices, in catalogue order: the channel's candidates.
+    pub(crate) offers: Box<[u32]>,
+    /// The sets of them the first look at a decision's candidates combines.
+    pub(crate) screen: ChannelScreen,
+    /// The plan evaluating the shared clauses of their rules.
+    pub(crate) plan: ClausePlan,
 }
 
 /// A segment rule, compiled.
@@ -155,8 +162,11 @@ pub struct CompiledCatalog {
     pub(crate) vocabulary: Arc<Vocabulary>,
     pub(crate) offers: Box<[CompiledOffer]>,
     pub(crate) offer_index: HashMap<OfferId, u32>,
-    /// Offer indices deliverable on each channel, in catalogue order.
-    pub(crate) by_channel: HashMap<Channel, Box<[u32]>>,
+    /// The same for ids of at most 16 bytes, by [`TextKey`]: a contact event's offer is found
+    /// by hashing three integers, not the id's bytes.
+    pub(crate) offer_keys: HashMap<TextKey, u32>,
+    /// The offers deliverable on each channel.
+    pub(crate) channels: HashMap<Channel, ChannelOffers>,
     pub(crate) categories: Box<[Category]>,
     pub(crate) category_index: HashMap<Category, u32>,
     pub(crate) purposes: Box<[Purpose]>,
@@ -179,8 +189,6 @@ pub struct CompiledCatalog {
     pub(crate) touchpoint_lookback: i64,
     /// How many distinct clauses offer rules share.
     pub(crate) shared_clauses: usize,
-    /// Per channel, the plan evaluating the shared clauses of the offers deliverable on it.
-    pub(crate) clause_plans: HashMap<Channel, ClausePlan>,
     /// Per offer, what the candidate loop reads.
     pub(crate) hot: Box<[Hot]>,
     /// The shared clause ids of eligibility rules, offer after offer (see [`Hot::eligibility`]).
@@ -209,6 +217,7 @@ impl CompiledCatalog {
         let mut weight_names: HashMap<Text, u32> = HashMap::new();
         let mut offers = Vec::with_capacity(catalog.offers.len());
         let mut offer_index = HashMap::with_capacity(catalog.offers.len());
+        let mut offer_keys = HashMap::with_capacity(catalog.offers.len());
         let mut by_channel: HashMap<Channel, Vec<u32>> = HashMap::new();
         for (i, offer) in catalog.offers.iter().enumerate() {
             let item = |field: &str| format!("offer {:?} {field}", offer.id.as_str());
@@ -233,6 +242,7 @@ impl CompiledCatalog {
             let compiled = CompiledOffer {
                 index: index(i),
                 category,
+                category_key: TextKey::of(offer.category.as_str()),
                 purpose,
                 eligibility: compile(&offer.eligibility, "eligibility")?,
                 suitability: compile(&offer.suitability, "suitability")?,
@@ -265,52 +275,48 @@ impl CompiledCatalog {
                     .push(index(i));
             }
             offer_index.insert(offer.id.clone(), index(i));
+            let key = TextKey::of(offer.id.as_str());
+            if key.is_exact() {
+                offer_keys.insert(key, index(i));
+            }
             offers.push(compiled);
         }
 
         let mut interner = ClauseInterner::new(&vocabulary, PER_CANDIDATE);
         for offer in &mut offers {
-            for rule in [&mut offer.eligibility, &mut offer.suitability]
-                .into_iter()
-                .flatten()
-            {
-                interner.share(rule);
+            let CompiledOffer {
+                eligibility,
+                suitability,
+                values,
+                ..
+            } = offer;
+            for rule in [eligibility, suitability].into_iter().flatten() {
+                interner.share_for_offer(rule, values);
             }
         }
         let shared_clauses = interner.count();
         let mut eligibility_ids = Vec::new();
-        let always = index(shared_clauses);
-        let hot = offers
+        let hot: Box<[Hot]> = offers
             .iter()
             .map(|o| {
                 let mut flags = 0;
-                let mut slow = 0;
-                let mut clauses = [always; Hot::SCREENED_CLAUSES];
                 let start = index(eligibility_ids.len());
                 if let Some(rule) = &o.eligibility {
-                    let ids = rule.shared_ids();
-                    if ids.iter().all(|&id| id != crate::rules::UNSHARED) {
+                    if all_shared(rule) {
                         flags |= Hot::SHARED_ELIGIBILITY;
-                        eligibility_ids.extend_from_slice(ids);
-                        if ids.len() <= Hot::SCREENED_CLAUSES {
-                            for (slot, &id) in clauses.iter_mut().zip(ids) {
-                                *slot = id;
-                            }
-                        } else {
-                            slow |= Screen::RULE;
-                        }
+                        eligibility_ids.extend_from_slice(rule.shared_ids());
                     } else {
                         flags |= Hot::OWN_ELIGIBILITY;
-                        slow |= Screen::RULE;
                     }
                 }
-                if o.suitability.is_some() {
+                if let Some(rule) = &o.suitability {
                     flags |= Hot::SUITABILITY;
-                    slow |= Screen::SUITABILITY;
+                    if all_shared(rule) {
+                        flags |= Hot::SHARED_SUITABILITY;
+                    }
                 }
                 if !o.policies.is_empty() {
                     flags |= Hot::OWN_POLICIES;
-                    slow |= Screen::OWN_POLICY;
                 }
                 if !o.offer.context_weights.is_empty() {
                     flags |= Hot::CONTEXT_WEIGHTS;
@@ -323,15 +329,18 @@ impl CompiledCatalog {
                     budget: o.budget.unwrap_or(Hot::NO_BUDGET),
                     eligibility: (start, index(eligibility_ids.len())),
                     flags,
-                    clauses,
-                    slow,
                     value: o.offer.value,
                     lever: o.offer.lever,
                 }
             })
             .collect();
-        let clause_plans = by_channel
+        let rows: Vec<Row<'_>> = offers
             .iter()
+            .zip(hot.iter())
+            .map(|(o, h)| screen_row(o, *h))
+            .collect();
+        let channels = by_channel
+            .into_iter()
             .map(|(channel, indices)| {
                 let ids = indices
                     .iter()
@@ -339,9 +348,28 @@ impl CompiledCatalog {
                     .flat_map(|o| [&o.eligibility, &o.suitability])
                     .flatten()
                     .flat_map(|rule| rule.shared_ids().iter().copied());
-                (channel.clone(), interner.plan(ids))
+                let plan = interner.plan(ids);
+                let channel_rows: Vec<Row<'_>> = indices
+                    .iter()
+                    .filter_map(|&i| rows.get(i as usize).cloned())
+                    .collect();
+                let screen = ChannelScreen::new(
+                    &channel_rows,
+                    purposes.len(),
+                    categories.len(),
+                    catalog.budgets.len(),
+                );
+                (
+                    channel,
+                    ChannelOffers {
+                        offers: indices.into_boxed_slice(),
+                        screen,
+                        plan,
+                    },
+                )
             })
             .collect();
+        drop(rows);
 
         let features = catalog
             .features
@@ -411,10 +439,8 @@ impl CompiledCatalog {
             vocabulary,
             offers: offers.into_boxed_slice(),
             offer_index,
-            by_channel: by_channel
-                .into_iter()
-                .map(|(c, v)| (c, v.into_boxed_slice()))
-                .collect(),
+            offer_keys,
+            channels,
             categories: categories.into_boxed_slice(),
             category_index,
             purposes: purposes.into_boxed_slice(),
@@ -429,7 +455,6 @@ impl CompiledCatalog {
             contact_kinds,
             touchpoint_lookback,
             shared_clauses,
-            clause_plans,
             hot,
             eligibility_ids: eligibility_ids.into_boxed_slice(),
             weight_names,
@@ -443,6 +468,21 @@ impl CompiledCatalog {
     pub fn with_version(mut self, version: u64) -> Self {
         self.version = version;
         self
+    }
+
+    /// The shared clause ids of the eligibility rule of the offer `hot` describes, when they
+    /// all are ([`Hot::SHARED_ELIGIBILITY`]); empty otherwise.
+    #[inline]
+    pub(crate) fn eligibility_ids(&self, hot: Hot) -> &[u32] {
+        let (from, to) = hot.eligibility;
+        self.eligibility_ids
+            .get(from as usize..to as usize)
+            .unwrap_or(&[])
+    }
+
+    /// The offers deliverable on `channel`, if any is.
+    pub(crate) fn channel(&self, channel: &Channel) -> Option<&ChannelOffers> {
+        self.channels.get(channel)
     }
 
     /// The interned context-weight names of a request's `channel` and `placement`.
@@ -481,6 +521,17 @@ impl CompiledCatalog {
     /// The decision index of offer `id`.
     pub fn offer_index(&self, id: &OfferId) -> Option<u32> {
         self.offer_index.get(id).copied()
+    }
+
+    /// The decision index of offer `id`, as [`CompiledCatalog::offer_index`] gives it.
+    #[inline]
+    pub(crate) fn offer_of(&self, id: &OfferId) -> Option<u32> {
+        let key = TextKey::of(id.as_str());
+        if key.is_exact() {
+            self.offer_keys.get(&key).copied()
+        } else {
+            self.offer_index.get(id).copied()
+        }
     }
 
     /// The compiled offer at `index`.
@@ -567,6 +618,50 @@ impl CompiledCatalog {
 
 fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// Whether every clause of `rule` is shared: its verdict comes from a decision's
+/// shared-clause results alone.
+fn all_shared(rule: &CompiledRule) -> bool {
+    rule.shared_ids()
+        .iter()
+        .all(|&id| id != crate::rules::UNSHARED)
+}
+
+/// What the screen needs to know of `offer`, whose packed form is `hot`. A rule whose
+/// clauses are all shared is decided by the screen from the decision's results; any other
+/// is evaluated in a closer look.
+fn screen_row(offer: &CompiledOffer, hot: Hot) -> Row<'_> {
+    let mut slow = 0;
+    let mut eligibility: &[u32] = &[];
+    let mut suitability: &[u32] = &[];
+    if let Some(rule) = &offer.eligibility {
+        if hot.has(Hot::SHARED_ELIGIBILITY) {
+            eligibility = rule.shared_ids();
+        } else {
+            slow |= Look::RULE;
+        }
+    }
+    if hot.has(Hot::OWN_POLICIES) {
+        slow |= Look::OWN_POLICY;
+    }
+    if let Some(rule) = &offer.suitability {
+        if hot.has(Hot::SHARED_SUITABILITY) {
+            suitability = rule.shared_ids();
+        } else {
+            slow |= Look::SUITABILITY;
+        }
+    }
+    Row {
+        valid_from: hot.valid_from,
+        valid_until: hot.valid_until,
+        purpose: hot.purpose,
+        category: hot.category,
+        budget: hot.budget,
+        eligibility,
+        suitability,
+        slow,
+    }
 }
 
 /// Builds the vocabulary: the schema's names, the built-ins, offer fields typed from the offers'

@@ -3,11 +3,12 @@
 //! fallback. No I/O, no locks but the propensity model's read of its table, a fixed number of
 //! allocations per decision.
 
-use super::compiled::{CompiledCatalog, CompiledOffer, Hot, WeightKeys};
+use super::compiled::{ChannelOffers, CompiledCatalog, CompiledOffer, Hot, WeightKeys};
 use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch};
 use super::policy::{CompiledContactRule, Lift};
 use super::propensity::PropensityModel;
+use super::screen::{Look, Settled};
 use super::trace::{Exclusion, RuleRef, Trace};
 use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
@@ -142,14 +143,34 @@ impl Arbitrator {
         let blocks = Blocks::new(catalog, &history, now);
 
         // Every clause the channel's offers share, evaluated once.
+        let none = ChannelOffers::default();
+        let on_channel = catalog.channel(channel).unwrap_or(&none);
         let mut shared = ClauseResults::new(catalog.shared_clauses);
-        if let Some(plan) = catalog.clause_plans.get(channel) {
-            plan.eval(&base_env, &mut shared);
-        }
-        let candidates: &[u32] = catalog.by_channel.get(channel).map_or(&[], |c| c);
-        let mut excluded: Vec<(u32, Exclusion)> =
-            Vec::with_capacity(if request.explain { candidates.len() } else { 0 });
-        let mut survivors: Vec<(u32, ScoreFactors)> = Vec::with_capacity(candidates.len());
+        on_channel.plan.eval(&base_env, &mut shared);
+
+        // The first look at every candidate, which settles most of them.
+        let budget_out: Vec<bool> = catalog
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| input.budget_used.get(i).copied().unwrap_or(0) >= b.limit)
+            .collect();
+        let screened = on_channel.screen.run(
+            now,
+            &consent,
+            &shared,
+            |category| {
+                blocks
+                    .by_category
+                    .get(category)
+                    .is_some_and(Option::is_some)
+            },
+            blocks
+                .by_offer
+                .iter()
+                .filter_map(|&(offer, _, _)| on_channel.offers.binary_search(&offer).ok()),
+            |budget| budget_out.get(budget).copied().unwrap_or(false),
+        );
         let stage = Stage {
             catalog,
             base: &base_env,
@@ -159,49 +180,49 @@ impl Arbitrator {
             budget_used: input.budget_used,
             now,
         };
-        let screen = Screen::new(catalog, &consent, &blocks, input.budget_used);
-        let weights = catalog.weight_keys(channel, placement);
-        for &index in candidates {
-            let Some(hot) = catalog.hot.get(index as usize) else {
+        let mut excluded: Vec<(u32, Exclusion)> = Vec::with_capacity(if request.explain {
+            screened.closer_count()
+        } else {
+            0
+        });
+        let mut survivors: Vec<u32> = Vec::with_capacity(on_channel.offers.len());
+        for (position, closer) in screened.unsettled() {
+            let Some(&index) = on_channel.offers.get(position) else {
                 continue;
             };
-            let code = screen.code(hot, index, &shared, now);
-            // The lowest bit set: the first stage to act on. The common cases first.
-            let first = code & code.wrapping_neg();
-            let exclusion = if first == 0 {
-                None
-            } else if first == Screen::INELIGIBLE {
-                Some(Exclusion::Ineligible(
-                    shared.verdict(stage.eligibility_ids(*hot)),
-                ))
-            } else if first <= Screen::NO_CONSENT {
-                Some(if first == Screen::NOT_VALID {
-                    Exclusion::NotValid
-                } else {
-                    Exclusion::NoConsent
-                })
-            } else {
-                match first {
-                    Screen::CAPPED => stage
-                        .blocks
-                        .worst(*hot, index, None, &history, now)
-                        .map(|(rule, lift)| Exclusion::Capped { rule, lift }),
-                    Screen::BUDGET => stage.budget(*hot),
-                    Screen::SUITABILITY => {
-                        let Some(offer) = catalog.offers.get(index as usize) else {
-                            continue;
-                        };
-                        stage.suitability(offer, &shared)
-                    }
-                    // An eligibility rule evaluated per offer, or the offer's own contact policy:
-                    // every stage, one by one.
-                    _ => {
-                        let Some(offer) = catalog.offers.get(index as usize) else {
-                            continue;
-                        };
-                        stage.exclude(*hot, index, offer, Some(&shared))
-                    }
-                }
+            if !closer {
+                survivors.push(index);
+                continue;
+            }
+            let (Some(hot), Some(offer)) = (
+                catalog.hot.get(index as usize),
+                catalog.offers.get(index as usize),
+            ) else {
+                continue;
+            };
+            // The checks it needs, in pipeline order: the lowest bit set is the first.
+            let capped = blocks.holds_back(*hot, index);
+            let used_up = budget_out
+                .get(hot.budget as usize)
+                .copied()
+                .unwrap_or(false);
+            let mut look = on_channel.screen.slow(position);
+            if capped {
+                look |= Look::CAPPED;
+            }
+            if used_up {
+                look |= Look::BUDGET;
+            }
+            let exclusion = match look & look.wrapping_neg() {
+                0 => None,
+                Look::CAPPED => blocks
+                    .worst(*hot, index, None, &history, now)
+                    .map(|(rule, lift)| Exclusion::Capped { rule, lift }),
+                Look::BUDGET => stage.budget(*hot),
+                Look::SUITABILITY => stage.suitability(offer, &shared),
+                // An eligibility rule evaluated per offer, or the offer's own contact policy:
+                // every stage, one by one.
+                _ => stage.exclude(*hot, index, offer, Some(&shared)),
             };
             match exclusion {
                 Some(exclusion) => {
@@ -209,22 +230,27 @@ impl Arbitrator {
                         excluded.push((index, exclusion));
                     }
                 }
-                None => {
-                    if let Some(offer) = catalog.offers.get(index as usize) {
-                        survivors.push((index, factors(*hot, offer, weights)));
-                    }
-                }
+                None => survivors.push(index),
             }
         }
 
         // Scoring: propensity × context weight × value × lever, each factor switchable.
         let scoring = config.scoring;
-        let offers: Vec<u32> = survivors.iter().map(|(i, _)| *i).collect();
-        let mut propensities = Vec::with_capacity(offers.len());
-        self.model.fill_means(&offers, segment, &mut propensities);
+        let mut propensities = Vec::with_capacity(survivors.len());
+        self.model
+            .fill_means(&survivors, segment, &mut propensities);
+        let weights = catalog.weight_keys(channel, placement);
+        let mut factored: Vec<(u32, ScoreFactors)> = Vec::with_capacity(survivors.len());
         let mut scored: Vec<Scored> = Vec::with_capacity(survivors.len());
-        for ((index, f), p) in survivors.iter_mut().zip(&propensities) {
-            f.propensity = if scoring.propensity { *p } else { 1.0 };
+        for (&index, &p) in survivors.iter().zip(&propensities) {
+            let (Some(hot), Some(offer)) = (
+                catalog.hot.get(index as usize),
+                catalog.offers.get(index as usize),
+            ) else {
+                continue;
+            };
+            let mut f = factors(*hot, offer, weights);
+            f.propensity = if scoring.propensity { p } else { 1.0 };
             if !scoring.context_weight {
                 f.context_weight = 1.0;
             }
@@ -235,13 +261,10 @@ impl Arbitrator {
                 f.lever = 1.0;
             }
             f.score = f.propensity * f.context_weight * f.value * f.lever;
-            let category = catalog
-                .hot
-                .get(*index as usize)
-                .map_or(u32::MAX, |h| h.category);
+            factored.push((index, f));
             scored.push(Scored {
-                offer: *index,
-                category,
+                offer: index,
+                category: hot.category,
                 score: f.score,
             });
         }
@@ -250,7 +273,7 @@ impl Arbitrator {
         let mut picks: Vec<Pick> = Vec::with_capacity(k);
         let model = &self.model;
         let mut draw = |i: usize, rng: &mut DecisionRng| -> f64 {
-            let Some((index, f)) = survivors.get(i) else {
+            let Some((index, f)) = factored.get(i) else {
                 return 0.0;
             };
             let p = if scoring.propensity {
@@ -308,7 +331,7 @@ impl Arbitrator {
             // The trace outlives the decision (in a decision log): keep no spare room. A
             // shrink in place, no copy.
             excluded.shrink_to_fit();
-            survivors.shrink_to_fit();
+            factored.shrink_to_fit();
             let explain: Arc<dyn crate::model::Explain> = Arc::new(Trace {
                 catalog: Arc::clone(&self.catalog),
                 customer: input.customer.clone(),
@@ -324,7 +347,9 @@ impl Arbitrator {
                 channel: channel.clone(),
                 now,
                 excluded,
-                scored: survivors,
+                screened,
+                shared,
+                scored: factored,
                 picks,
                 fallback,
                 exploration: config.exploration,
@@ -431,7 +456,7 @@ impl Stage<'_> {
         }
         if let Some(shared) = targeting {
             let verdict = if hot.has(Hot::SHARED_ELIGIBILITY) {
-                Some(shared.verdict(self.eligibility_ids(hot)))
+                Some(shared.verdict(self.catalog.eligibility_ids(hot)))
             } else if hot.has(Hot::OWN_ELIGIBILITY)
                 && let Some(rule) = &offer.eligibility
             {
@@ -458,16 +483,6 @@ impl Stage<'_> {
             Some(shared) if hot.has(Hot::SUITABILITY) => self.suitability(offer, shared),
             _ => None,
         }
-    }
-
-    /// The shared clause ids of the offer's eligibility rule, when they all are.
-    #[inline]
-    fn eligibility_ids(&self, hot: Hot) -> &[u32] {
-        let (from, to) = hot.eligibility;
-        self.catalog
-            .eligibility_ids
-            .get(from as usize..to as usize)
-            .unwrap_or(&[])
     }
 
     /// The budget stage.
@@ -504,91 +519,27 @@ impl Stage<'_> {
     }
 }
 
-/// The first look at each candidate, made without branching: one bit per stage that excludes
-/// it or needs a closer look, so the lowest bit set names the first stage to act on, in
-/// pipeline order, and a candidate with no bit set survives to scoring.
-pub(crate) struct Screen {
-    /// Per purpose: 1 if the customer has granted it on the channel.
-    consent: Vec<u8>,
-    /// Per category: 1 if a catalogue-wide contact-policy rule holds it back.
-    category_capped: Vec<u8>,
-    /// Per offer, as bits: whether an offer-scoped catalogue rule holds it back.
-    offer_capped: Vec<u64>,
-    /// Per budget: 1 if it is used up.
-    budget_out: Vec<u8>,
-}
-
-impl Screen {
-    /// Not valid now.
-    pub(crate) const NOT_VALID: u8 = 1;
-    /// No consent for its purpose on the channel.
-    pub(crate) const NO_CONSENT: u8 = 2;
-    /// Its eligibility rule, screened from the shared clauses, does not hold.
-    pub(crate) const INELIGIBLE: u8 = 4;
-    /// Its eligibility rule must be evaluated (it reads the offer, or is long).
-    pub(crate) const RULE: u8 = 8;
-    /// It has contact-policy rules of its own.
-    pub(crate) const OWN_POLICY: u8 = 16;
-    /// A catalogue-wide contact-policy rule holds it back.
-    pub(crate) const CAPPED: u8 = 32;
-    /// Its budget is used up.
-    pub(crate) const BUDGET: u8 = 64;
-    /// It has a suitability rule.
-    pub(crate) const SUITABILITY: u8 = 128;
-
-    fn new(
-        catalog: &CompiledCatalog,
-        consent: &[bool],
-        blocks: &Blocks,
-        budget_used: &[u64],
-    ) -> Self {
-        let mut offer_capped = vec![0u64; catalog.offers.len().div_ceil(64)];
-        for &(offer, _, _) in &blocks.by_offer {
-            if let Some(word) = offer_capped.get_mut(offer as usize / 64) {
-                *word |= 1 << (offer % 64);
-            }
+/// Why a candidate stopped where the screen settled it: what a decision's trace says of it,
+/// worked out only when an explanation is read. `shared` holds the decision's shared-clause
+/// results.
+pub(crate) fn screened_out(
+    catalog: &CompiledCatalog,
+    index: u32,
+    settled: Settled,
+    shared: &ClauseResults,
+) -> Option<Exclusion> {
+    Some(match settled {
+        Settled::NotValid => Exclusion::NotValid,
+        Settled::NoConsent => Exclusion::NoConsent,
+        Settled::Ineligible => {
+            let hot = catalog.hot.get(index as usize)?;
+            Exclusion::Ineligible(shared.verdict(catalog.eligibility_ids(*hot)))
         }
-        Screen {
-            consent: consent.iter().map(|&c| u8::from(c)).collect(),
-            category_capped: blocks
-                .by_category
-                .iter()
-                .map(|b| u8::from(b.is_some()))
-                .collect(),
-            offer_capped,
-            budget_out: catalog
-                .budgets
-                .iter()
-                .enumerate()
-                .map(|(i, b)| u8::from(budget_used.get(i).copied().unwrap_or(0) >= b.limit))
-                .collect(),
+        Settled::Unsuitable => {
+            let rule = catalog.offers.get(index as usize)?.suitability.as_ref()?;
+            Exclusion::Unsuitable(shared.verdict(rule.shared_ids()))
         }
-    }
-
-    /// The candidate's bits.
-    #[inline(always)]
-    fn code(&self, hot: &Hot, index: u32, shared: &ClauseResults, now: i64) -> u8 {
-        let not_valid = u8::from(now < hot.valid_from) | u8::from(now >= hot.valid_until);
-        let consent = self.consent.get(hot.purpose as usize).copied().unwrap_or(0);
-        let [a, b, c, d] = hot.clauses;
-        let eligible = shared.passes(a) & shared.passes(b) & shared.passes(c) & shared.passes(d);
-        let offer_capped = self
-            .offer_capped
-            .get(index as usize / 64)
-            .map_or(0, |word| u8::from(word >> (index % 64) & 1 != 0));
-        let capped = self
-            .category_capped
-            .get(hot.category as usize)
-            .copied()
-            .unwrap_or(0)
-            | offer_capped;
-        let budget = self
-            .budget_out
-            .get(hot.budget as usize)
-            .copied()
-            .unwrap_or(0);
-        not_valid | (consent ^ 1) << 1 | (eligible ^ 1) << 2 | capped << 5 | budget << 6 | hot.slow
-    }
+    })
 }
 
 /// What the catalogue-wide contact-policy rules block for this request, combined so each
@@ -655,6 +606,18 @@ impl Blocks {
             by_category,
             by_offer,
         }
+    }
+
+    /// Whether a catalogue-wide rule holds back the offer `hot` describes, at `offer_index`.
+    #[inline]
+    fn holds_back(&self, hot: Hot, offer_index: u32) -> bool {
+        self.by_category
+            .get(hot.category as usize)
+            .is_some_and(Option::is_some)
+            || self
+                .by_offer
+                .binary_search_by_key(&offer_index, |&(offer, _, _)| offer)
+                .is_ok()
     }
 
     /// The contact-policy rule that holds `offer` back longest, if any; the offer's own rules
@@ -760,10 +723,10 @@ impl History {
             if at <= from || at > now {
                 continue;
             }
-            let offer = catalog.offer_index.get(&e.offer).copied();
+            let offer = catalog.offer_of(&e.offer);
             // The event's category is usually its offer's: one comparison, not a lookup.
             let category = match offer.and_then(|o| catalog.offers.get(o as usize)) {
-                Some(o) if o.offer.category == e.category => Some(o.category),
+                Some(o) if o.in_category(e.category.as_str()) => Some(o.category),
                 _ => catalog.category_index.get(&e.category).copied(),
             };
             events.push(Event {

@@ -24,6 +24,7 @@ pub mod explore;
 pub(crate) mod features;
 pub mod policy;
 pub mod propensity;
+mod screen;
 mod trace;
 
 pub use compiled::{CompiledCatalog, CompiledOffer, CompiledSegment};

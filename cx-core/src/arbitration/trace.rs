@@ -3,13 +3,15 @@
 //! the hot path.
 
 use super::compiled::{CompiledCatalog, CompiledOffer};
+use super::decide::screened_out;
 use super::explore::Pick;
 use super::policy::Lift;
+use super::screen::Screened;
 use crate::model::{
     Attributes, Channel, Customer, Explain, Explanation, Exploration, OfferId, PipelineStage,
     ScoreFactors, Timestamp, Value,
 };
-use crate::rules::{CompiledRule, Env, Namespace, Scalar, SlotRef, Verdict};
+use crate::rules::{ClauseResults, CompiledRule, Env, Namespace, Scalar, SlotRef, Verdict};
 use chrono::DateTime;
 use std::sync::Arc;
 
@@ -65,8 +67,15 @@ pub(crate) struct Trace {
     pub(crate) context: Attributes,
     pub(crate) channel: Channel,
     pub(crate) now: i64,
-    /// The candidates a stage excluded, with why, in any order.
+    /// The candidates a stage excluded after a closer look than the screen's, with why, in
+    /// any order.
     pub(crate) excluded: Vec<(u32, Exclusion)>,
+    /// What the first look found of the channel's candidates: the reason of those it
+    /// settled on its own is worked out from it when asked ([`screened_out`]).
+    pub(crate) screened: Screened,
+    /// The decision's shared-clause results, which name the false clause of a candidate the
+    /// screen found ineligible.
+    pub(crate) shared: ClauseResults,
     /// The candidates that were scored, with their factors, in any order. Kept as the
     /// decision scored them: no copy per candidate.
     pub(crate) scored: Vec<(u32, ScoreFactors)>,
@@ -128,9 +137,21 @@ impl Trace {
 
     /// Every candidate's record.
     fn candidates(&self) -> impl Iterator<Item = Candidate> + '_ {
+        let offers = self
+            .catalog
+            .channel(&self.channel)
+            .map_or(&[][..], |c| &c.offers);
+        let screened = offers.iter().enumerate().filter_map(|(position, &offer)| {
+            let settled = self.screened.settled(position)?;
+            Some(Candidate {
+                offer,
+                outcome: Err(screened_out(&self.catalog, offer, settled, &self.shared)?),
+            })
+        });
         self.excluded
             .iter()
             .map(Candidate::excluded)
+            .chain(screened)
             .chain(self.scored.iter().map(Candidate::scored))
     }
 

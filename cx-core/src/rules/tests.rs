@@ -344,6 +344,12 @@ const POOL: &[&str] = &[
     r#"timestamp("2026-02-01T00:00:00Z") >= customer.signed_up_at"#,
     r#"duration("30d") < now - customer.signed_up_at"#,
     "customer.tenure_months / 0 > 1.0",
+    r#"customer.plan in ["M", "L", "XL"]"#,
+    r#"customer.plan < "M""#,
+    r#""M" <= customer.plan"#,
+    r#"customer.plan == "XL""#,
+    "customer.tenure_months != 12",
+    "12.0 >= customer.tenure_months",
 ];
 
 fn pooled_rule(picks: &[usize]) -> String {
@@ -377,7 +383,7 @@ fn shared_results(
 ) -> (usize, ClauseResults) {
     let mut interner = ClauseInterner::new(v, &[Namespace::Offer, Namespace::Touchpoint]);
     for rule in rules.iter_mut() {
-        interner.share(rule);
+        interner.share_for_offer(rule, env.offer);
     }
     let plan = interner.plan(rules.iter().flat_map(|r| r.shared_ids().to_vec()));
     let mut results = ClauseResults::new(interner.count());
@@ -399,9 +405,9 @@ fn shared_clauses_get_one_id_and_offer_clauses_none() {
     let offer = [Some(Value::Number(15.0))];
     let env = env_for(&slots, &features, &offer);
     let (count, shared) = shared_results(&v, &mut rules, &env);
-    // Distinct offer-independent clauses: pool 0 to 7; pool 9 reads the offer.
-    assert_eq!(count, 8);
-    assert_eq!(rules[1].shared_ids()[1], super::shared::UNSHARED);
+    // Distinct clauses: pool 0 to 7, and pool 9 with the offer's price written in.
+    assert_eq!(count, 9);
+    assert_ne!(rules[1].shared_ids()[1], super::shared::UNSHARED);
     assert_eq!(rules[0].shared_ids()[1], rules[1].shared_ids()[0]);
     assert!(rules[0].eval_shared(&env, &shared).holds());
     // Rule 2 starts with pool 2 (tenure >= 12, false for this customer).
@@ -417,6 +423,11 @@ fn shared_clauses_get_one_id_and_offer_clauses_none() {
             rule.text()
         );
     }
+    // An offer without the price: the clause reading it is evaluated per offer.
+    let env = env_for(&slots, &features, &[None]);
+    let (count, _) = shared_results(&v, &mut rules, &env);
+    assert_eq!(count, 8);
+    assert_eq!(rules[1].shared_ids()[1], super::shared::UNSHARED);
 }
 
 proptest::proptest! {
