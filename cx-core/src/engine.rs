@@ -481,15 +481,8 @@ impl Engine {
         let catalog = Arc::clone(arbitrator.catalog());
         let now = self.now();
         let (_, state) = self.decision_state(&catalog, request, now).await?;
-        let input = DecisionInput {
-            customer: &state.customer,
-            touchpoints: &state.touchpoints,
-            features: state.features.as_deref(),
-            contacts: &state.contacts,
-            budget_used: &state.budget_used,
-            now,
-        };
-        Ok(arbitrator.decide(&input, request, DecisionId::new(new_decision_id())))
+        let id = DecisionId::new(new_decision_id());
+        Ok(arbitrator.decide(&state.input(now), request, id))
     }
 
     /// What [`Engine::preview`] gives for each of `requests`, in order, each with its own
@@ -508,20 +501,10 @@ impl Engine {
         let mut out = Vec::with_capacity(requests.len());
         for request in requests {
             let id = DecisionId::new(ids.next().unwrap_or_else(new_decision_id));
-            let decision = match self.read_state(&catalog, request, now, keys.clone()).await {
-                Ok(state) => {
-                    let input = DecisionInput {
-                        customer: &state.customer,
-                        touchpoints: &state.touchpoints,
-                        features: state.features.as_deref(),
-                        contacts: &state.contacts,
-                        budget_used: &state.budget_used,
-                        now,
-                    };
-                    Ok(arbitrator.decide(&input, request, id))
-                }
-                Err(e) => Err(e),
-            };
+            let decision = self
+                .read_state(&catalog, request, now, keys.clone())
+                .await
+                .map(|state| arbitrator.decide(&state.input(now), request, id));
             out.push(decision);
         }
         Ok(out)

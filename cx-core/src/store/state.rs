@@ -122,6 +122,18 @@ impl DecisionState {
         }
     }
 
+    /// What a decision at `now` reads of this state (budgets as read).
+    pub fn input(&self, now: Timestamp) -> crate::arbitration::DecisionInput<'_> {
+        crate::arbitration::DecisionInput {
+            customer: &self.customer,
+            touchpoints: &self.touchpoints,
+            features: self.features.as_deref(),
+            contacts: &self.contacts,
+            budget_used: &self.budget_used,
+            now,
+        }
+    }
+
     /// The same state with the features computed in place instead of the touchpoints.
     #[must_use]
     pub fn with_features(mut self, features: Vec<Option<Value>>) -> Self {
