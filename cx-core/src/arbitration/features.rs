@@ -61,24 +61,10 @@ pub struct CompiledFeature {
     filter: Option<CompiledRule>,
     /// The `touchpoint.*` slots the filter reads, and where each value comes from.
     filter_reads: Box<[(usize, Field)]>,
-    /// When the filter is one boolean attribute (`touchpoint.roaming`), that attribute: read
-    /// directly instead of through the evaluator (the same verdict: true only if present and
-    /// true).
-    filter_flag: Option<Name>,
-}
-
-/// The attribute `rule` is, if it is exactly `touchpoint.<name>` for a boolean attribute of
-/// the schema.
-fn flag_attribute(rule: &str, vocabulary: &Vocabulary) -> Option<Name> {
-    let name = rule.trim().strip_prefix("touchpoint.")?;
-    let simple = !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !matches!(name, "kind" | "channel" | "occurred_at");
-    let (_, ty) = vocabulary
-        .touchpoint
-        .iter()
-        .find(|(n, _)| n.as_str() == name)?;
-    (simple && ty == ValueType::Bool).then(|| Name::new(name))
+    /// Whether the filter is one boolean value read as is (`touchpoint.roaming`): its one
+    /// read is then tested directly instead of through the evaluator (the same verdict: true
+    /// only if present and true).
+    filter_flag: bool,
 }
 
 /// How a feature tests a touchpoint's kind id.
@@ -162,9 +148,7 @@ impl CompiledFeature {
                 .as_delta()
                 .num_microseconds()
                 .unwrap_or(i64::MAX),
-            filter_flag: filter
-                .as_ref()
-                .and_then(|rule| flag_attribute(rule.text(), vocabulary)),
+            filter_flag: filter.as_ref().is_some_and(CompiledRule::is_one_slot),
             filter,
             filter_reads,
         })
@@ -311,15 +295,23 @@ impl FeatureSet {
 /// Reusable buffers for computing features, so a decision allocates little once warm.
 #[derive(Debug, Default)]
 pub(crate) struct FeatureScratch<'a> {
+    /// The buffers of one feature's pass.
+    pass: PassScratch<'a>,
+    /// Each touchpoint's kind id in the feature set.
+    kinds: Vec<u32>,
+    /// (window, index of the first touchpoint in it), for the windows searched so far.
+    opens: Vec<(i64, usize)>,
+}
+
+/// The buffers of one feature's pass over its window.
+#[derive(Debug, Default)]
+struct PassScratch<'a> {
+    /// The `touchpoint.*` slots a filter reads.
     touchpoint: Vec<Option<Scalar<'a>>>,
     /// The values seen by the distinct count being computed (quick key, value).
     distinct: Vec<(u64, Scalar<'a>)>,
     /// Where each value a filter reads was last found in a touchpoint's attributes.
     hints: Vec<usize>,
-    /// Each touchpoint's kind id in the feature set.
-    kinds: Vec<u32>,
-    /// (window, index of the first touchpoint in it), for the windows searched so far.
-    opens: Vec<(i64, usize)>,
 }
 
 /// Computes every feature of `set` at `now` (microseconds) over `touchpoints` (oldest first),
@@ -340,8 +332,11 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
     out: &mut Vec<Option<Scalar<'a>>>,
 ) {
     out.clear();
-    scratch.touchpoint.clear();
-    scratch.touchpoint.resize(vocabulary.touchpoint.len(), None);
+    scratch.pass.touchpoint.clear();
+    scratch
+        .pass
+        .touchpoint
+        .resize(vocabulary.touchpoint.len(), None);
     // Touchpoints at or after `now` never count, nor those before the longest window.
     let end = touchpoints.partition_point(|t| t.occurred_at_micros() < now);
     let start =
@@ -374,10 +369,8 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
             }
         };
         let rows = visible.get(from..).unwrap_or(&[]);
-        let kinds = std::mem::take(&mut scratch.kinds);
-        let value = feature.over(rows, kinds.get(from..).unwrap_or(&[]), now, scratch);
-        scratch.kinds = kinds;
-        out.push(value);
+        let kinds = scratch.kinds.get(from..).unwrap_or(&[]);
+        out.push(feature.over(rows, kinds, now, &mut scratch.pass));
     }
 }
 
@@ -388,7 +381,7 @@ impl CompiledFeature {
         rows: &'a [T],
         kinds: &[u32],
         now: i64,
-        scratch: &mut FeatureScratch<'a>,
+        scratch: &mut PassScratch<'a>,
     ) -> Option<Scalar<'a>> {
         let mut acc = Acc::new(self.aggregate);
         if self.attribute.is_none() && self.filter.is_none() && self.channels.is_empty() {
@@ -418,7 +411,7 @@ impl CompiledFeature {
         first_only: bool,
         now: i64,
         acc: &mut Acc<'a>,
-        scratch: &mut FeatureScratch<'a>,
+        scratch: &mut PassScratch<'a>,
     ) {
         let mut hint = 0;
         for (t, &kind) in rows {
@@ -457,18 +450,16 @@ impl CompiledFeature {
         &self,
         t: &'a T,
         now: i64,
-        scratch: &mut FeatureScratch<'a>,
+        scratch: &mut PassScratch<'a>,
     ) -> bool {
         let Some(filter) = &self.filter else {
             return true;
         };
-        if let Some(flag) = &self.filter_flag {
-            let mut hint = scratch.hints.first().copied().unwrap_or(0);
-            let value = t.attributes().get_hinted(flag.as_str(), &mut hint);
-            if let Some(first) = scratch.hints.first_mut() {
-                *first = hint;
-            }
-            return matches!(value, Some(Value::Bool(true)));
+        if self.filter_flag
+            && let (Some((_, field)), Some(hint)) =
+                (self.filter_reads.first(), scratch.hints.first_mut())
+        {
+            return matches!(field.read(t, hint), Some(Scalar::Bool(true)));
         }
         for ((slot, field), hint) in self.filter_reads.iter().zip(scratch.hints.iter_mut()) {
             if let Some(value) = scratch.touchpoint.get_mut(*slot) {
@@ -704,11 +695,7 @@ features:
         )
         .unwrap();
         let compiled = crate::arbitration::CompiledCatalog::compile(catalog, 1).unwrap();
-        let flags: Vec<bool> = compiled
-            .features
-            .iter()
-            .map(|f| f.filter_flag.is_some())
-            .collect();
+        let flags: Vec<bool> = compiled.features.iter().map(|f| f.filter_flag).collect();
         assert_eq!(flags, [true, false, true, false]);
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
         let at = |m: i64| now - TimeDelta::minutes(m);

@@ -147,6 +147,12 @@ impl CompiledRule {
         self.shared = ids;
     }
 
+    /// Whether the rule is one value read as is (`touchpoint.roaming`): true exactly when that
+    /// boolean is present and true.
+    pub(crate) fn is_one_slot(&self) -> bool {
+        matches!(self.root, B::Slot(_))
+    }
+
     /// The rule's source text.
     pub fn text(&self) -> &str {
         &self.text
