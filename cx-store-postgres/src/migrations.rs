@@ -33,10 +33,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "ingest",
         sql: include_str!("../migrations/0004_ingest.sql"),
     },
+    Migration {
+        version: 5,
+        name: "decision_state",
+        sql: include_str!("../migrations/0005_decision_state.sql"),
+    },
 ];
 
 /// The schema version this crate creates and understands.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Serialises migrations across processes (`pg_advisory_xact_lock(CX, MIGRATE)`).
 pub(crate) const LOCK_CLASS: i32 = 0x6378; // "cx"

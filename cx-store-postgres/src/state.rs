@@ -2,22 +2,12 @@
 //! budget use a decision reads, from one snapshot, in one round trip.
 
 use crate::PostgresStore;
-use crate::budgets::BUDGETS_USED;
 use crate::codec::{self, Bounds, count, get};
-use crate::customers::CANONICAL;
-use crate::decisions::{CONTACT_COLUMNS, contact_from};
-use crate::touchpoints::{TOUCHPOINT_COLUMNS, touchpoint_from};
+use crate::decisions::contact_from;
+use crate::touchpoints::touchpoint_from;
 use cx_core::Result;
 use cx_core::model::{Customer, TimeRange};
 use cx_core::store::{DecisionState, DecisionStateQuery};
-use std::sync::LazyLock;
-
-/// Typed NULLs standing for the touchpoint columns in rows of another kind.
-const NO_TOUCHPOINT: &str = "NULL::text, NULL::text, NULL::bigint, NULL::smallint, NULL::text, \
-     NULL::text, NULL::text, NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::float8";
-/// Typed NULLs standing for the contact columns in rows of another kind.
-const NO_CONTACT: &str = "NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, \
-     NULL::text, NULL::bigint, NULL::smallint";
 
 /// Column of the first touchpoint column, and of the first contact column.
 const TP_AT: usize = 4;
@@ -25,48 +15,9 @@ const CONTACT_AT: usize = TP_AT + 12;
 
 /// Rows: `(tag, n, used, profile, <touchpoint columns>, <contact columns>)`, where tag 0 is the
 /// profile, 1 a touchpoint, 2 a contact (n: its sequence), 3 a budget counter (n: its position).
-static SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH c AS (SELECT {CANONICAL} AS id)
-         SELECT 0::smallint, NULL::bigint, NULL::bigint, p.profile::text, {NO_TOUCHPOINT},
-                {NO_CONTACT}
-         FROM customers p, c WHERE p.customer_id = c.id
-         UNION ALL
-         SELECT 1::smallint, NULL, NULL, NULL, {tp}, {NO_CONTACT}
-         FROM touchpoints t, c
-         WHERE $6::boolean AND t.customer_id = c.id
-           AND (t.occurred_us, t.occurred_ns) >= ($2, $3) AND (t.occurred_us, t.occurred_ns) < ($4, $5)
-           AND (NOT $16::boolean OR EXISTS (
-                SELECT 1 FROM unnest($14::text[], $15::bigint[]) AS w(kind, since_us)
-                WHERE w.kind = t.kind AND t.occurred_us >= w.since_us))
-         UNION ALL
-         SELECT 2::smallint, k.seq, NULL, NULL, {NO_TOUCHPOINT}, {contact}
-         FROM contacts k, c
-         WHERE $11::boolean AND k.customer_id = c.id
-           AND (k.at_us, k.at_ns) >= ($7, $8) AND (k.at_us, k.at_ns) < ($9, $10)
-         UNION ALL
-         SELECT 3::smallint, k.n, {budgets}",
-        tp = prefixed("t", TOUCHPOINT_COLUMNS),
-        contact = prefixed("k", CONTACT_COLUMNS),
-        budgets = BUDGETS_USED
-            .replace("$1", "$12")
-            .replace("$2", "$13")
-            .replacen(
-                "\n    FROM unnest",
-                &format!(", NULL, {NO_TOUCHPOINT}, {NO_CONTACT}\n    FROM unnest"),
-                1
-            ),
-    )
-});
-
-/// `a, b::text` → `t.a, t.b::text`.
-fn prefixed(table: &str, columns: &str) -> String {
-    columns
-        .split(',')
-        .map(|c| format!("{table}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// The query is `cx_decision_state` (migration 5), which the server plans once per connection.
+const SQL: &str = "SELECT * FROM cx_decision_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+     $11, $12, $13, $14, $15)";
 
 fn bounds(range: Option<TimeRange>) -> (bool, Bounds) {
     match range {
@@ -97,36 +48,39 @@ impl PostgresStore {
             .features
             .as_ref()
             .and_then(|f| f.catalog.touchpoint_kinds_read(f.now));
-        let narrow = read.is_some();
-        let (kinds, since): (Vec<&str>, Vec<i64>) = read
-            .iter()
-            .flatten()
-            .map(|(kind, since)| (kind.as_str(), since.timestamp_micros()))
-            .unzip();
+        let (kinds, since): (Option<Vec<&str>>, Option<Vec<i64>>) = match &read {
+            Some(read) => {
+                let (kinds, since) = read
+                    .iter()
+                    .map(|(kind, since)| (kind.as_str(), since.timestamp_micros()))
+                    .unzip();
+                (Some(kinds), Some(since))
+            }
+            None => (None, None),
+        };
         let ids: Vec<&str> = query.budgets.iter().map(|b| b.budget.as_str()).collect();
         let periods: Vec<&str> = query.budgets.iter().map(|b| b.period.as_str()).collect();
         let conn = self.conn().await?;
         let rows = self
             .query(
                 &conn,
-                &SQL,
+                SQL,
                 &[
                     &query.customer.as_str(),
+                    &with_tps,
                     &t.start_us,
                     &t.start_ns,
                     &t.end_us,
                     &t.end_ns,
-                    &with_tps,
+                    &kinds,
+                    &since,
+                    &with_contacts,
                     &k.start_us,
                     &k.start_ns,
                     &k.end_us,
                     &k.end_ns,
-                    &with_contacts,
                     &ids,
                     &periods,
-                    &kinds,
-                    &since,
-                    &narrow,
                 ],
                 "load a customer's state for a decision",
             )
