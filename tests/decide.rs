@@ -261,6 +261,72 @@ async fn sixteen_concurrent_deciders_never_exceed_a_budget() {
     assert_eq!(used, 100);
 }
 
+/// Two budgets on one decision, raced: `launch` runs out while `tips` never does. A decision
+/// that loses the race for `launch` is decided again, and what it had drawn from `tips` is not
+/// taken twice: the `tips` counter is exactly the number of decisions that chose tips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decision_refused_one_budget_takes_nothing_from_the_others() {
+    let catalog = CATALOG
+        .replace(
+            "  - { id: launch, limit: 100, counts: shown, period: total }",
+            "  - { id: launch, limit: 100, counts: shown, period: total }\n  \
+             - { id: content, limit: 100000, counts: shown, period: total }",
+        )
+        .replace(
+            "channels: [app], value: 1 }",
+            "channels: [app], value: 20, budget: content }",
+        );
+    let (engine, _) = engine();
+    engine
+        .load_catalog(Catalog::from_yaml(&catalog).unwrap())
+        .await
+        .unwrap();
+    let all = (0..400).map(|i| customer(&format!("c{i}"))).collect();
+    engine.upsert_customers(all).await.unwrap();
+    let engine = Arc::new(engine);
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let engine = Arc::clone(&engine);
+        tasks.push(tokio::spawn(async move {
+            let (mut tips, mut premium) = (0u64, 0u64);
+            for i in 0..25 {
+                let id = format!("c{}", t * 25 + i);
+                let d = engine
+                    .decide(&DecisionRequest::new(id, Channel::App).seed(i))
+                    .await
+                    .unwrap();
+                // Tips rank first: its draw comes before the draw on `launch`.
+                assert_eq!(offers(&d).first(), Some(&"tips"));
+                tips += 1;
+                premium += d.offers.iter().filter(|s| s.offer == "premium").count() as u64;
+            }
+            (tips, premium)
+        }));
+    }
+    let (mut tips, mut premium) = (0, 0);
+    for task in tasks {
+        let (t, p) = task.await.unwrap();
+        tips += t;
+        premium += p;
+    }
+    let used = |budget: &'static str| {
+        let engine = Arc::clone(&engine);
+        async move {
+            engine
+                .store()
+                .budget_used(&cx::store::BudgetKey::new(budget, "total"))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!((premium, used("launch").await), (100, 100));
+    assert_eq!(
+        used("content").await,
+        tips,
+        "one unit per decision that chose tips"
+    );
+}
+
 #[tokio::test]
 async fn propensities_can_be_learned_per_segment() {
     let yaml = CATALOG.replace(

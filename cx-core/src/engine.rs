@@ -12,8 +12,8 @@ use crate::model::{
     DecisionRequest, OfferId, Outcome, OutcomeKind, Span, TimeRange, Timestamp, Touchpoint,
 };
 use crate::store::{
-    BudgetKey, CatalogMeta, CatalogVersion, DecisionState, DecisionStateQuery, ForgetReport,
-    OutcomeRecorded, Placed, Store, StoredCatalog, UpsertReport,
+    BudgetDraw, BudgetKey, CatalogMeta, CatalogVersion, DecisionCommit, DecisionState,
+    DecisionStateQuery, ForgetReport, OutcomeRecorded, Placed, Store, StoredCatalog, UpsertReport,
 };
 use parking_lot::RwLock;
 use std::path::Path;
@@ -449,16 +449,17 @@ impl Engine {
                 now,
             };
             let decision = arbitrator.decide(&input, request, id.clone());
-            match self.consume_budgets(&catalog, &decision, &keys).await? {
-                None => {
-                    self.store.record_decision(&decision).await?;
-                    return Ok(decision);
-                }
-                Some(exhausted) => {
-                    if let (Some(slot), Some(budget)) = (
-                        budget_used.get_mut(exhausted),
-                        catalog.budgets().get(exhausted),
-                    ) {
+            let (draws, budgets) = Self::budget_draws(&catalog, &decision, &keys);
+            match self.store.commit_decision(&decision, &draws).await? {
+                DecisionCommit::Recorded => return Ok(decision),
+                // Nothing was taken: decide again with that budget used up.
+                DecisionCommit::Refused(draw) => {
+                    if let Some(&exhausted) = budgets.get(draw)
+                        && let (Some(slot), Some(budget)) = (
+                            budget_used.get_mut(exhausted),
+                            catalog.budgets().get(exhausted),
+                        )
+                    {
                         *slot = budget.limit;
                     }
                 }
@@ -547,37 +548,32 @@ impl Engine {
             .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))
     }
 
-    /// Consumes one unit of each `shown` budget the decision's offers draw on. On a refusal,
-    /// returns the index of that budget (units already taken for this decision stay taken: a
-    /// budget is an upper bound, and the next round decides without the exhausted one).
-    async fn consume_budgets(
-        &self,
+    /// The draws `decision` makes: one unit of each `shown` budget its offers draw on, with
+    /// the catalogue's index of each draw's budget.
+    fn budget_draws(
         catalog: &CompiledCatalog,
         decision: &Decision,
         keys: &[BudgetKey],
-    ) -> Result<Option<usize>> {
-        for selected in &decision.offers {
-            let Some(b) = catalog
-                .offer_index(&selected.offer)
-                .and_then(|i| catalog.offer(i))
-                .and_then(|o| o.budget_index())
-            else {
-                continue;
-            };
-            let (Some(budget), Some(key)) = (catalog.budgets().get(b), keys.get(b)) else {
-                continue;
-            };
-            if budget.counts == BudgetCounts::Shown
-                && !self
-                    .store
-                    .consume_budget(key, budget.limit, 1)
-                    .await?
-                    .granted
-            {
-                return Ok(Some(b));
-            }
-        }
-        Ok(None)
+    ) -> (Vec<BudgetDraw>, Vec<usize>) {
+        decision
+            .offers
+            .iter()
+            .filter_map(|selected| {
+                let b = catalog
+                    .offer_index(&selected.offer)
+                    .and_then(|i| catalog.offer(i))
+                    .and_then(|o| o.budget_index())?;
+                let (budget, key) = (catalog.budgets().get(b)?, keys.get(b)?);
+                (budget.counts == BudgetCounts::Shown).then(|| {
+                    let draw = BudgetDraw {
+                        key: key.clone(),
+                        limit: budget.limit,
+                        amount: 1,
+                    };
+                    (draw, b)
+                })
+            })
+            .unzip()
     }
 
     /// Records what happened to an offer of a decision, and learns from it: `accepted` is a

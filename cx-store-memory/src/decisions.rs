@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use cx_core::model::{
     ContactEvent, CustomerId, Decision, DecisionId, OfferId, Outcome, OutcomeKind, TimeRange,
 };
-use cx_core::store::{ContactCount, DecisionStore, OutcomeRecorded};
+use cx_core::store::{
+    BudgetDraw, BudgetKey, ContactCount, DecisionCommit, DecisionStore, OutcomeRecorded,
+};
 use cx_core::{Error, Result};
 use foldhash::HashMap;
 
@@ -45,6 +47,58 @@ impl History {
     }
 }
 
+impl MemoryStore {
+    /// [`Store::commit_decision`](cx_core::Store::commit_decision): the draws are checked and
+    /// the decision and draws stored under the directory, decision-log and budget locks (the
+    /// crate's lock order), so no other decision or consumer comes in between.
+    pub(crate) fn commit(
+        &self,
+        decision: &Decision,
+        draws: &[BudgetDraw],
+    ) -> Result<DecisionCommit> {
+        decision.validate()?;
+        // The directory is held while storing, so a merge cannot slip in between resolving
+        // the customer and storing under it.
+        let directory = self.directory.read();
+        let mut stored = decision.clone();
+        // The log keeps what was decided; the explanation stays with the caller's copy.
+        stored.explanation = Default::default();
+        if let Some(canonical) = directory.alias(&decision.customer) {
+            stored.customer = canonical.clone();
+        }
+        let mut log = self.decisions.write();
+        if !log.is_new(&stored)? {
+            return Ok(DecisionCommit::Recorded);
+        }
+        let mut budgets = self.budgets.lock();
+        // Each counter's use after the draws so far; a decision draws on a few budgets.
+        let mut after: Vec<(&BudgetKey, u64)> = Vec::with_capacity(draws.len());
+        for (i, draw) in draws.iter().enumerate() {
+            let used = match after.iter().find(|(key, _)| **key == draw.key) {
+                Some(&(_, used)) => used,
+                None => budgets.get(&draw.key).copied().unwrap_or(0),
+            };
+            let Some(total) = used.checked_add(draw.amount).filter(|t| *t <= draw.limit) else {
+                return Ok(DecisionCommit::Refused(i));
+            };
+            match after.iter_mut().find(|(key, _)| **key == draw.key) {
+                Some(entry) => entry.1 = total,
+                None => after.push((&draw.key, total)),
+            }
+        }
+        log.record(stored)?;
+        for (key, total) in after {
+            match budgets.get_mut(key) {
+                Some(counter) => *counter = total,
+                None => {
+                    budgets.insert(key.clone(), total);
+                }
+            }
+        }
+        Ok(DecisionCommit::Recorded)
+    }
+}
+
 impl DecisionLog {
     /// The contact history of `customer` (a canonical id) in `range`, oldest first.
     pub(crate) fn contacts(&self, customer: &CustomerId, range: &TimeRange) -> &[ContactEvent] {
@@ -59,18 +113,24 @@ impl DecisionLog {
         self.decisions.len()
     }
 
+    /// Whether `decision` (customer id canonical) is new: `Ok(false)` if the same decision is
+    /// stored already, a conflict if another one is stored under its id.
+    fn is_new(&self, decision: &Decision) -> Result<bool> {
+        match self.decisions.get(&decision.id) {
+            None => Ok(true),
+            Some(stored) if stored.decision == *decision => Ok(false),
+            Some(_) => Err(Error::conflict(
+                "decision",
+                decision.id.as_str(),
+                "another decision is already stored under this id",
+            )),
+        }
+    }
+
     /// Stores `decision`, whose customer id is already canonical.
     fn record(&mut self, decision: Decision) -> Result<()> {
-        if let Some(stored) = self.decisions.get(&decision.id) {
-            return if stored.decision == decision {
-                Ok(())
-            } else {
-                Err(Error::conflict(
-                    "decision",
-                    decision.id.as_str(),
-                    "another decision is already stored under this id",
-                ))
-            };
+        if !self.is_new(&decision)? {
+            return Ok(());
         }
         self.customers
             .entry(decision.customer.clone())
@@ -169,17 +229,7 @@ impl DecisionLog {
 #[async_trait]
 impl DecisionStore for MemoryStore {
     async fn record_decision(&self, decision: &Decision) -> Result<()> {
-        decision.validate()?;
-        // Hold the directory while storing, so a merge cannot slip in between resolving the
-        // customer and storing under it (lock order: directory, then decisions).
-        let directory = self.directory.read();
-        let mut stored = decision.clone();
-        // The log keeps what was decided; the explanation stays with the caller's copy.
-        stored.explanation = Default::default();
-        if let Some(canonical) = directory.alias(&decision.customer) {
-            stored.customer = canonical.clone();
-        }
-        self.decisions.write().record(stored)
+        self.commit(decision, &[]).map(|_| ())
     }
 
     async fn decision(&self, id: &DecisionId) -> Result<Option<Decision>> {

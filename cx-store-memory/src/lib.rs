@@ -53,10 +53,11 @@
 //! 2. touchpoint shards, in ascending shard index,
 //! 3. `decisions`,
 //! 4. `journeys` (each customer's journey tracks),
-//! 5. `cases` (follow-up cases).
+//! 5. `cases` (follow-up cases),
+//! 6. `budgets` (taken with others only to commit a decision and its budget draws together).
 //!
-//! `catalog`, `budgets` and the append scratch buffers are never held together with another
-//! lock. Writers that change which
+//! `catalog` and the append scratch buffers are never held together with another lock.
+//! Writers that change which
 //! id data lives under (merge, forget) hold the directory's write lock, and everything that
 //! resolves an id and then reads or writes under it (ingest, reads of one customer, recording a
 //! decision) holds its read lock for the whole step, so a merge or an erasure never interleaves
@@ -86,7 +87,10 @@ mod stored;
 mod timeline;
 mod touchpoints;
 
-use cx_core::store::{BudgetKey, DecisionState, DecisionStateQuery, Store, StoredCatalog};
+use cx_core::model::Decision;
+use cx_core::store::{
+    BudgetDraw, BudgetKey, DecisionCommit, DecisionState, DecisionStateQuery, Store, StoredCatalog,
+};
 use parking_lot::{Mutex, RwLock};
 use std::fmt;
 
@@ -166,5 +170,13 @@ impl Store for MemoryStore {
         query: &DecisionStateQuery,
     ) -> cx_core::Result<Option<DecisionState>> {
         Ok(self.read_decision_state(query))
+    }
+
+    async fn commit_decision(
+        &self,
+        decision: &Decision,
+        draws: &[BudgetDraw],
+    ) -> cx_core::Result<DecisionCommit> {
+        self.commit(decision, draws)
     }
 }

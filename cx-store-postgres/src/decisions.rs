@@ -7,10 +7,101 @@ use async_trait::async_trait;
 use cx_core::model::{
     Category, ContactEvent, CustomerId, Decision, DecisionId, OfferId, Outcome, TimeRange,
 };
-use cx_core::store::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
+use cx_core::store::{
+    BudgetDraw, ContactCount, ContactKey, DecisionCommit, DecisionStore, OutcomeRecorded,
+};
 use cx_core::{Error, Result};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+
+impl PostgresStore {
+    /// [`Store::commit_decision`](cx_core::Store::commit_decision) in one statement, one round
+    /// trip: `cx_commit_decision` (migration 6) takes the shared directory lock, records the
+    /// decision and consumes the draws in one transaction, or rolls both back when a draw does
+    /// not fit; when the id is taken, it returns the row under it instead.
+    pub(crate) async fn commit_with_draws(
+        &self,
+        decision: &Decision,
+        draws: &[BudgetDraw],
+    ) -> Result<DecisionCommit> {
+        decision.validate()?;
+        let doing = "record a decision";
+        // Counters are bigint: a limit above i64::MAX is no limit at all, an amount above it
+        // can never be granted.
+        let limits: Vec<i64> = draws
+            .iter()
+            .map(|d| i64::try_from(d.limit).unwrap_or(i64::MAX))
+            .collect();
+        let mut amounts = Vec::with_capacity(draws.len());
+        for (i, draw) in draws.iter().enumerate() {
+            match i64::try_from(draw.amount) {
+                Ok(amount) => amounts.push(amount),
+                Err(_) => return Ok(DecisionCommit::Refused(i)),
+            }
+        }
+        let budgets: Vec<&str> = draws.iter().map(|d| d.key.budget.as_str()).collect();
+        let periods: Vec<&str> = draws.iter().map(|d| d.key.period.as_str()).collect();
+        let mut stored = decision.clone();
+        // The log keeps what was decided; the explanation stays with the caller's copy.
+        stored.explanation = Default::default();
+        let body =
+            serde_json::to_string(&stored).map_err(|e| codec::encode_error("decision", e))?;
+        let offers = offers_json(&stored);
+        let (us, ns) = codec::split(stored.at);
+        let conn = self.conn().await?;
+        let sql = "SELECT canonical, inserted, refused, old_customer, old_body
+                   FROM cx_commit_decision($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        let params: [&(dyn ToSql + Sync); 13] = [
+            &stored.customer.as_str(),
+            &stored.id.as_str(),
+            &stored.channel.as_str(),
+            &us,
+            &ns,
+            &offers,
+            &body,
+            &migrations::LOCK_CLASS,
+            &LOCK_DIRECTORY,
+            &budgets,
+            &periods,
+            &limits,
+            &amounts,
+        ];
+        let rows = self.query(&conn, sql, &params, doing).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;
+        if get::<i64>(row, 1)? > 0 {
+            return Ok(DecisionCommit::Recorded);
+        }
+        if let Some(refused) = get::<Option<i64>>(row, 2)? {
+            let position = usize::try_from(refused)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&i| i < draws.len())
+                .ok_or_else(|| {
+                    codec::corrupt(format!("refused draw {refused} of {}", draws.len()))
+                })?;
+            return Ok(DecisionCommit::Refused(position));
+        }
+        // The id is taken: the same decision again is a no-op, another one a conflict.
+        let same = match get::<Option<&str>>(row, 3)? {
+            Some(customer) => {
+                stored.customer = CustomerId::new(get::<&str>(row, 0)?);
+                decision_from(customer, get(row, 4)?)? == stored
+            }
+            None => false,
+        };
+        if same {
+            Ok(DecisionCommit::Recorded)
+        } else {
+            Err(Error::conflict(
+                "decision",
+                stored.id.as_str(),
+                "another decision is already stored under this id",
+            ))
+        }
+    }
+}
 
 /// The columns every contact-history read selects, in the order [`contact_from`] reads them.
 pub(crate) const CONTACT_COLUMNS: &str =
@@ -50,56 +141,7 @@ fn offers_json(d: &Decision) -> String {
 #[async_trait]
 impl DecisionStore for PostgresStore {
     async fn record_decision(&self, decision: &Decision) -> Result<()> {
-        decision.validate()?;
-        let doing = "record a decision";
-        let mut stored = decision.clone();
-        // The log keeps what was decided; the explanation stays with the caller's copy.
-        stored.explanation = Default::default();
-        let body =
-            serde_json::to_string(&stored).map_err(|e| codec::encode_error("decision", e))?;
-        let offers = offers_json(&stored);
-        let (us, ns) = codec::split(stored.at);
-        let conn = self.conn().await?;
-        // One round trip: `cx_record_decision` (migration 3) takes the shared directory lock,
-        // then inserts with a snapshot taken after it, as a transaction of BEGIN, the lock, the
-        // INSERT and COMMIT would; when the id is taken, it also returns the row under it.
-        let sql = "SELECT canonical, inserted, old_customer, old_body
-                   FROM cx_record_decision($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &stored.customer.as_str(),
-            &stored.id.as_str(),
-            &stored.channel.as_str(),
-            &us,
-            &ns,
-            &offers,
-            &body,
-            &migrations::LOCK_CLASS,
-            &LOCK_DIRECTORY,
-        ];
-        let rows = self.query(&conn, sql, &params, doing).await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| codec::corrupt("recording a decision returned no row".to_owned()))?;
-        if get::<i64>(row, 1)? > 0 {
-            return Ok(());
-        }
-        // The id is taken: the same decision again is a no-op, another one a conflict.
-        let same = match get::<Option<&str>>(row, 2)? {
-            Some(customer) => {
-                stored.customer = CustomerId::new(get::<&str>(row, 0)?);
-                decision_from(customer, get(row, 3)?)? == stored
-            }
-            None => false,
-        };
-        if same {
-            Ok(())
-        } else {
-            Err(Error::conflict(
-                "decision",
-                stored.id.as_str(),
-                "another decision is already stored under this id",
-            ))
-        }
+        self.commit_with_draws(decision, &[]).await.map(|_| ())
     }
 
     async fn decision(&self, id: &DecisionId) -> Result<Option<Decision>> {

@@ -397,4 +397,13 @@ impl Store for PostgresStore {
     ) -> Result<Option<cx_core::store::DecisionState>> {
         self.load_decision_state(query).await
     }
+
+    /// One statement, one round trip, one transaction.
+    async fn commit_decision(
+        &self,
+        decision: &cx_core::model::Decision,
+        draws: &[cx_core::store::BudgetDraw],
+    ) -> Result<cx_core::store::DecisionCommit> {
+        self.commit_with_draws(decision, draws).await
+    }
 }

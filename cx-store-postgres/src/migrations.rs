@@ -38,10 +38,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "decision_state",
         sql: include_str!("../migrations/0005_decision_state.sql"),
     },
+    Migration {
+        version: 6,
+        name: "commit_decision",
+        sql: include_str!("../migrations/0006_commit_decision.sql"),
+    },
 ];
 
 /// The schema version this crate creates and understands.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// Serialises migrations across processes (`pg_advisory_xact_lock(CX, MIGRATE)`).
 pub(crate) const LOCK_CLASS: i32 = 0x6378; // "cx"

@@ -342,10 +342,10 @@ async fn a_decision_reads_its_state_in_one_round_trip() {
         .await
         .unwrap();
     let trips = store.round_trips() - before;
-    // 1 read (profile, touchpoints, contact history, budgets) + 1 budget consumed + 1 to
-    // record the decision (one statement: the shared directory lock, then the INSERT).
+    // 1 read (profile, touchpoints, contact history, budgets) + 1 to commit the decision with
+    // its budget draw (one statement: the shared directory lock, the INSERT, the draw).
     assert_eq!(decision.offers.len(), 1);
-    assert_eq!(trips, 3, "round trips of one decide");
+    assert_eq!(trips, 2, "round trips of one decide");
 
     // Recording the same decision again is a no-op, still in one round trip.
     let stored = store.decision(&decision.id).await.unwrap().unwrap();

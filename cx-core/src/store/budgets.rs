@@ -66,3 +66,25 @@ impl BudgetGrant {
         BudgetGrant { granted, used }
     }
 }
+
+/// What a decision takes from a budget: `amount` from the counter `key`, if its use stays
+/// within `limit`. See [`Store::commit_decision`](crate::store::Store::commit_decision).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetDraw {
+    /// The counter.
+    pub key: BudgetKey,
+    /// The budget's limit for the counter's period.
+    pub limit: u64,
+    /// How much the decision takes.
+    pub amount: u64,
+}
+
+/// The answer to [`Store::commit_decision`](crate::store::Store::commit_decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionCommit {
+    /// The decision is recorded and its draws consumed (or the same decision was recorded
+    /// before, and nothing changed).
+    Recorded,
+    /// The draw at this position does not fit its budget: nothing changed.
+    Refused(usize),
+}

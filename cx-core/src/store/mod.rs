@@ -19,7 +19,7 @@ pub use analytics::{
     AnalyticsStore, Breakdown, DurationStats, Funnel, FunnelQuery, FunnelRow, FunnelStep,
     MeasureQuery, MeasureValue, MomentsQuery, StageScore, StageTimesQuery, Statistic,
 };
-pub use budgets::{BudgetGrant, BudgetKey, BudgetStore};
+pub use budgets::{BudgetDraw, BudgetGrant, BudgetKey, BudgetStore, DecisionCommit};
 pub use catalog::{CatalogMeta, CatalogStore, CatalogVersion, StoredCatalog};
 pub use customer_scan::CustomerScan;
 pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport, check_merge};
@@ -51,6 +51,22 @@ pub trait Store:
 {
     /// The backend's name (`memory`, `postgres`), for errors and reports.
     fn backend(&self) -> &'static str;
+
+    /// Records `decision` and consumes the budget `draws` it makes, all or nothing, as one
+    /// atomic step: if every draw fits (a counter's use plus every draw on it stays within
+    /// each of those draws' limits), the counters grow by the amounts and the decision is
+    /// logged ([`record_decision`](DecisionStore::record_decision)); otherwise nothing
+    /// changes and the answer names a draw that does not fit. However many callers race, no
+    /// counter goes over a limit, and a decision that was refused leaves no trace.
+    ///
+    /// The same decision committed again changes nothing (its draws are not consumed twice);
+    /// another decision under a recorded id is a [`Conflict`](crate::Error::Conflict), and
+    /// nothing is consumed either.
+    async fn commit_decision(
+        &self,
+        decision: &crate::model::Decision,
+        draws: &[BudgetDraw],
+    ) -> crate::Result<DecisionCommit>;
 
     /// Everything a decision reads about one customer: the profile of the customer the id
     /// resolves to, its touchpoints and contact history in the ranges asked for, and the use of

@@ -40,9 +40,9 @@ use crate::model::{
     SelectedOffer, Subject, SurveyAnswer, TimeRange, Timestamp, Touchpoint, TouchpointId,
 };
 use crate::store::{
-    AggregateQuery, AggregateRow, AppendReport, Bucket, BudgetGrant, BudgetKey, CatalogMeta,
-    CatalogVersion, ContactCount, ContactKey, ForgetReport, MergeReport, OutcomeRecorded,
-    ScanQuery, TouchpointQuery, UpsertReport,
+    AggregateQuery, AggregateRow, AppendReport, Bucket, BudgetDraw, BudgetGrant, BudgetKey,
+    CatalogMeta, CatalogVersion, ContactCount, ContactKey, DecisionCommit, ForgetReport,
+    MergeReport, OutcomeRecorded, ScanQuery, TouchpointQuery, UpsertReport,
 };
 use chrono::{TimeDelta, TimeZone, Utc};
 use proptest::prelude::{Strategy, prop};
@@ -98,6 +98,7 @@ macro_rules! __cx_conformance_cases {
                 contact_counts_by_key_kind_and_half_open_window,
                 budget_refused_request_changes_nothing,
                 budget_counters_are_independent_per_budget_and_period,
+                commit_decision_records_and_draws_all_or_nothing,
                 property_ingest_is_idempotent,
                 property_budget_is_never_exceeded,
                 journeys_advance_resolves_subjects_and_keeps_tracks,
@@ -111,6 +112,7 @@ macro_rules! __cx_conformance_cases {
                 ingest_readers_never_see_part_of_a_batch,
                 catalog_racing_puts_exactly_one_wins,
                 budget_concurrent_consumers_never_exceed_the_limit,
+                commit_decision_racing_deciders_never_exceed_nor_leave_partial_draws,
             ]
         }
     };
@@ -2690,6 +2692,198 @@ pub async fn budget_concurrent_consumers_never_exceed_the_limit(store: Arc<dyn S
         consume(&*store, &key, LIMIT, 1).await,
         BudgetGrant::new(false, LIMIT)
     );
+}
+
+fn draw(key: &BudgetKey, limit: u64, amount: u64) -> BudgetDraw {
+    BudgetDraw {
+        key: key.clone(),
+        limit,
+        amount,
+    }
+}
+
+async fn commit(store: &dyn Store, d: &Decision, draws: &[BudgetDraw]) -> DecisionCommit {
+    store
+        .commit_decision(d, draws)
+        .await
+        .expect("commit_decision failed")
+}
+
+/// Committing a decision: the decision is recorded and every draw consumed, or, when one draw
+/// does not fit, nothing at all (not the draws before it, not the decision). Draws on one
+/// counter add up; the same decision committed again consumes nothing.
+pub async fn commit_decision_records_and_draws_all_or_nothing(store: &dyn Store) {
+    let p = unique("commit");
+    let c = cid(&format!("{p}-c"));
+    upsert(store, vec![Customer::new(c.clone())]).await;
+    let t0 = far_time();
+    let (a, full) = (
+        BudgetKey::new(format!("{p}-a"), "total"),
+        BudgetKey::new(format!("{p}-full"), "total"),
+    );
+    consume(store, &full, 2, 2).await;
+    let id = DecisionId::new(format!("{p}-d1"));
+    let d1 = decision(
+        &id,
+        &c,
+        Channel::Sms,
+        t0,
+        &[("o1", "upsell"), ("o2", "plan")],
+    );
+
+    assert_eq!(
+        commit(store, &d1, &[draw(&a, 5, 1), draw(&full, 2, 1)]).await,
+        DecisionCommit::Refused(1),
+        "the second draw does not fit"
+    );
+    assert_eq!(
+        used(store, &a).await,
+        0,
+        "the draw that fitted is not taken"
+    );
+    assert_eq!(used(store, &full).await, 2);
+    assert_eq!(
+        stored_decision(store, &id).await,
+        None,
+        "nor is the decision recorded"
+    );
+
+    assert_eq!(
+        commit(store, &d1, &[draw(&a, 5, 1)]).await,
+        DecisionCommit::Recorded
+    );
+    assert_eq!(stored_decision(store, &id).await, Some(d1.clone()));
+    assert_eq!(used(store, &a).await, 1);
+    assert_eq!(
+        commit(store, &d1, &[draw(&a, 5, 1)]).await,
+        DecisionCommit::Recorded,
+        "the same decision again"
+    );
+    assert_eq!(used(store, &a).await, 1, "consumes nothing the second time");
+    let other = decision(&id, &c, Channel::Email, t0, &[("o3", "upsell")]);
+    expect_conflict(
+        store.commit_decision(&other, &[draw(&a, 5, 1)]).await,
+        "another decision under a committed id",
+    );
+    assert_eq!(used(store, &a).await, 1, "a conflict consumes nothing");
+
+    // Two draws on one counter add up: 1 + 2 + 2 = 5 fits, 5 + 1 + 1 does not.
+    let d2 = decision(
+        &DecisionId::new(format!("{p}-d2")),
+        &c,
+        Channel::Sms,
+        t0,
+        &[],
+    );
+    assert_eq!(
+        commit(store, &d2, &[draw(&a, 5, 2), draw(&a, 5, 2)]).await,
+        DecisionCommit::Recorded
+    );
+    assert_eq!(used(store, &a).await, 5);
+    let d3 = decision(
+        &DecisionId::new(format!("{p}-d3")),
+        &c,
+        Channel::Sms,
+        t0,
+        &[],
+    );
+    let fresh = BudgetKey::new(format!("{p}-fresh"), "total");
+    assert!(matches!(
+        commit(
+            store,
+            &d3,
+            &[draw(&fresh, 5, 1), draw(&a, 6, 1), draw(&a, 6, 1)]
+        )
+        .await,
+        DecisionCommit::Refused(2)
+    ));
+    assert_eq!(
+        (used(store, &fresh).await, used(store, &a).await),
+        (0, 5),
+        "nothing taken"
+    );
+    assert_eq!(stored_decision(store, &d3.id).await, None);
+    assert_eq!(
+        commit(store, &d3, &[draw(&fresh, 5, u64::MAX)]).await,
+        DecisionCommit::Refused(0),
+        "an amount too large for any counter"
+    );
+    assert_eq!(
+        commit(store, &d3, &[draw(&fresh, u64::MAX, 3)]).await,
+        DecisionCommit::Recorded,
+        "a limit too large for a counter is no limit"
+    );
+    assert_eq!(used(store, &fresh).await, 3);
+}
+
+/// Committing decisions, raced: 16 tasks commit decisions that draw on a plentiful budget and
+/// a scarce one (half of them listing the scarce one first) until the scarce one refuses.
+/// Exactly the scarce budget's limit of decisions is recorded, the plentiful budget counts
+/// exactly those (a refused commit took nothing from it), and no refused decision is stored.
+pub async fn commit_decision_racing_deciders_never_exceed_nor_leave_partial_draws(
+    store: Arc<dyn Store>,
+) {
+    const TASKS: usize = 16;
+    const SCARCE: u64 = 40;
+    let p = unique("commit-race");
+    let c = cid(&format!("{p}-c"));
+    upsert(&*store, vec![Customer::new(c.clone())]).await;
+    let plenty = BudgetKey::new(format!("{p}-plenty"), "total");
+    let scarce = BudgetKey::new(format!("{p}-scarce"), "total");
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..TASKS {
+        let (store, c, p) = (Arc::clone(&store), c.clone(), p.clone());
+        let mut draws = vec![draw(&plenty, 1_000, 1), draw(&scarce, SCARCE, 1)];
+        if task % 2 == 1 {
+            draws.reverse();
+        }
+        tasks.spawn(async move {
+            let (mut recorded, mut refused) = (Vec::new(), Vec::new());
+            for n in 0.. {
+                let id = DecisionId::new(format!("{p}-{task}-{n}"));
+                let d = decision(&id, &c, Channel::Sms, far_time(), &[("o1", "upsell")]);
+                match commit(&*store, &d, &draws).await {
+                    DecisionCommit::Recorded => recorded.push(id),
+                    DecisionCommit::Refused(_) => {
+                        refused.push(id);
+                        break;
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            (recorded, refused)
+        });
+    }
+    let (mut recorded, mut refused) = (Vec::new(), Vec::new());
+    while let Some(joined) = tasks.join_next().await {
+        let (r, f) = joined.expect("a committing task panicked");
+        recorded.extend(r);
+        refused.extend(f);
+    }
+    assert_eq!(
+        recorded.len() as u64,
+        SCARCE,
+        "exactly the scarce budget's decisions"
+    );
+    assert_eq!(used(&*store, &scarce).await, SCARCE);
+    assert_eq!(
+        used(&*store, &plenty).await,
+        SCARCE,
+        "refused commits took nothing from the plentiful budget"
+    );
+    for id in &refused {
+        assert_eq!(
+            stored_decision(&*store, id).await,
+            None,
+            "{id:?} was refused"
+        );
+    }
+    for id in &recorded {
+        assert!(
+            stored_decision(&*store, id).await.is_some(),
+            "{id:?} was recorded"
+        );
+    }
 }
 
 /// Budgets: a request is granted only if `used + amount <= limit`; a refused request changes
