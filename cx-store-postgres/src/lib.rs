@@ -49,10 +49,15 @@
 //!   NOTHING` (rows in key order) in the same transaction: idempotent, and atomic per batch.
 //!   Only the primary key and a time index are maintained per row (schema version 4).
 //! - **Aggregates** and **contact counts** are computed in SQL; one statement answers all the
-//!   counts of a decision. [`Engine::decide`](cx_core::Engine::decide) loads the profile,
-//!   touchpoints, contact history and budget use with one statement (one round trip).
-//! - **Budgets** are consumed by one conditional upsert: the counter's row lock serialises
-//!   concurrent consumers, so the limit holds across connections and processes.
+//!   counts of a decision.
+//! - **A decision takes two round trips.** [`Engine::decide`](cx_core::Engine::decide) loads
+//!   the profile, touchpoints, contact history and budget use with one statement
+//!   (`cx_decision_state`, migration 5, which each connection plans once), then commits the
+//!   decision with its budget draws in another (`cx_commit_decision`, migration 6).
+//! - **Budgets** are consumed by one conditional upsert per counter: the counter's row lock
+//!   serialises concurrent consumers, so the limit holds across connections and processes. A
+//!   decision's draws and the decision itself commit together or not at all, counters locked
+//!   in key order.
 //! - **Journeys**: `advance_journeys` is one transaction. It resolves the events' subjects (one
 //!   statement), creates-or-locks the affected tracks in key order with one `INSERT ... ON
 //!   CONFLICT DO UPDATE ... RETURNING` and reads their instances and visits (two statements
