@@ -419,8 +419,9 @@ impl Engine {
     /// Decides for one request: loads the customer, the touchpoints the features need, the
     /// contact history the policies need and the budgets' use (one
     /// [`decision_state`](Store::decision_state) call), runs the
-    /// pipeline, consumes `shown` budgets atomically for what it chose (deciding again without an
-    /// offer whose budget ran out meanwhile) and records the decision.
+    /// pipeline, and records the decision together with the units of `shown` budgets its offers
+    /// draw on, all or nothing (one [`commit_decision`](Store::commit_decision) call). If a
+    /// budget ran out meanwhile, nothing is taken and it decides again without that budget.
     ///
     /// Errors: [`Error::NotFound`] for an unknown customer or when no catalogue is loaded.
     pub async fn decide(&self, request: &DecisionRequest) -> Result<Decision> {
