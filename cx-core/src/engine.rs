@@ -2,7 +2,7 @@
 //! few store calls as it can, and persists what they produce.
 
 use crate::arbitration::{
-    Arbitrator, BetaBernoulli, CompiledCatalog, DecisionInput, PropensityModel,
+    Arbitrator, BetaBernoulli, CompiledCatalog, DecisionInput, DecisionScratch, PropensityModel,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -499,12 +499,13 @@ impl Engine {
         let keys = budget_keys(&catalog, now);
         let mut ids = new_decision_ids(requests.len()).into_iter();
         let mut out = Vec::with_capacity(requests.len());
+        let mut scratch = DecisionScratch::default();
         for request in requests {
             let id = DecisionId::new(ids.next().unwrap_or_else(new_decision_id));
             let decision = self
                 .read_state(&catalog, request, now, keys.clone())
                 .await
-                .map(|state| arbitrator.decide(&state.input(now), request, id));
+                .map(|state| arbitrator.decide_with(&state.input(now), request, id, &mut scratch));
             out.push(decision);
         }
         Ok(out)
