@@ -13,7 +13,6 @@ use super::trace::{Exclusion, RuleRef, Trace};
 use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
     ExplanationRef, Name, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
-    ValueType,
 };
 use crate::rules::{ClauseResults, Env, Scalar, SlotHints, SlotTable};
 use rand::SeedableRng;
@@ -416,27 +415,15 @@ fn resolve_context<'a>(
     hints: &mut SlotHints,
     out: &mut Vec<Option<Scalar<'a>>>,
 ) {
-    out.clear();
-    out.extend(
-        table
-            .iter()
-            .zip(hints.fit(table.len()))
-            .map(|((name, ty), hint)| {
-                let field = match name.as_str() {
-                    "channel" => Some(request.channel.as_str()),
-                    "placement" => request.placement.as_ref().map(Name::as_str),
-                    _ => None,
-                };
-                match field {
-                    Some(text) => (ty == ValueType::String).then_some(Scalar::Str(text)),
-                    None => request
-                        .context
-                        .get_hinted(name.as_str(), hint)
-                        .filter(|v| ty.admits(v))
-                        .map(Scalar::of),
-                }
-            }),
-    );
+    let field = |name: &str| {
+        let text = match name {
+            "channel" => Some(request.channel.as_str()),
+            "placement" => request.placement.as_ref().map(Name::as_str),
+            _ => None,
+        };
+        text.map(Scalar::Str)
+    };
+    table.resolve_hinted_with(&request.context, field, hints, out);
 }
 
 /// What [`Arbitrator::decide_with`] keeps from one decision to the next: where each
@@ -889,7 +876,7 @@ impl RuleBlocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Channel;
+    use crate::model::{Channel, ValueType};
 
     /// The context read in place agrees with the built context attributes: with and without a
     /// placement, with the request's context naming `channel` or `placement` itself, with
