@@ -26,10 +26,7 @@ impl MemoryStore {
                     let views: Vec<StoredView<'_>> = shard
                         .timeline(&key)
                         .map(|timeline| {
-                            timeline
-                                .in_range(&range)
-                                .map(|t| StoredView::new(t, shard.codes()))
-                                .collect()
+                            timeline.map_in_range(&range, |t| StoredView::new(t, shard.codes()))
                         })
                         .unwrap_or_default();
                     features = Some(request.catalog.compute_features(&views, request.now));
@@ -68,11 +65,6 @@ pub(crate) fn touchpoints_in(
 ) -> Vec<Touchpoint> {
     shard
         .timeline(key)
-        .map(|timeline| {
-            timeline
-                .in_range(range)
-                .map(|t| t.to_touchpoint(key.id(), shard.codes()))
-                .collect()
-        })
+        .map(|timeline| timeline.map_in_range(range, |t| t.to_touchpoint(key.id(), shard.codes())))
         .unwrap_or_default()
 }

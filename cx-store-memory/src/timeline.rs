@@ -46,17 +46,51 @@ impl Timeline {
 
     /// The touchpoints that occurred in `range`, oldest first.
     pub(crate) fn in_range(&self, range: &TimeRange) -> impl Iterator<Item = &Stored> {
-        let end = range.end;
-        self.since(range.start)
-            .take_while(move |t| t.occurred_at() < end)
+        self.runs_in(range).flatten()
+    }
+
+    /// The touchpoints that occurred in `range`, oldest first, each mapped by `f`, in a
+    /// vector allocated once at its final size.
+    pub(crate) fn map_in_range<'a, T>(
+        &'a self,
+        range: &TimeRange,
+        f: impl FnMut(&'a Stored) -> T,
+    ) -> Vec<T> {
+        let runs = self.runs_in(range);
+        let mut out = Vec::with_capacity(runs.clone().map(<[Stored]>::len).sum());
+        out.extend(runs.flatten().map(f));
+        out
+    }
+
+    /// The touchpoints that occurred in `range`, oldest first, as one run per chunk: both
+    /// ends found by binary search, so how many there are is known before any is read.
+    fn runs_in(&self, range: &TimeRange) -> impl Iterator<Item = &[Stored]> + Clone {
+        let (first, from) = self.position(range.start);
+        let (last, to) = self.position(range.end);
+        self.chunks()
+            .enumerate()
+            .skip(first)
+            .take((last + 1).saturating_sub(first))
+            .map(move |(k, chunk)| {
+                let start = if k == first { from } else { 0 };
+                let end = if k == last { to } else { chunk.len() };
+                chunk.get(start..end.max(start)).unwrap_or_default()
+            })
+    }
+
+    /// Where the first touchpoint at or after `at` is, or would be: its chunk and its offset
+    /// there.
+    fn position(&self, at: Timestamp) -> (usize, usize) {
+        let k = self.chunk_of(|t| t.occurred_at() < at);
+        let offset = self
+            .chunk(k)
+            .map_or(0, |c| c.partition_point(|t| t.occurred_at() < at));
+        (k, offset)
     }
 
     /// The touchpoints from `start` on, oldest first.
     pub(crate) fn since(&self, start: Timestamp) -> impl Iterator<Item = &Stored> {
-        let first = self.chunk_of(|t| t.occurred_at() < start);
-        let offset = self
-            .chunk(first)
-            .map_or(0, |c| c.partition_point(|t| t.occurred_at() < start));
+        let (first, offset) = self.position(start);
         self.chunks()
             .skip(first)
             .enumerate()
@@ -78,7 +112,7 @@ impl Timeline {
     }
 
     /// The chunks, in order (the tail last).
-    fn chunks(&self) -> impl Iterator<Item = &[Stored]> {
+    fn chunks(&self) -> impl Iterator<Item = &[Stored]> + Clone {
         self.sealed
             .iter()
             .map(Vec::as_slice)
@@ -207,7 +241,16 @@ mod tests {
             "found anywhere"
         );
         assert!(!timeline.contains(&"nope".into(), Timestamp::UNIX_EPOCH));
-        for (from, to) in [(-100, 0), (0, 1), (100, 101), (123, 377), (499, 600)] {
+        for (from, to) in [
+            (-100, 0),
+            (0, 1),
+            (100, 101),
+            (123, 377),
+            (499, 600),
+            (300, 200),
+            (0, 0),
+            (-50, 1000),
+        ] {
             let range = TimeRange::new(
                 Timestamp::from_timestamp(from, 0).unwrap_or_default(),
                 Timestamp::from_timestamp(to, 0).unwrap_or_default(),
@@ -222,6 +265,9 @@ mod tests {
                 .cloned()
                 .collect();
             assert_eq!(hits, want, "[{from}, {to})");
+            let mapped = timeline.map_in_range(&range, |s| s.id().to_string());
+            assert_eq!(mapped.len(), mapped.capacity(), "[{from}, {to})");
+            assert!(mapped.iter().eq(want.iter().map(|(_, id)| id)));
         }
     }
 }

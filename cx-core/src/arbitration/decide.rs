@@ -12,9 +12,9 @@ use super::screen::{Look, Settled};
 use super::trace::{Exclusion, RuleRef, Trace};
 use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
-    ExplanationRef, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
+    ExplanationRef, Name, OutcomeKind, ScoreFactors, SelectedOffer, Timestamp, Touchpoint, Value,
 };
-use crate::rules::{ClauseResults, Env, Scalar};
+use crate::rules::{ClauseResults, Env, Scalar, SlotHints, SlotTable};
 use rand::SeedableRng;
 use std::sync::Arc;
 
@@ -71,6 +71,18 @@ impl Arbitrator {
         request: &DecisionRequest,
         id: DecisionId,
     ) -> Decision {
+        self.decide_with(input, request, id, &mut DecisionScratch::default())
+    }
+
+    /// [`decide`](Self::decide), keeping in `scratch` what the next decision can reuse: for a
+    /// batch of decisions, one scratch for all of them. The decision is the same.
+    pub fn decide_with(
+        &self,
+        input: &DecisionInput<'_>,
+        request: &DecisionRequest,
+        id: DecisionId,
+        scratch: &mut DecisionScratch,
+    ) -> Decision {
         let catalog = &*self.catalog;
         let config = catalog.config();
         let now = input.now.timestamp_micros();
@@ -80,10 +92,11 @@ impl Arbitrator {
 
         // Slots every rule reads, resolved once.
         let mut customer_slots = Vec::with_capacity(catalog.vocabulary.customer.len());
-        catalog
-            .vocabulary
-            .customer
-            .resolve(&input.customer.attributes, &mut customer_slots);
+        catalog.vocabulary.customer.resolve_hinted(
+            &input.customer.attributes,
+            &mut scratch.customer,
+            &mut customer_slots,
+        );
         let mut feature_slots = Vec::with_capacity(catalog.features.len());
         match input.features {
             Some(given) => {
@@ -100,12 +113,13 @@ impl Arbitrator {
                 &mut feature_slots,
             ),
         }
-        let context = context_attributes(request);
         let mut context_slots = Vec::with_capacity(catalog.vocabulary.context.len());
-        catalog
-            .vocabulary
-            .context
-            .resolve(&context, &mut context_slots);
+        resolve_context(
+            &catalog.vocabulary.context,
+            request,
+            &mut scratch.context,
+            &mut context_slots,
+        );
         let mut base_env = Env {
             customer: &customer_slots,
             context: &context_slots,
@@ -343,7 +357,7 @@ impl Arbitrator {
                         _ => None,
                     })
                     .collect(),
-                context,
+                context: context_attributes(request),
                 channel: channel.clone(),
                 now,
                 excluded,
@@ -390,6 +404,35 @@ fn segment_memberships<'a>(catalog: &CompiledCatalog, env: &Env<'_>) -> Vec<Opti
         }
     }
     slots
+}
+
+/// The `context.*` values of `request` in slot order: those of
+/// [`context_attributes`], read without building it (the request's own `channel` and
+/// `placement` are read from its fields, the rest from its context).
+fn resolve_context<'a>(
+    table: &SlotTable,
+    request: &'a DecisionRequest,
+    hints: &mut SlotHints,
+    out: &mut Vec<Option<Scalar<'a>>>,
+) {
+    let field = |name: &str| {
+        let text = match name {
+            "channel" => Some(request.channel.as_str()),
+            "placement" => request.placement.as_ref().map(Name::as_str),
+            _ => None,
+        };
+        text.map(Scalar::Str)
+    };
+    table.resolve_hinted_with(&request.context, field, hints, out);
+}
+
+/// What [`Arbitrator::decide_with`] keeps from one decision to the next: where each
+/// `customer.*` and `context.*` name was last found, so that a batch of decisions, whose
+/// customers and requests usually carry the same names, reads each with one comparison.
+#[derive(Debug, Default)]
+pub struct DecisionScratch {
+    customer: SlotHints,
+    context: SlotHints,
 }
 
 /// The request context as rules see it: the request's fields plus `channel` and `placement`.
@@ -827,5 +870,62 @@ impl RuleBlocks {
             }
         }
         RuleBlocks { all, keyed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Channel, ValueType};
+
+    /// The context read in place agrees with the built context attributes: with and without a
+    /// placement, with the request's context naming `channel` or `placement` itself, with
+    /// missing names and with a table declaring `channel` of another type; one set of hints
+    /// carried across all of them.
+    #[test]
+    fn context_read_in_place_matches_the_built_attributes() {
+        let mut strings = SlotTable::default();
+        let mut odd = SlotTable::default();
+        for (name, ty) in [
+            ("device_os", ValueType::String),
+            ("channel", ValueType::String),
+            ("session_pages", ValueType::Number),
+            ("placement", ValueType::String),
+        ] {
+            strings.add(Name::new(name), ty).unwrap();
+            let ty = if name == "channel" {
+                ValueType::Number
+            } else {
+                ty
+            };
+            odd.add(Name::new(name), ty).unwrap();
+        }
+        let base = DecisionRequest::new("c", Channel::Sms);
+        let requests = [
+            base.clone(),
+            base.clone().placement("home_banner"),
+            base.clone()
+                .context("device_os", "ios")
+                .context("session_pages", 3.0),
+            base.clone()
+                .context("channel", 7.0)
+                .context("placement", "side")
+                .context("aaa", true),
+            base.clone()
+                .placement("home_banner")
+                .context("placement", "side")
+                .context("session_pages", "many"),
+            base.context("zzz", 1.0).context("device_os", 2.0),
+        ];
+        for table in [&strings, &odd] {
+            let mut hints = SlotHints::default();
+            for request in &requests {
+                let built = context_attributes(request);
+                let (mut expected, mut read) = (Vec::new(), Vec::new());
+                table.resolve(&built, &mut expected);
+                resolve_context(table, request, &mut hints, &mut read);
+                assert_eq!(read, expected, "{request:?}");
+            }
+        }
     }
 }

@@ -28,7 +28,7 @@ mod screen;
 mod trace;
 
 pub use compiled::{CompiledCatalog, CompiledOffer, CompiledSegment};
-pub use decide::{Arbitrator, DecisionInput};
+pub use decide::{Arbitrator, DecisionInput, DecisionScratch};
 pub use explore::{DecisionRng, Pick, Scored};
 pub use features::{CompiledFeature, TouchpointFields};
 pub use policy::{CompiledContactRule, Lift};

@@ -305,6 +305,35 @@ impl Attributes {
         entries.get(i).map(|(_, v)| v)
     }
 
+    /// The value of `name`, for lookups made in ascending name order: every attribute before
+    /// `cursor` sorts before `name`, and `gap` is how far past `cursor` the name was found
+    /// last time, which is looked at first. Moves `cursor` past `name` (or to where it would
+    /// be) and sets `gap`. The same answer as [`get`](Self::get).
+    #[inline]
+    pub(crate) fn get_from(
+        &self,
+        name: &str,
+        cursor: &mut usize,
+        gap: &mut usize,
+    ) -> Option<&Value> {
+        let rest = self.entries().get(*cursor..).unwrap_or_default();
+        let at = match rest.get(*gap) {
+            Some((n, _)) if n.as_str() == name => Ok(*gap),
+            _ => rest.binary_search_by(|(n, _)| n.as_str().cmp(name)),
+        };
+        match at {
+            Ok(i) => {
+                *gap = i;
+                *cursor += i + 1;
+                rest.get(i).map(|(_, v)| v)
+            }
+            Err(i) => {
+                *cursor += i;
+                None
+            }
+        }
+    }
+
     /// Removes `name`; returns its value.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let i = self

@@ -24,7 +24,7 @@ mod vocabulary;
 pub use compile::{CompiledRule, compile_rule};
 pub use eval::{Fault, Verdict};
 pub(crate) use shared::{ClauseInterner, ClausePlan, ClauseResults, UNSHARED};
-pub use vocabulary::{Env, Namespace, Scalar, SlotRef, SlotTable, Vocabulary};
+pub use vocabulary::{Env, Namespace, Scalar, SlotHints, SlotRef, SlotTable, Vocabulary};
 
 #[cfg(test)]
 mod tests;

@@ -468,3 +468,41 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    /// One set of hints carried across attribute sets that drop names, add others (which
+    /// shifts every position after them) and change types: the same values as the plain
+    /// lookup every time.
+    #[test]
+    fn hinted_resolution_matches_the_plain_lookup(
+        sets in proptest::collection::vec(
+            proptest::collection::vec((0..10usize, 0..3u8), 0..12),
+            1..8,
+        ),
+    ) {
+        let v = vocabulary();
+        // The customer slots' names, two unknown ones sorting before and among them.
+        let names = [
+            "plan", "data_cap_gb", "tenure_months", "frequent_traveller", "signed_up_at", "tags",
+            "name", "aaa", "n", "zzz",
+        ];
+        let mut hints = SlotHints::default();
+        for set in &sets {
+            let attrs: Attributes = set
+                .iter()
+                .map(|&(name, ty)| {
+                    let value = match ty {
+                        0 => Value::from("x"),
+                        1 => Value::from(name as f64),
+                        _ => Value::from(vec![1.0, 2.0]),
+                    };
+                    (names[name], value)
+                })
+                .collect();
+            let (mut plain, mut hinted) = (Vec::new(), Vec::new());
+            v.customer.resolve(&attrs, &mut plain);
+            v.customer.resolve_hinted(&attrs, &mut hints, &mut hinted);
+            proptest::prop_assert_eq!(&hinted, &plain);
+        }
+    }
+}

@@ -121,6 +121,8 @@ pub struct SlotTable {
     names: Vec<Name>,
     types: Vec<ValueType>,
     index: HashMap<Name, u16>,
+    /// The slots in name order, the order attributes are kept in.
+    by_name: Vec<u16>,
 }
 
 impl SlotTable {
@@ -132,6 +134,11 @@ impl SlotTable {
             return if existing == ty { Ok(i) } else { Err(existing) };
         }
         let i = u16::try_from(self.names.len()).map_err(|_| ty)?;
+        let names = &self.names;
+        let at = self
+            .by_name
+            .partition_point(|&j| names.get(usize::from(j)).is_some_and(|n| *n < name));
+        self.by_name.insert(at, i);
         self.index.insert(name.clone(), i);
         self.names.push(name);
         self.types.push(ty);
@@ -175,6 +182,69 @@ impl SlotTable {
                 .filter(|v| ty.admits(v))
                 .map(Scalar::of)
         }));
+    }
+
+    /// The same values as [`resolve`](Self::resolve), found with `hints` from the last
+    /// attributes resolved: see [`resolve_hinted_with`](Self::resolve_hinted_with).
+    pub fn resolve_hinted<'a>(
+        &self,
+        attributes: &'a Attributes,
+        hints: &mut SlotHints,
+        out: &mut Vec<Option<Scalar<'a>>>,
+    ) {
+        self.resolve_hinted_with(attributes, |_| None, hints, out);
+    }
+
+    /// The same values as [`resolve`](Self::resolve) over `attributes`, except that a name
+    /// `given` has a value for takes that value instead (if of the slot's type).
+    ///
+    /// Attributes are sorted by name, so the slots are looked up in name order, each one past
+    /// where the one before was found, and first at the distance from there it was found last
+    /// time (kept in `hints`). Attributes of one namespace usually carry the same names, an
+    /// optional one shifting only those after it: a batch of decisions mostly finds each name
+    /// with one comparison instead of a binary search.
+    pub fn resolve_hinted_with<'a>(
+        &self,
+        attributes: &'a Attributes,
+        given: impl Fn(&str) -> Option<Scalar<'a>>,
+        hints: &mut SlotHints,
+        out: &mut Vec<Option<Scalar<'a>>>,
+    ) {
+        out.clear();
+        out.resize(self.names.len(), None);
+        let mut cursor = 0;
+        for (&slot, gap) in self.by_name.iter().zip(hints.fit(self.by_name.len())) {
+            let slot = usize::from(slot);
+            let (Some(name), Some(ty), Some(value)) = (
+                self.names.get(slot),
+                self.types.get(slot),
+                out.get_mut(slot),
+            ) else {
+                continue;
+            };
+            *value = match given(name.as_str()) {
+                Some(field) => Some(field).filter(|v| v.value_type() == *ty),
+                None => attributes
+                    .get_from(name.as_str(), &mut cursor, gap)
+                    .filter(|v| ty.admits(v))
+                    .map(Scalar::of),
+            };
+        }
+    }
+}
+
+/// For each slot of one [`SlotTable`] in name order, how far past the previous slot's name
+/// its name was found in the last attributes resolved, for
+/// [`SlotTable::resolve_hinted`]. Only a guess, checked on every use: a stale hint costs a
+/// comparison, never a wrong value.
+#[derive(Debug, Clone, Default)]
+pub struct SlotHints(Vec<usize>);
+
+impl SlotHints {
+    /// One hint per slot of a table of `len` slots (a new one guesses the next position).
+    pub(crate) fn fit(&mut self, len: usize) -> &mut [usize] {
+        self.0.resize(len, 0);
+        &mut self.0
     }
 }
 
