@@ -258,14 +258,16 @@ impl Decision {
             check::label("placement", placement.as_str())?;
         }
         for (i, s) in self.offers.iter().enumerate() {
-            let field = format!("offers[{i}]");
-            check::id(&format!("{field}.offer"), s.offer.as_str())?;
-            check::finite(&format!("{field}.score"), s.score)?;
+            // The field's full name is only written out for an error.
+            let offer = || format!("offers[{i}]");
+            check::id("offer", s.offer.as_str()).map_err(|e| e.under(&offer()))?;
+            check::finite("score", s.score).map_err(|e| e.under(&offer()))?;
             if !(s.probability > 0.0 && s.probability <= 1.0) {
                 return Err(FieldError::new(
-                    format!("{field}.probability"),
+                    "probability",
                     format!("must be in (0, 1], got {}", s.probability),
-                ));
+                )
+                .under(&offer()));
             }
         }
         check::unique("offers", self.offers.iter().map(|s| s.offer.as_str()))?;

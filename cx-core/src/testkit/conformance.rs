@@ -2377,10 +2377,11 @@ pub async fn decision_is_recorded_once_and_conflicts_on_other_content(store: &dy
     let bad_id = DecisionId::new(format!("{p}-bad"));
     let mut bad = decision(&bad_id, &c, Channel::Sms, t0, &[("o1", "upsell")]);
     bad.offers[0].probability = 0.0;
-    expect_validation(
+    let (_, field) = expect_validation(
         store.record_decision(&bad).await,
         "a selection probability of 0",
     );
+    assert_eq!(field, "offers[0].probability");
     assert_eq!(
         stored_decision(store, &bad_id).await,
         None,
