@@ -39,9 +39,14 @@ fn customer(id: &str) -> Customer {
 }
 
 async fn setup(customers: usize) -> (Engine, Arc<ManualClock>) {
+    setup_with(CATALOG, customers).await
+}
+
+/// An engine with `catalog` loaded and customers `c0`, `c1`...
+async fn setup_with(catalog: &str, customers: usize) -> (Engine, Arc<ManualClock>) {
     let (engine, clock) = engine();
     engine
-        .load_catalog(Catalog::from_yaml(CATALOG).unwrap())
+        .load_catalog(Catalog::from_yaml(catalog).unwrap())
         .await
         .unwrap();
     let all = (0..customers).map(|i| customer(&format!("c{i}"))).collect();
@@ -276,13 +281,7 @@ async fn a_decision_refused_one_budget_takes_nothing_from_the_others() {
             "channels: [app], value: 1 }",
             "channels: [app], value: 20, budget: content }",
         );
-    let (engine, _) = engine();
-    engine
-        .load_catalog(Catalog::from_yaml(&catalog).unwrap())
-        .await
-        .unwrap();
-    let all = (0..400).map(|i| customer(&format!("c{i}"))).collect();
-    engine.upsert_customers(all).await.unwrap();
+    let (engine, _) = setup_with(&catalog, 400).await;
     let engine = Arc::new(engine);
     let mut tasks = Vec::new();
     for t in 0..16 {
