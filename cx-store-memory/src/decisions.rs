@@ -74,16 +74,19 @@ impl MemoryStore {
         // Each counter's use after the draws so far; a decision draws on a few budgets.
         let mut after: Vec<(&BudgetKey, u64)> = Vec::with_capacity(draws.len());
         for (i, draw) in draws.iter().enumerate() {
-            let used = match after.iter().find(|(key, _)| **key == draw.key) {
-                Some(&(_, used)) => used,
-                None => budgets.get(&draw.key).copied().unwrap_or(0),
+            let j = match after.iter().position(|(key, _)| **key == draw.key) {
+                Some(j) => j,
+                None => {
+                    after.push((&draw.key, budgets.get(&draw.key).copied().unwrap_or(0)));
+                    after.len() - 1
+                }
             };
-            let Some(total) = used.checked_add(draw.amount).filter(|t| *t <= draw.limit) else {
-                return Ok(DecisionCommit::Refused(i));
+            let Some((_, used)) = after.get_mut(j) else {
+                continue;
             };
-            match after.iter_mut().find(|(key, _)| **key == draw.key) {
-                Some(entry) => entry.1 = total,
-                None => after.push((&draw.key, total)),
+            match used.checked_add(draw.amount).filter(|t| *t <= draw.limit) {
+                Some(total) => *used = total,
+                None => return Ok(DecisionCommit::Refused(i)),
             }
         }
         log.record(stored)?;

@@ -292,24 +292,15 @@ impl Attributes {
     /// updated to where it is. The same answer as [`get`](Self::get).
     #[inline]
     pub(crate) fn get_hinted(&self, name: &str, hint: &mut usize) -> Option<&Value> {
-        let entries = self.entries();
-        if let Some((n, v)) = entries.get(*hint)
-            && n.as_str() == name
-        {
-            return Some(v);
-        }
-        let i = entries
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()?;
-        *hint = i;
-        entries.get(i).map(|(_, v)| v)
+        // A lookup from the start, `hint` standing as the distance from there.
+        self.get_from(name, &mut 0, hint)
     }
 
     /// The value of `name`, for lookups made in ascending name order: every attribute before
     /// `cursor` sorts before `name`, and `gap` is how far past `cursor` the name was found
     /// last time, which is looked at first. Moves `cursor` past `name` (or to where it would
     /// be) and sets `gap`. The same answer as [`get`](Self::get).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_from(
         &self,
         name: &str,
