@@ -53,7 +53,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl TouchpointStore for MemoryStore {
-    async fn append_touchpoints(&self, batch: Vec<Touchpoint>) -> Result<AppendReport> {
+    async fn append_touchpoints(&self, mut batch: Vec<Touchpoint>) -> Result<AppendReport> {
         // 1. Validate everything, without any lock.
         for (i, t) in batch.iter().enumerate() {
             t.validate_in_batch(i)?;
@@ -61,9 +61,13 @@ impl TouchpointStore for MemoryStore {
 
         // 2. Resolve every subject and split the batch by shard. The directory's read lock is
         //    held to the end, so no merge or erasure changes what the ids resolve to meanwhile.
+        //    The keys come first, so that each shard's group is allocated once at its size
+        //    (growing them would copy every touchpoint again, several times).
         let mut groups = self.take_scratch();
         let directory = self.directory.read();
-        for (i, mut t) in batch.into_iter().enumerate() {
+        let mut keys = Vec::with_capacity(batch.len());
+        let mut sizes = [0usize; SHARDS];
+        for (i, t) in batch.iter_mut().enumerate() {
             // Take the subject out (an empty id costs no allocation): stored touchpoints keep
             // their customer as the timeline's key, not in each touchpoint.
             let subject =
@@ -86,6 +90,15 @@ impl TouchpointStore for MemoryStore {
                 },
             };
             let key = self.keys.key(customer);
+            if let Some(size) = sizes.get_mut(key.shard().index()) {
+                *size += 1;
+            }
+            keys.push(key);
+        }
+        for ((_, group), &size) in groups.iter_mut().zip(&sizes) {
+            group.reserve(size);
+        }
+        for (t, key) in batch.into_iter().zip(keys) {
             groups.get_mut(key.shard()).push((key, t));
         }
 
