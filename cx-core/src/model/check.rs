@@ -73,12 +73,16 @@ pub(crate) fn id(field: &str, value: &str) -> Checked {
 fn has_control(value: &str) -> bool {
     let suspect = value
         .bytes()
-        .fold(false, |seen, b| seen | (b < 0x20) | (b >= 0x7f));
+        .fold(false, |seen, b| seen | !(0x20..0x7f).contains(&b));
     suspect && value.chars().any(char::is_control)
 }
 
 /// The bytes an identifier may hold after its first: ASCII letters, digits and `_` (and, for
 /// a label, `-` and `.`), as a table indexed by byte. Non-ASCII bytes are never allowed.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "b runs below 256, the table's length"
+)]
 const fn word_bytes(label: bool) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
@@ -101,9 +105,9 @@ fn is_word(value: &str, allowed: &[bool; 256]) -> bool {
         .first()
         .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_');
     starts_well
-        && bytes
-            .iter()
-            .fold(true, |ok, &b| ok & allowed[usize::from(b)])
+        && bytes.iter().fold(true, |ok, &b| {
+            ok & allowed.get(usize::from(b)).copied().unwrap_or(false)
+        })
 }
 
 /// A name that rules refer to (`customer.plan`, `features.page_views_10m`): an ASCII letter or
