@@ -651,12 +651,10 @@ fn convert_chunks(
         while offset < batch.num_rows() {
             // Zero-copy slices, so a chunk is sent as soon as it is converted.
             let take = (size - pending.len()).min(batch.num_rows() - offset);
-            match tables::touchpoints(&batch.slice(offset, take), first_row) {
-                Ok(rows) => pending.extend(rows),
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
+            if let Err(e) = tables::touchpoints(&batch.slice(offset, take), first_row, &mut pending)
+            {
+                let _ = tx.blocking_send(Err(e));
+                return;
             }
             offset += take;
             first_row += take;

@@ -189,6 +189,27 @@ impl Column {
         }
     }
 
+    /// Calls `f` with each row below `rows` that has a value, and the value, in row order.
+    fn each_value(&self, rows: usize, mut f: impl FnMut(usize, Value)) {
+        let nulls = match self {
+            Column::Null | Column::Records => return,
+            Column::Str(a) => a.nulls(),
+            Column::Num(a) => a.nulls(),
+            Column::Bool(a) => a.nulls(),
+            Column::Time(a) => a.nulls(),
+            Column::List(list, _) => list.nulls(),
+        };
+        let mut visit = |row: usize| {
+            if let Some(value) = self.value(row) {
+                f(row, value);
+            }
+        };
+        match nulls {
+            Some(nulls) => nulls.valid_indices().for_each(&mut visit),
+            None => (0..rows).for_each(visit),
+        }
+    }
+
     /// Whether records (structs) are in the column, at any depth.
     fn holds_records(&self) -> bool {
         match self {
@@ -276,6 +297,9 @@ impl Columns {
                 }
             }
         }
+        // In name order, which attributes are kept in (stable: of two columns with one name,
+        // the later one's value wins, as it always has).
+        attributes.sort_by(|a: &(Name, Column), b| a.0.cmp(&b.0));
         Ok(Columns {
             reserved,
             attributes,
@@ -314,14 +338,21 @@ impl Columns {
             .transpose()
     }
 
-    fn attributes(&self, row: usize) -> Attributes {
-        let mut out = Attributes::new();
+    /// The attributes of each of the first `rows` rows, built a column at a time: a column's
+    /// validity bitmap skips its null rows 64 at a time (most attribute cells are null: each
+    /// kind of event has its own), and, the columns being in name order, each row's
+    /// attributes come out sorted.
+    fn attributes(&self, rows: usize) -> Vec<Attributes> {
+        let mut entries: Vec<Vec<(Name, Value)>> =
+            std::iter::repeat_with(Vec::new).take(rows).collect();
         for (name, column) in &self.attributes {
-            if let Some(value) = column.value(row) {
-                out.insert(name.clone(), value);
-            }
+            column.each_value(rows, |row, value| {
+                if let Some(row) = entries.get_mut(row) {
+                    row.push((name.clone(), value));
+                }
+            });
         }
-        out
+        entries.into_iter().map(Attributes::from_iter).collect()
     }
 }
 
@@ -349,8 +380,13 @@ pub(crate) const TOUCHPOINT_COLUMNS: [&str; 11] = [
 ];
 const SURVEY_SCALE_MAX: &str = "survey_scale_max";
 
-/// Touchpoints from one batch. Rows are numbered from `first_row` in errors.
-pub(crate) fn touchpoints(batch: &RecordBatch, first_row: usize) -> PyResult<Vec<Touchpoint>> {
+/// Touchpoints from one batch, appended to `out` (where the caller collects them, so that
+/// each is moved once). Rows are numbered from `first_row` in errors.
+pub(crate) fn touchpoints(
+    batch: &RecordBatch,
+    first_row: usize,
+    out: &mut Vec<Touchpoint>,
+) -> PyResult<()> {
     let mut reserved: Vec<&'static str> = TOUCHPOINT_COLUMNS.to_vec();
     reserved.push(SURVEY_SCALE_MAX);
     let mut cols = Columns::of(batch, &reserved)?;
@@ -377,8 +413,9 @@ pub(crate) fn touchpoints(batch: &RecordBatch, first_row: usize) -> PyResult<Vec
     let scale_min = cols.take_num("survey_scale_min")?;
     let scale_max = cols.take_num(SURVEY_SCALE_MAX)?;
 
-    let mut out = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
+    out.reserve(batch.num_rows());
+    let attributes = cols.attributes(batch.num_rows());
+    for (row, attributes) in attributes.into_iter().enumerate() {
         let at = first_row + row;
         let subject = match customer.as_ref().and_then(|c| c.str_at(row)) {
             Some(id) => Subject::Customer(CustomerId::from(id)),
@@ -419,7 +456,7 @@ pub(crate) fn touchpoints(batch: &RecordBatch, first_row: usize) -> PyResult<Vec
             ),
             occurred,
         );
-        t.attributes = cols.attributes(row);
+        t.attributes = attributes;
         if let Some(s) = source.as_ref().and_then(|c| c.str_at(row)) {
             t.source = Some(Text::from(s));
         }
@@ -437,7 +474,7 @@ pub(crate) fn touchpoints(batch: &RecordBatch, first_row: usize) -> PyResult<Vec
         }
         out.push(t);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn identity_kind_of(name: &str) -> IdentityKind {
@@ -499,13 +536,14 @@ pub(crate) fn customers(batch: &RecordBatch, first_row: usize) -> PyResult<Vec<C
         .transpose()?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
+    let attributes = cols.attributes(batch.num_rows());
+    for (row, attributes) in attributes.into_iter().enumerate() {
         let at = first_row + row;
         let mut customer = Customer::new(
             id.str_at(row)
                 .ok_or_else(|| missing("customers", at, "id"))?,
         );
-        customer.attributes = cols.attributes(row);
+        customer.attributes = attributes;
         if let (Some(Column::List(list, _)), Some(f)) = (&identities, &identity_fields) {
             for i in list_range(list, row) {
                 let get = |k: usize| f.get(k).and_then(|c| c.as_ref()).and_then(|c| c.str_at(i));

@@ -86,6 +86,42 @@ def test_lists_and_booleans_as_attributes(engine: cx.Engine) -> None:
     assert list(back.devices[0]) == ["nova-5", "pulse"] and bool(back.vip[0]) is True
 
 
+def test_attribute_columns_out_of_order_with_nulls_in_sliced_batches(engine: cx.Engine) -> None:
+    engine.upsert_customers(customers())
+    n = 300
+    at = [NOW - dt.timedelta(seconds=i) for i in range(n)]
+    table = pa.table({
+        "id": [f"t-{i:03}" for i in range(n)],
+        "customer_id": ["c-1"] * n,
+        "channel": ["web"] * n,
+        "kind": ["page_view"] * n,
+        "occurred_at": pa.array(at, type=pa.timestamp("us", tz="UTC")),
+        "zeta": [float(i) if i % 3 == 0 else None for i in range(n)],
+        "alpha": [f"a{i}" if i % 2 == 0 else None for i in range(n)],
+        "tags": [["x", str(i)] if i % 5 == 0 else None for i in range(n)],
+    })
+    # Batches of 37 rows: each is a slice starting mid-byte in the columns' null bitmaps.
+    assert engine.ingest(table, batch_size=37)["inserted"] == n
+    back = engine.touchpoints().set_index("id").sort_index()
+    assert list(back.zeta.isna()) == [i % 3 != 0 for i in range(n)]
+    assert list(back.zeta.dropna()) == [float(i) for i in range(0, n, 3)]
+    assert list(back.alpha.dropna()) == [f"a{i}" for i in range(0, n, 2)]
+    assert [list(t) for t in back.tags.dropna()] == [["x", str(i)] for i in range(0, n, 5)]
+
+
+def test_a_repeated_attribute_column_keeps_the_later_value(engine: cx.Engine) -> None:
+    engine.upsert_customers(customers())
+    table = pa.Table.from_arrays(
+        [pa.array(["t-1", "t-2"]), pa.array(["c-1", "c-1"]), pa.array(["web", "web"]),
+         pa.array(["page_view", "page_view"]),
+         pa.array([NOW, NOW], type=pa.timestamp("us", tz="UTC")),
+         pa.array(["first", "first"]), pa.array(["second", None])],
+        names=["id", "customer_id", "channel", "kind", "occurred_at", "page", "page"])
+    assert engine.ingest(table)["inserted"] == 2
+    back = engine.touchpoints().set_index("id").sort_index()
+    assert list(back.page) == ["second", "first"]
+
+
 def test_unsupported_column_type_is_named(engine: cx.Engine) -> None:
     table = pa.table({"id": ["c-x"], "blob": pa.array([b"\x00"], type=pa.binary())})
     with pytest.raises(cx.ValidationError) as e:

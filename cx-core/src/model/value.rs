@@ -376,13 +376,30 @@ impl Attributes {
     }
 }
 
+/// A name given twice keeps its last value, as with [`Attributes::insert`]. Pairs already in
+/// name order (a table's columns, sorted once) are taken as they are, in one allocation.
 impl<N: Into<Name>, V: Into<Value>> FromIterator<(N, V)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        let mut attrs = Attributes::new();
-        for (n, v) in iter {
-            attrs.insert(n, v);
+        let mut entries: Vec<(Name, Value)> = iter
+            .into_iter()
+            .map(|(n, v)| (n.into(), v.into()))
+            .collect();
+        if entries.is_empty() {
+            return Attributes::new();
         }
-        attrs
+        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+            // Stable: of a name given twice, the value given last is last in its run, and
+            // `dedup_by` keeps the first of a run, so that value is moved there.
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(&mut later.1, &mut kept.1);
+                }
+                same
+            });
+        }
+        Attributes(Some(std::sync::Arc::new(entries)))
     }
 }
 
@@ -436,6 +453,25 @@ mod tests {
         assert_eq!(a.get("plan"), Some(&Value::from("M")));
         assert_eq!(a.remove("cap"), Some(Value::Number(10.0)));
         assert_eq!(a.len(), 1);
+    }
+
+    proptest::proptest! {
+        /// Collecting pairs gives what inserting them one by one gives: sorted by name, and a
+        /// name given twice keeps its last value.
+        #[test]
+        fn collecting_is_inserting_in_turn(
+            pairs in proptest::collection::vec(("[a-e]{1,2}", 0u8..10), 0..12),
+        ) {
+            let mut inserted = Attributes::new();
+            for (name, value) in &pairs {
+                inserted.insert(name.as_str(), f64::from(*value));
+            }
+            let collected: Attributes = pairs
+                .iter()
+                .map(|(name, value)| (name.as_str(), f64::from(*value)))
+                .collect();
+            proptest::prop_assert_eq!(collected.entries(), inserted.entries());
+        }
     }
 
     #[test]
