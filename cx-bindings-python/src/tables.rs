@@ -189,8 +189,8 @@ impl Column {
         }
     }
 
-    /// Calls `f` with each row below `rows` that has a value, and the value, in row order.
-    fn each_value(&self, rows: usize, mut f: impl FnMut(usize, Value)) {
+    /// Calls `f` with each row below `rows` that has a value, in row order.
+    fn each_valid(&self, rows: usize, f: impl FnMut(usize)) {
         let nulls = match self {
             Column::Null | Column::Records => return,
             Column::Str(a) => a.nulls(),
@@ -199,15 +199,19 @@ impl Column {
             Column::Time(a) => a.nulls(),
             Column::List(list, _) => list.nulls(),
         };
-        let mut visit = |row: usize| {
+        match nulls {
+            Some(nulls) => nulls.valid_indices().for_each(f),
+            None => (0..rows).for_each(f),
+        }
+    }
+
+    /// Calls `f` with each row below `rows` that has a value, and the value, in row order.
+    fn each_value(&self, rows: usize, mut f: impl FnMut(usize, Value)) {
+        self.each_valid(rows, |row| {
             if let Some(value) = self.value(row) {
                 f(row, value);
             }
-        };
-        match nulls {
-            Some(nulls) => nulls.valid_indices().for_each(&mut visit),
-            None => (0..rows).for_each(visit),
-        }
+        });
     }
 
     /// Whether records (structs) are in the column, at any depth.
@@ -340,19 +344,60 @@ impl Columns {
 
     /// The attributes of each of the first `rows` rows, built a column at a time: a column's
     /// validity bitmap skips its null rows 64 at a time (most attribute cells are null: each
-    /// kind of event has its own), and, the columns being in name order, each row's
-    /// attributes come out sorted.
+    /// kind of event has its own). The values are counted per row first, then placed in one
+    /// buffer, row after row, so that each row's attributes are allocated once, at their
+    /// size; the columns being in name order, each row's come out sorted.
     fn attributes(&self, rows: usize) -> Vec<Attributes> {
-        let mut entries: Vec<Vec<(Name, Value)>> =
-            std::iter::repeat_with(Vec::new).take(rows).collect();
-        for (name, column) in &self.attributes {
-            column.each_value(rows, |row, value| {
-                if let Some(row) = entries.get_mut(row) {
-                    row.push((name.clone(), value));
+        // Where each row's values start in the buffer (and, last, where they all end).
+        let mut starts = vec![0usize; rows + 1];
+        for (_, column) in &self.attributes {
+            column.each_valid(rows, |row| {
+                if let Some(n) = starts.get_mut(row + 1) {
+                    *n += 1;
                 }
             });
         }
-        entries.into_iter().map(Attributes::from_iter).collect()
+        for row in 0..rows {
+            let before = starts.get(row).copied().unwrap_or(0);
+            if let Some(start) = starts.get_mut(row + 1) {
+                *start += before;
+            }
+        }
+        let mut cells: Vec<Option<(Name, Value)>> = Vec::new();
+        cells.resize_with(starts.last().copied().unwrap_or(0), || None);
+        let mut next = starts.clone();
+        for (name, column) in &self.attributes {
+            column.each_value(rows, |row, value| {
+                if let Some(at) = next.get_mut(row)
+                    && let Some(cell) = cells.get_mut(*at)
+                {
+                    *cell = Some((name.clone(), value));
+                    *at += 1;
+                }
+            });
+        }
+        starts
+            .windows(2)
+            .map(|span| {
+                let (start, end) = (span.first().copied(), span.get(1).copied());
+                let row = cells
+                    .get_mut(start.unwrap_or(0)..end.unwrap_or(0))
+                    .unwrap_or_default();
+                // An iterator that knows its length lets the attributes be allocated once.
+                // A cell stays empty only where a value could not be read (an instant out of
+                // range), and is left out, as such a value always was.
+                if row.iter().all(Option::is_some) {
+                    row.iter_mut()
+                        .map(|cell| {
+                            cell.take()
+                                .unwrap_or_else(|| (Name::default(), Value::Bool(false)))
+                        })
+                        .collect()
+                } else {
+                    row.iter_mut().filter_map(Option::take).collect()
+                }
+            })
+            .collect()
     }
 }
 

@@ -224,8 +224,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
 /// handing a stored touchpoint or profile to a decision copies no attribute.
 ///
 /// Serialises as a map. Deserialising rejects a name given twice.
+///
+/// The entries sit in one allocation with their reference count (a shared slice, not a shared
+/// vector): building attributes allocates once, and reading one is a single pointer away from
+/// what holds it. Changing them makes a new slice, which suits attributes: built once, read
+/// many times, rarely changed.
 #[derive(Clone, Default)]
-pub struct Attributes(Option<std::sync::Arc<Vec<(Name, Value)>>>);
+pub struct Attributes(Option<std::sync::Arc<[(Name, Value)]>>);
 
 impl fmt::Debug for Attributes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -245,29 +250,56 @@ impl Attributes {
         Attributes(None)
     }
 
-    /// The entries, sorted by name.
-    fn entries(&self) -> &[(Name, Value)] {
-        self.0.as_deref().map_or(&[], Vec::as_slice)
+    /// Attributes of `entries`, which are sorted by name, each name once.
+    fn of_sorted(entries: Vec<(Name, Value)>) -> Self {
+        Attributes((!entries.is_empty()).then(|| entries.into()))
     }
 
-    /// The entries, to change (copied first if another clone shares them).
-    fn entries_mut(&mut self) -> &mut Vec<(Name, Value)> {
-        std::sync::Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    /// The entries, sorted by name.
+    fn entries(&self) -> &[(Name, Value)] {
+        self.0.as_deref().unwrap_or_default()
+    }
+
+    /// Changes the entries with `change`: they are taken out as a vector (moved if no other
+    /// clone shares them, else copied) and put back as a new slice.
+    fn change<R>(&mut self, change: impl FnOnce(&mut Vec<(Name, Value)>) -> R) -> R {
+        let mut entries: Vec<(Name, Value)> = match self.0.take() {
+            None => Vec::new(),
+            Some(mut shared) => match std::sync::Arc::get_mut(&mut shared) {
+                Some(owned) => owned
+                    .iter_mut()
+                    .map(|(n, v)| (std::mem::take(n), std::mem::replace(v, Value::Bool(false))))
+                    .collect(),
+                None => shared.to_vec(),
+            },
+        };
+        let out = change(&mut entries);
+        *self = Attributes::of_sorted(entries);
+        out
     }
 
     /// Sets `name` to `value`, replacing an earlier value; returns the earlier value.
     pub fn insert(&mut self, name: impl Into<Name>, value: impl Into<Value>) -> Option<Value> {
-        let name = name.into();
-        let entries = self.entries_mut();
-        match entries.binary_search_by(|(n, _)| n.cmp(&name)) {
-            Ok(i) => entries
+        let (name, value) = (name.into(), value.into());
+        // A new value for a name held, in entries no other clone shares: in place.
+        if let Some(owned) = self.0.as_mut().and_then(std::sync::Arc::get_mut)
+            && let Ok(i) = owned.binary_search_by(|(n, _)| n.cmp(&name))
+        {
+            return owned
                 .get_mut(i)
-                .map(|slot| std::mem::replace(&mut slot.1, value.into())),
-            Err(i) => {
-                entries.insert(i, (name, value.into()));
-                None
-            }
+                .map(|slot| std::mem::replace(&mut slot.1, value));
         }
+        self.change(
+            |entries| match entries.binary_search_by(|(n, _)| n.cmp(&name)) {
+                Ok(i) => entries
+                    .get_mut(i)
+                    .map(|slot| std::mem::replace(&mut slot.1, value)),
+                Err(i) => {
+                    entries.insert(i, (name, value));
+                    None
+                }
+            },
+        )
     }
 
     /// Builder form of [`insert`](Self::insert).
@@ -331,7 +363,7 @@ impl Attributes {
             .entries()
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()?;
-        Some(self.entries_mut().remove(i).1)
+        Some(self.change(|entries| entries.remove(i).1))
     }
 
     /// Whether `name` is set.
@@ -377,17 +409,19 @@ impl Attributes {
 }
 
 /// A name given twice keeps its last value, as with [`Attributes::insert`]. Pairs already in
-/// name order (a table's columns, sorted once) are taken as they are, in one allocation.
+/// name order (a table's columns, sorted once) from an iterator that knows its length are
+/// taken as they come, in one allocation.
 impl<N: Into<Name>, V: Into<Value>> FromIterator<(N, V)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        let mut entries: Vec<(Name, Value)> = iter
+        let entries: std::sync::Arc<[(Name, Value)]> = iter
             .into_iter()
             .map(|(n, v)| (n.into(), v.into()))
             .collect();
-        if entries.is_empty() {
-            return Attributes::new();
+        if entries.is_sorted_by(|a, b| a.0 < b.0) {
+            return Attributes((!entries.is_empty()).then_some(entries));
         }
-        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        let mut sorted = Attributes(Some(entries));
+        sorted.change(|entries| {
             // Stable: of a name given twice, the value given last is last in its run, and
             // `dedup_by` keeps the first of a run, so that value is moved there.
             entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -398,8 +432,8 @@ impl<N: Into<Name>, V: Into<Value>> FromIterator<(N, V)> for Attributes {
                 }
                 same
             });
-        }
-        Attributes(Some(std::sync::Arc::new(entries)))
+        });
+        sorted
     }
 }
 
