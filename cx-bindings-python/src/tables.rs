@@ -161,9 +161,9 @@ impl Column {
         })
     }
 
-    /// The value at `row`, if any.
-    fn value(&self, row: usize) -> Option<Value> {
-        match self {
+    /// The value at `row`, if any; an error says why a value cannot be stored.
+    fn value(&self, row: usize) -> Result<Option<Value>, String> {
+        Ok(match self {
             Column::Null | Column::Records => None,
             Column::Str(a) => a
                 .is_valid(row)
@@ -171,28 +171,40 @@ impl Column {
             Column::Num(a) => a.is_valid(row).then(|| Value::Number(a.value(row))),
             Column::Bool(a) => a.is_valid(row).then(|| Value::Bool(a.value(row))),
             Column::Time(a) => {
-                if a.is_valid(row) {
-                    micros(a.value(row)).map(Value::Timestamp)
-                } else {
-                    None
+                if !a.is_valid(row) {
+                    return Ok(None);
                 }
+                let us = a.value(row);
+                let at = micros(us).ok_or_else(|| {
+                    format!(
+                        "holds {us} microseconds since 1970, an instant out of the range cx \
+                         stores"
+                    )
+                })?;
+                Some(Value::Timestamp(at))
             }
             Column::List(list, values) => {
                 if !list.is_valid(row) {
-                    return None;
+                    return Ok(None);
                 }
                 let offsets = list.value_offsets();
-                let (start, end) = (offsets.get(row)?, offsets.get(row + 1)?);
-                let range = usize::try_from(*start).ok()?..usize::try_from(*end).ok()?;
-                Some(Value::List(range.filter_map(|i| values.value(i)).collect()))
+                let (Some(start), Some(end)) = (offsets.get(row), offsets.get(row + 1)) else {
+                    return Ok(None);
+                };
+                let range =
+                    usize::try_from(*start).unwrap_or(0)..usize::try_from(*end).unwrap_or(0);
+                let items = range
+                    .filter_map(|i| values.value(i).transpose())
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(Value::List(items))
             }
-        }
+        })
     }
 
-    /// Calls `f` with each row below `rows` that has a value, in row order.
-    fn each_valid(&self, rows: usize, f: impl FnMut(usize)) {
+    /// Calls `f` with each row below `rows` that has a value, in row order, until it fails.
+    fn each_valid<E>(&self, rows: usize, f: impl FnMut(usize) -> Result<(), E>) -> Result<(), E> {
         let nulls = match self {
-            Column::Null | Column::Records => return,
+            Column::Null | Column::Records => return Ok(()),
             Column::Str(a) => a.nulls(),
             Column::Num(a) => a.nulls(),
             Column::Bool(a) => a.nulls(),
@@ -200,18 +212,24 @@ impl Column {
             Column::List(list, _) => list.nulls(),
         };
         match nulls {
-            Some(nulls) => nulls.valid_indices().for_each(f),
-            None => (0..rows).for_each(f),
+            Some(nulls) => nulls.valid_indices().try_for_each(f),
+            None => (0..rows).try_for_each(f),
         }
     }
 
-    /// Calls `f` with each row below `rows` that has a value, and the value, in row order.
-    fn each_value(&self, rows: usize, mut f: impl FnMut(usize, Value)) {
+    /// Calls `f` with each row below `rows` that has a value, and the value, in row order;
+    /// stops at the first value that cannot be stored, with its row and why.
+    fn each_value(
+        &self,
+        rows: usize,
+        mut f: impl FnMut(usize, Value),
+    ) -> Result<(), (usize, String)> {
         self.each_valid(rows, |row| {
-            if let Some(value) = self.value(row) {
+            if let Some(value) = self.value(row).map_err(|reason| (row, reason))? {
                 f(row, value);
             }
-        });
+            Ok(())
+        })
     }
 
     /// Whether records (structs) are in the column, at any depth.
@@ -347,14 +365,16 @@ impl Columns {
     /// kind of event has its own). The values are counted per row first, then placed in one
     /// buffer, row after row, so that each row's attributes are allocated once, at their
     /// size; the columns being in name order, each row's come out sorted.
-    fn attributes(&self, rows: usize) -> Vec<Attributes> {
+    /// `table` and `first_row` (the number of this batch's first row) are for errors.
+    fn attributes(&self, rows: usize, table: &str, first_row: usize) -> PyResult<Vec<Attributes>> {
         // Where each row's values start in the buffer (and, last, where they all end).
         let mut starts = vec![0usize; rows + 1];
         for (_, column) in &self.attributes {
-            column.each_valid(rows, |row| {
+            let Ok(()) = column.each_valid(rows, |row| {
                 if let Some(n) = starts.get_mut(row + 1) {
                     *n += 1;
                 }
+                Ok::<(), std::convert::Infallible>(())
             });
         }
         for row in 0..rows {
@@ -367,16 +387,24 @@ impl Columns {
         cells.resize_with(starts.last().copied().unwrap_or(0), || None);
         let mut next = starts.clone();
         for (name, column) in &self.attributes {
-            column.each_value(rows, |row, value| {
-                if let Some(at) = next.get_mut(row)
-                    && let Some(cell) = cells.get_mut(*at)
-                {
-                    *cell = Some((name.clone(), value));
-                    *at += 1;
-                }
-            });
+            column
+                .each_value(rows, |row, value| {
+                    if let Some(at) = next.get_mut(row)
+                        && let Some(cell) = cells.get_mut(*at)
+                    {
+                        *cell = Some((name.clone(), value));
+                        *at += 1;
+                    }
+                })
+                .map_err(|(row, reason)| {
+                    invalid(
+                        table,
+                        name.as_str(),
+                        format!("{reason} (row {})", first_row + row),
+                    )
+                })?;
         }
-        starts
+        Ok(starts
             .windows(2)
             .map(|span| {
                 let (start, end) = (span.first().copied(), span.get(1).copied());
@@ -384,8 +412,7 @@ impl Columns {
                     .get_mut(start.unwrap_or(0)..end.unwrap_or(0))
                     .unwrap_or_default();
                 // An iterator that knows its length lets the attributes be allocated once.
-                // A cell stays empty only where a value could not be read (an instant out of
-                // range), and is left out, as such a value always was.
+                // Every cell of the row was filled above (the other branch is only a guard).
                 if row.iter().all(Option::is_some) {
                     row.iter_mut()
                         .map(|cell| {
@@ -397,7 +424,7 @@ impl Columns {
                     row.iter_mut().filter_map(Option::take).collect()
                 }
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -459,7 +486,7 @@ pub(crate) fn touchpoints(
     let scale_max = cols.take_num(SURVEY_SCALE_MAX)?;
 
     out.reserve(batch.num_rows());
-    let attributes = cols.attributes(batch.num_rows());
+    let attributes = cols.attributes(batch.num_rows(), "touchpoints table", first_row)?;
     for (row, attributes) in attributes.into_iter().enumerate() {
         let at = first_row + row;
         let subject = match customer.as_ref().and_then(|c| c.str_at(row)) {
@@ -581,7 +608,7 @@ pub(crate) fn customers(batch: &RecordBatch, first_row: usize) -> PyResult<Vec<C
         .transpose()?;
 
     let mut out = Vec::with_capacity(batch.num_rows());
-    let attributes = cols.attributes(batch.num_rows());
+    let attributes = cols.attributes(batch.num_rows(), "customers table", first_row)?;
     for (row, attributes) in attributes.into_iter().enumerate() {
         let at = first_row + row;
         let mut customer = Customer::new(

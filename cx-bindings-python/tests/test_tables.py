@@ -122,6 +122,28 @@ def test_a_repeated_attribute_column_keeps_the_later_value(engine: cx.Engine) ->
     assert list(back.page) == ["second", "first"]
 
 
+def test_an_attribute_instant_out_of_range_is_named_and_nothing_of_its_batch_is_stored(
+        engine: cx.Engine) -> None:
+    engine.upsert_customers(customers())
+    far = 2**63 - 1  # microseconds since 1970: year 294,247, past what cx stores
+    table = pa.table({
+        "id": ["t-ok", "t-far"], "customer_id": ["c-1", "c-1"], "channel": ["web", "web"],
+        "kind": ["page_view", "page_view"],
+        "occurred_at": pa.array([NOW, NOW], type=pa.timestamp("us", tz="UTC")),
+        "renewal_at": pa.array([0, far], type=pa.timestamp("us", tz="UTC")),
+    })
+    with pytest.raises(cx.ValidationError) as e:
+        engine.ingest(table)
+    assert e.value.field == "renewal_at"
+    assert "row 1" in str(e.value) and "out of the range" in str(e.value)
+    assert len(engine.touchpoints()) == 0
+    profiles = pa.table({"id": ["c-far"],
+                         "renewal_at": pa.array([far], type=pa.timestamp("us", tz="UTC"))})
+    with pytest.raises(cx.ValidationError) as e:
+        engine.upsert_customers(profiles)
+    assert e.value.field == "renewal_at"
+
+
 def test_unsupported_column_type_is_named(engine: cx.Engine) -> None:
     table = pa.table({"id": ["c-x"], "blob": pa.array([b"\x00"], type=pa.binary())})
     with pytest.raises(cx.ValidationError) as e:
