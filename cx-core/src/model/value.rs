@@ -281,25 +281,17 @@ impl Attributes {
     /// Sets `name` to `value`, replacing an earlier value; returns the earlier value.
     pub fn insert(&mut self, name: impl Into<Name>, value: impl Into<Value>) -> Option<Value> {
         let (name, value) = (name.into(), value.into());
-        // A new value for a name held, in entries no other clone shares: in place.
-        if let Some(owned) = self.0.as_mut().and_then(std::sync::Arc::get_mut)
-            && let Ok(i) = owned.binary_search_by(|(n, _)| n.cmp(&name))
-        {
-            return owned
+        match self.entries().binary_search_by(|(n, _)| n.cmp(&name)) {
+            // A new value for a name held: in place (the entries copied first if another
+            // clone shares them).
+            Ok(i) => std::sync::Arc::make_mut(self.0.as_mut()?)
                 .get_mut(i)
-                .map(|slot| std::mem::replace(&mut slot.1, value));
+                .map(|slot| std::mem::replace(&mut slot.1, value)),
+            Err(i) => self.change(|entries| {
+                entries.insert(i, (name, value));
+                None
+            }),
         }
-        self.change(
-            |entries| match entries.binary_search_by(|(n, _)| n.cmp(&name)) {
-                Ok(i) => entries
-                    .get_mut(i)
-                    .map(|slot| std::mem::replace(&mut slot.1, value)),
-                Err(i) => {
-                    entries.insert(i, (name, value));
-                    None
-                }
-            },
-        )
     }
 
     /// Builder form of [`insert`](Self::insert).
