@@ -534,9 +534,9 @@ impl PyEngine {
     ) -> PyResult<Py<PyAny>> {
         let template = request("_", channel, context, k, placement, seed, false)?;
         let engine = self.engine(py)?;
-        let decisions =
+        let parts =
             block_on(py, decide_many(engine, customer_ids, template, record))?.or_raise()?;
-        tables::to_pandas(py, decisions_table(&decisions)?)
+        tables::batches_to_pandas(py, parts.into_iter().collect::<PyResult<Vec<_>>>()?)
     }
 
     /// Records what happened to an offer of a decision, and learns from it.
@@ -681,15 +681,18 @@ fn add(total: &mut cx::IngestReport, report: cx::IngestReport) {
     total.decisions.extend(report.decisions);
 }
 
-/// Decides for every customer of `ids`, on as many tasks as the runtime has workers.
+/// Decides for every customer of `ids` and tabulates the decisions, in order, one table per
+/// run of `ids`. The runs are several per runtime worker, so that a worker the machine slows
+/// down holds up little of the batch, and each worker builds its runs' tables (and drops
+/// their decisions) itself, leaving the caller's thread only the hand-over to pandas.
 async fn decide_many(
     engine: Arc<Engine>,
     ids: Vec<String>,
     template: DecisionRequest,
     record: bool,
-) -> cx::Result<Vec<Decision>> {
+) -> cx::Result<Vec<PyResult<arrow_array::RecordBatch>>> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
-    let chunk = ids.len().div_ceil(workers).max(1);
+    let chunk = ids.len().div_ceil(workers * RUNS_PER_WORKER).max(MIN_RUN);
     let ids = Arc::new(ids);
     let mut tasks = Vec::new();
     for start in (0..ids.len()).step_by(chunk) {
@@ -706,27 +709,41 @@ async fn decide_many(
                     request
                 })
                 .collect();
-            if !record {
-                return engine.preview_many(&requests).await?.into_iter().collect();
-            }
-            let mut out = Vec::with_capacity(requests.len());
-            for request in &requests {
-                out.push(engine.decide(request).await?);
-            }
-            Ok::<_, cx::Error>(out)
+            let decisions = if record {
+                let mut out = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    out.push(engine.decide(request).await?);
+                }
+                out
+            } else {
+                engine
+                    .preview_many(&requests)
+                    .await?
+                    .into_iter()
+                    .collect::<cx::Result<Vec<Decision>>>()?
+            };
+            Ok::<_, cx::Error>(decisions_table(&decisions))
         }));
     }
-    let mut all = Vec::with_capacity(ids.len());
+    if tasks.is_empty() {
+        return Ok(vec![decisions_table(&[])]);
+    }
+    let mut parts = Vec::with_capacity(tasks.len());
     for task in tasks {
         let part = task.await.map_err(|e| cx::Error::Storage {
             backend: "runtime",
             message: format!("a decide_batch task failed: {e}"),
             source: None,
         })??;
-        all.extend(part);
+        parts.push(part);
     }
-    Ok(all)
+    Ok(parts)
 }
+
+/// Runs of a `decide_batch` per runtime worker.
+const RUNS_PER_WORKER: usize = 8;
+/// The fewest customers in a run of a `decide_batch` (fewer cost more in tasks than they save).
+const MIN_RUN: usize = 512;
 
 fn decisions_table(decisions: &[Decision]) -> PyResult<arrow_array::RecordBatch> {
     let mut t = Rows::new(vec![

@@ -65,6 +65,18 @@ def test_decide_batch_is_a_dry_run_by_default(loaded: cx.Engine) -> None:
     assert loaded.record_outcome(recorded.decision_id[0], "boost", "shown") is True
 
 
+def test_decide_batch_keeps_the_order_of_the_ids_across_its_runs(loaded: cx.Engine) -> None:
+    # 1,200 ids are decided in several runs (of 512 at least), tabulated apart and joined.
+    ids = ["c-3", "c-1", "c-2"] * 400
+    batch = loaded.decide_batch(ids, channel="sms", seed=3)
+    decisions = batch.drop_duplicates("decision_id")
+    assert list(decisions.customer_id) == ids
+    alone = loaded.decide_batch(["c-3", "c-1", "c-2"], channel="sms", seed=3)
+    chosen = {c: list(g.offer_id.fillna("")) for c, g in alone.groupby("customer_id")}
+    for _, rows in batch.groupby("decision_id"):
+        assert list(rows.offer_id.fillna("")) == chosen[rows.customer_id.iloc[0]]
+
+
 def test_decide_batch_names_an_unknown_customer(loaded: cx.Engine) -> None:
     with pytest.raises(cx.NotFound) as e:
         loaded.decide_batch(["c-1", "nobody"], channel="sms")

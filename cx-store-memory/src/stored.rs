@@ -140,6 +140,11 @@ impl TouchpointFields for StoredView<'_> {
     fn attributes(&self) -> &Attributes {
         &self.stored.attributes
     }
+
+    #[inline]
+    fn kind_code(&self) -> Option<u32> {
+        Some(self.stored.kind)
+    }
 }
 
 /// A shard's dictionaries of channels, kinds and sources.

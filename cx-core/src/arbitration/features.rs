@@ -19,6 +19,14 @@ pub trait TouchpointFields {
     fn channel(&self) -> &Channel;
     /// Its attributes.
     fn attributes(&self) -> &Attributes;
+    /// A number standing for its kind, if it has one: touchpoints read together (one
+    /// customer's, in one computation) with the same code have the same kind, so a kind is
+    /// matched once per code instead of once per touchpoint. A store that keeps kinds as codes
+    /// of a dictionary gives them here.
+    #[inline]
+    fn kind_code(&self) -> Option<u32> {
+        None
+    }
 }
 
 impl TouchpointFields for Touchpoint {
@@ -208,6 +216,13 @@ pub(crate) struct FeatureSet {
 /// The id of a kind no feature counts.
 const NO_KIND: u32 = u32::MAX;
 
+/// A kind code not met yet in a computation.
+const UNSEEN: u32 = u32::MAX - 1;
+
+/// Kind codes up to this are remembered in a computation (codes are a store's dictionary
+/// positions, so small); a touchpoint with a larger one is matched by its kind.
+const MAX_CODE: u32 = 4096;
+
 impl FeatureSet {
     /// The set of `features`, in that order.
     pub(crate) fn new(features: Vec<CompiledFeature>) -> Self {
@@ -299,6 +314,9 @@ pub(crate) struct FeatureScratch<'a> {
     pass: PassScratch<'a>,
     /// Each touchpoint's kind id in the feature set.
     kinds: Vec<u32>,
+    /// The kind id of each [`kind_code`](TouchpointFields::kind_code) seen, by code
+    /// ([`UNSEEN`] for the others).
+    by_code: Vec<u32>,
     /// (window, index of the first touchpoint in it), for the windows searched so far.
     opens: Vec<(i64, usize)>,
 }
@@ -343,9 +361,11 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         touchpoints.partition_point(|t| t.occurred_at_micros() < now.saturating_sub(set.longest));
     let visible = touchpoints.get(start..end.max(start)).unwrap_or(&[]);
     scratch.kinds.clear();
+    scratch.by_code.clear();
+    let by_code = &mut scratch.by_code;
     // Neighbours often share a kind: the search is skipped when the key repeats.
     let mut last: Option<(KindKey, u32)> = None;
-    scratch.kinds.extend(visible.iter().map(|t| {
+    let mut match_kind = |t: &T| {
         let kind = t.kind().as_str();
         let key = KindKey::of(kind);
         match last {
@@ -353,6 +373,25 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
             _ => {
                 let id = set.kind_id(key, kind);
                 last = Some((key, id));
+                id
+            }
+        }
+    };
+    scratch.kinds.extend(visible.iter().map(|t| {
+        let Some(code) = t.kind_code().filter(|&c| c <= MAX_CODE) else {
+            return match_kind(t);
+        };
+        let code = code as usize;
+        match by_code.get(code) {
+            Some(&id) if id != UNSEEN => id,
+            _ => {
+                let id = match_kind(t);
+                if by_code.len() <= code {
+                    by_code.resize(code + 1, UNSEEN);
+                }
+                if let Some(slot) = by_code.get_mut(code) {
+                    *slot = id;
+                }
                 id
             }
         }
@@ -836,5 +875,65 @@ mod many {
         assert_eq!(out.len(), 70);
         assert_eq!(out, expected);
         assert_eq!(out[0], Some(Scalar::Num(200.0)));
+
+        // The same touchpoints read with kind codes, as a store gives them: two computations
+        // with one scratch, whose codes stand for different kinds (codes belong to one
+        // computation), some codes beyond those remembered. The same values.
+        let runs: Vec<Vec<Coded<'_>>> = [(0, 1), (5, MAX_CODE - 3)]
+            .into_iter()
+            .map(|(shift, spread)| {
+                touchpoints
+                    .iter()
+                    .map(|t| {
+                        let k: u32 = t.kind.as_str()[1..].parse().unwrap();
+                        Coded {
+                            t,
+                            code: (k + shift) % 12 * spread,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut scratch = FeatureScratch::default();
+        for (run, coded) in runs.iter().enumerate() {
+            let mut with_codes = Vec::new();
+            compute(
+                &compiled.features,
+                &compiled.vocabulary,
+                coded,
+                now.timestamp_micros(),
+                &mut scratch,
+                &mut with_codes,
+            );
+            assert_eq!(with_codes, expected, "run {run}");
+        }
+    }
+
+    /// A touchpoint with its kind's code.
+    struct Coded<'a> {
+        t: &'a Touchpoint,
+        code: u32,
+    }
+
+    impl TouchpointFields for Coded<'_> {
+        fn occurred_at_micros(&self) -> i64 {
+            self.t.occurred_at_micros()
+        }
+
+        fn kind(&self) -> &Kind {
+            &self.t.kind
+        }
+
+        fn channel(&self) -> &Channel {
+            &self.t.channel
+        }
+
+        fn attributes(&self) -> &Attributes {
+            &self.t.attributes
+        }
+
+        fn kind_code(&self) -> Option<u32> {
+            Some(self.code)
+        }
     }
 }
