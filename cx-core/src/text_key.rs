@@ -45,6 +45,31 @@ impl TextKey {
     }
 }
 
+/// Whether `a == b`, without a call to compare bytes when they are at most 16 bytes long (as
+/// names mostly are): a length test, then two overlapping words of 8, 4 or 1 bytes (the first
+/// and last of each string; for 1 to 3 bytes, the first, middle and last byte).
+#[inline(always)]
+pub(crate) fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    match len {
+        0 => true,
+        1..=3 => a.first() == b.first() && a.get(len / 2) == b.get(len / 2) && a.last() == b.last(),
+        4..=7 => {
+            a.first_chunk::<4>() == b.first_chunk::<4>()
+                && a.last_chunk::<4>() == b.last_chunk::<4>()
+        }
+        8..=TextKey::EXACT => {
+            a.first_chunk::<8>() == b.first_chunk::<8>()
+                && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        _ => a == b,
+    }
+}
+
 /// One word per key, mixed from all three parts: a map keyed by text keys hashes once.
 impl std::hash::Hash for TextKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -55,6 +80,43 @@ impl std::hash::Hash for TextKey {
 #[cfg(test)]
 mod tests {
     use super::TextKey;
+
+    #[test]
+    fn same_text_is_string_equality() {
+        let texts = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abc",
+            "1234567",
+            "1234568",
+            "12345678",
+            "12345679",
+            "123456789",
+            "223456789",
+            "exactly-16-bytes",
+            "exactly-16-bytez",
+            "exactlY-16-bytes",
+            "seventeen bytes!!",
+            "seventeen-bytes!!",
+            "é",
+            "e\u{301}",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(super::same_text(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn same_text_agrees_with_equality(a in "[ab]{0,20}", b in "[ab]{0,20}") {
+            proptest::prop_assert_eq!(super::same_text(&a, &b), a == b);
+        }
+    }
 
     #[test]
     fn keys_tell_strings_apart_as_string_equality_does() {

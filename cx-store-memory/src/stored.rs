@@ -122,6 +122,11 @@ impl<'a> StoredView<'a> {
 
 impl TouchpointFields for StoredView<'_> {
     #[inline]
+    fn occurred_at(&self) -> Timestamp {
+        self.stored.occurred_at
+    }
+
+    #[inline]
     fn occurred_at_micros(&self) -> i64 {
         self.stored.occurred_at.timestamp_micros()
     }

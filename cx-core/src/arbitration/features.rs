@@ -2,7 +2,8 @@
 
 use crate::error::Result;
 use crate::model::{
-    Aggregation, Attributes, Channel, Feature, FeatureId, Kind, Name, Touchpoint, Value, ValueType,
+    Aggregation, Attributes, Channel, Feature, FeatureId, Kind, Name, Timestamp, Touchpoint, Value,
+    ValueType,
 };
 use crate::rules::{CompiledRule, Env, Namespace, Scalar, Vocabulary, compile_rule};
 
@@ -11,6 +12,8 @@ use crate::rules::{CompiledRule, Env, Namespace, Scalar, Vocabulary, compile_rul
 /// touchpoints are kept instead of copying each one out first (see
 /// [`CompiledCatalog::compute_features`](super::CompiledCatalog::compute_features)).
 pub trait TouchpointFields {
+    /// When it occurred.
+    fn occurred_at(&self) -> Timestamp;
     /// When it occurred, in microseconds since the Unix epoch.
     fn occurred_at_micros(&self) -> i64;
     /// Its kind.
@@ -30,6 +33,11 @@ pub trait TouchpointFields {
 }
 
 impl TouchpointFields for Touchpoint {
+    #[inline]
+    fn occurred_at(&self) -> Timestamp {
+        self.occurred_at
+    }
+
     #[inline]
     fn occurred_at_micros(&self) -> i64 {
         self.occurred_at.timestamp_micros()
@@ -356,9 +364,8 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         .touchpoint
         .resize(vocabulary.touchpoint.len(), None);
     // Touchpoints at or after `now` never count, nor those before the longest window.
-    let end = touchpoints.partition_point(|t| t.occurred_at_micros() < now);
-    let start =
-        touchpoints.partition_point(|t| t.occurred_at_micros() < now.saturating_sub(set.longest));
+    let end = first_at(touchpoints, now);
+    let start = first_at(touchpoints, now.saturating_sub(set.longest));
     let visible = touchpoints.get(start..end.max(start)).unwrap_or(&[]);
     scratch.kinds.clear();
     scratch.by_code.clear();
@@ -401,8 +408,7 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         let from = match scratch.opens.iter().find(|(w, _)| *w == feature.window) {
             Some(&(_, from)) => from,
             None => {
-                let open = now.saturating_sub(feature.window);
-                let from = visible.partition_point(|t| t.occurred_at_micros() < open);
+                let from = first_at(visible, now.saturating_sub(feature.window));
                 scratch.opens.push((feature.window, from));
                 from
             }
@@ -410,6 +416,18 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         let rows = visible.get(from..).unwrap_or(&[]);
         let kinds = scratch.kinds.get(from..).unwrap_or(&[]);
         out.push(feature.over(rows, kinds, now, &mut scratch.pass));
+    }
+}
+
+/// The position of the first of `rows` (oldest first) that occurred at or after `at`
+/// (microseconds since the Unix epoch). Instants are compared as they are: converting each to
+/// microseconds costs more, and gives the same order (an instant is before `at` exactly when
+/// its microseconds, rounded down, are).
+#[inline]
+fn first_at<T: TouchpointFields>(rows: &[T], at: i64) -> usize {
+    match Timestamp::from_timestamp_micros(at) {
+        Some(at) => rows.partition_point(|t| t.occurred_at() < at),
+        None => rows.partition_point(|t| t.occurred_at_micros() < at),
     }
 }
 
@@ -916,6 +934,10 @@ mod many {
     }
 
     impl TouchpointFields for Coded<'_> {
+        fn occurred_at(&self) -> Timestamp {
+            self.t.occurred_at
+        }
+
         fn occurred_at_micros(&self) -> i64 {
             self.t.occurred_at_micros()
         }

@@ -333,7 +333,7 @@ impl Attributes {
     ) -> Option<&Value> {
         let rest = self.entries().get(*cursor..).unwrap_or_default();
         let at = match rest.get(*gap) {
-            Some((n, _)) if n.as_str() == name => Ok(*gap),
+            Some((n, _)) if crate::text_key::same_text(n.as_str(), name) => Ok(*gap),
             _ => rest.binary_search_by(|(n, _)| n.as_str().cmp(name)),
         };
         match at {

@@ -74,6 +74,7 @@ pub enum Scalar<'a> {
 
 impl<'a> Scalar<'a> {
     /// The scalar view of `value`.
+    #[inline]
     pub fn of(value: &'a Value) -> Scalar<'a> {
         match value {
             Value::String(s) => Scalar::Str(s.as_str()),
