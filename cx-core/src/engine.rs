@@ -498,14 +498,21 @@ impl Engine {
         let arbitrator = self.arbitrator()?;
         let catalog = Arc::clone(arbitrator.catalog());
         let now = self.now();
-        let keys = budget_keys(&catalog, now);
+        // One query for the batch, its customer changed for each request.
+        let mut query = self.state_query(
+            &catalog,
+            CustomerId::default(),
+            now,
+            budget_keys(&catalog, now),
+        );
         let mut ids = new_decision_ids(requests.len()).into_iter();
         let mut out = Vec::with_capacity(requests.len());
         let mut scratch = DecisionScratch::default();
         for request in requests {
             let id = DecisionId::new(ids.next().unwrap_or_else(new_decision_id));
+            query.customer = request.customer.clone();
             let decision = self
-                .read_state(&catalog, request, now, keys.clone())
+                .read(&query)
                 .await
                 .map(|state| arbitrator.decide_with(&state.input(now), request, id, &mut scratch));
             out.push(decision);
@@ -535,19 +542,36 @@ impl Engine {
         now: Timestamp,
         keys: Vec<BudgetKey>,
     ) -> Result<DecisionState> {
+        self.read(&self.state_query(catalog, request.customer.clone(), now, keys))
+            .await
+    }
+
+    /// What a decision for `customer` at `now` reads under `catalog`, with the use of the
+    /// budget counters `keys`.
+    fn state_query(
+        &self,
+        catalog: &Arc<CompiledCatalog>,
+        customer: CustomerId,
+        now: Timestamp,
+        keys: Vec<BudgetKey>,
+    ) -> DecisionStateQuery {
         let until = now + chrono::TimeDelta::microseconds(1);
         let lookback = |span: Span| {
             (!span.is_zero()).then(|| TimeRange::new(TimeRange::ending_at(now, span).start, until))
         };
-        let query = DecisionStateQuery::new(request.customer.clone())
+        DecisionStateQuery::new(customer)
             .touchpoints(lookback(catalog.touchpoint_lookback()))
             .features(Arc::clone(catalog), now)
             .contacts(lookback(catalog.contact_lookback()))
-            .budgets(keys);
+            .budgets(keys)
+    }
+
+    /// The answer to `query`, in one store call; an unknown customer is not found.
+    async fn read(&self, query: &DecisionStateQuery) -> Result<DecisionState> {
         self.store
-            .decision_state(&query)
+            .decision_state(query)
             .await?
-            .ok_or_else(|| Error::not_found("customer", request.customer.as_str()))
+            .ok_or_else(|| Error::not_found("customer", query.customer.as_str()))
     }
 
     /// The draws `decision` makes: one unit of each `shown` budget its offers draw on, with
