@@ -557,9 +557,9 @@ impl ClausePlan {
 pub(crate) struct ClauseResults {
     /// Per clause id, 1 if the clause holds, else 0.
     passes: Vec<u8>,
-    /// Per clause id, why it could not be decided, if it could not. Empty until a clause
-    /// faults (most decisions have every value their rules read).
-    faults: Vec<Option<Fault>>,
+    /// (clause id, why it could not be decided), sorted by id, for the clauses that could not
+    /// be: a few (a customer without some attribute the rules read), mostly none.
+    faults: Vec<(u32, Fault)>,
 }
 
 impl ClauseResults {
@@ -593,11 +593,19 @@ impl ClauseResults {
     #[cold]
     fn fault(&mut self, id: u32, fault: Fault) {
         self.set(id, false);
-        if self.faults.is_empty() {
-            self.faults.resize(self.passes.len(), None);
-        }
-        if let Some(slot) = self.faults.get_mut(id as usize) {
-            *slot = Some(fault);
+        // Ids mostly come in ascending order: an append.
+        match self.faults.last() {
+            Some(&(last, _)) if last >= id => {
+                match self.faults.binary_search_by_key(&id, |&(i, _)| i) {
+                    Ok(at) => {
+                        if let Some(slot) = self.faults.get_mut(at) {
+                            slot.1 = fault;
+                        }
+                    }
+                    Err(at) => self.faults.insert(at, (id, fault)),
+                }
+            }
+            _ => self.faults.push((id, fault)),
         }
     }
 
@@ -620,9 +628,15 @@ impl ClauseResults {
         if self.passes(id) == 1 {
             return Ok(true);
         }
-        match self.faults.get(id as usize) {
-            Some(Some(fault)) => Err(*fault),
-            _ => Ok(false),
+        if self.faults.is_empty() {
+            return Ok(false);
+        }
+        match self.faults.binary_search_by_key(&id, |&(i, _)| i) {
+            Ok(at) => self
+                .faults
+                .get(at)
+                .map_or(Ok(false), |&(_, fault)| Err(fault)),
+            Err(_) => Ok(false),
         }
     }
 
@@ -648,5 +662,44 @@ impl ClauseResults {
             }
         }
         undecided.unwrap_or(Verdict::True)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Namespace, SlotRef};
+
+    /// Faults recorded out of id order, one twice: each faulted clause reads its (last) fault,
+    /// every other clause its result.
+    #[test]
+    fn faults_in_any_order_read_back_by_clause() {
+        let missing = |index| {
+            Fault::Missing(SlotRef {
+                namespace: Namespace::Customer,
+                index,
+            })
+        };
+        let mut results = ClauseResults::new(12);
+        results.set(0, true);
+        results.set(3, true);
+        for (id, index) in [(5, 1), (2, 2), (9, 3), (2, 4), (11, 5), (7, 6)] {
+            results.fault(id, missing(index));
+        }
+        let read: Vec<Result<bool, Fault>> = (0..12).map(|id| results.get(id)).collect();
+        let mut expected = vec![Ok(false); 12];
+        expected[0] = Ok(true);
+        expected[3] = Ok(true);
+        for (id, index) in [(5, 1), (2, 4), (9, 3), (11, 5), (7, 6)] {
+            expected[id] = Err(missing(index));
+        }
+        assert_eq!(read, expected);
+        assert_eq!(
+            results.verdict(&[0, 2, 3]),
+            Verdict::Undecided {
+                clause: 1,
+                fault: missing(4)
+            }
+        );
     }
 }
