@@ -980,8 +980,7 @@ impl Row<'_> {
 
 /// `batch` as a pandas DataFrame.
 pub(crate) fn to_pandas(py: Python<'_>, batch: RecordBatch) -> PyResult<Py<PyAny>> {
-    let schema = batch.schema();
-    to_pandas_with(py, vec![batch], schema)
+    batches_to_pandas(py, vec![batch])
 }
 
 /// `batches` (of one schema; at least one) as one pandas DataFrame, their rows in order.
@@ -991,14 +990,6 @@ pub(crate) fn batches_to_pandas(py: Python<'_>, batches: Vec<RecordBatch>) -> Py
             "cx: no table to convert",
         ));
     };
-    to_pandas_with(py, batches, schema)
-}
-
-fn to_pandas_with(
-    py: Python<'_>,
-    batches: Vec<RecordBatch>,
-    schema: arrow_schema::SchemaRef,
-) -> PyResult<Py<PyAny>> {
     let table = PyTable::try_new(batches, schema)
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cx: {e}")))?;
     let arrow = table.into_pyarrow(py)?;

@@ -499,7 +499,7 @@ impl Engine {
         let catalog = Arc::clone(arbitrator.catalog());
         let now = self.now();
         // One query for the batch, its customer changed for each request.
-        let mut query = self.state_query(
+        let mut query = Self::state_query(
             &catalog,
             CustomerId::default(),
             now,
@@ -542,14 +542,18 @@ impl Engine {
         now: Timestamp,
         keys: Vec<BudgetKey>,
     ) -> Result<DecisionState> {
-        self.read(&self.state_query(catalog, request.customer.clone(), now, keys))
-            .await
+        self.read(&Self::state_query(
+            catalog,
+            request.customer.clone(),
+            now,
+            keys,
+        ))
+        .await
     }
 
     /// What a decision for `customer` at `now` reads under `catalog`, with the use of the
     /// budget counters `keys`.
     fn state_query(
-        &self,
         catalog: &Arc<CompiledCatalog>,
         customer: CustomerId,
         now: Timestamp,

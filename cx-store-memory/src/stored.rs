@@ -127,11 +127,6 @@ impl TouchpointFields for StoredView<'_> {
     }
 
     #[inline]
-    fn occurred_at_micros(&self) -> i64 {
-        self.stored.occurred_at.timestamp_micros()
-    }
-
-    #[inline]
     fn kind(&self) -> &Kind {
         self.codes.kind(self.stored.kind)
     }

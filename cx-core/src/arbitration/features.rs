@@ -14,8 +14,11 @@ use crate::rules::{CompiledRule, Env, Namespace, Scalar, Vocabulary, compile_rul
 pub trait TouchpointFields {
     /// When it occurred.
     fn occurred_at(&self) -> Timestamp;
-    /// When it occurred, in microseconds since the Unix epoch.
-    fn occurred_at_micros(&self) -> i64;
+    /// When it occurred, in microseconds since the Unix epoch (rounded down).
+    #[inline]
+    fn occurred_at_micros(&self) -> i64 {
+        self.occurred_at().timestamp_micros()
+    }
     /// Its kind.
     fn kind(&self) -> &Kind;
     /// Its channel.
@@ -36,11 +39,6 @@ impl TouchpointFields for Touchpoint {
     #[inline]
     fn occurred_at(&self) -> Timestamp {
         self.occurred_at
-    }
-
-    #[inline]
-    fn occurred_at_micros(&self) -> i64 {
-        self.occurred_at.timestamp_micros()
     }
 
     #[inline]
@@ -389,18 +387,17 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
             return match_kind(t);
         };
         let code = code as usize;
-        match by_code.get(code) {
-            Some(&id) if id != UNSEEN => id,
-            _ => {
-                let id = match_kind(t);
-                if by_code.len() <= code {
-                    by_code.resize(code + 1, UNSEEN);
+        if by_code.len() <= code {
+            by_code.resize(code + 1, UNSEEN);
+        }
+        match by_code.get_mut(code) {
+            Some(slot) => {
+                if *slot == UNSEEN {
+                    *slot = match_kind(t);
                 }
-                if let Some(slot) = by_code.get_mut(code) {
-                    *slot = id;
-                }
-                id
+                *slot
             }
+            None => match_kind(t),
         }
     }));
     scratch.opens.clear();
@@ -936,10 +933,6 @@ mod many {
     impl TouchpointFields for Coded<'_> {
         fn occurred_at(&self) -> Timestamp {
             self.t.occurred_at
-        }
-
-        fn occurred_at_micros(&self) -> i64 {
-            self.t.occurred_at_micros()
         }
 
         fn kind(&self) -> &Kind {

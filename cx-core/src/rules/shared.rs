@@ -593,19 +593,14 @@ impl ClauseResults {
     #[cold]
     fn fault(&mut self, id: u32, fault: Fault) {
         self.set(id, false);
-        // Ids mostly come in ascending order: an append.
-        match self.faults.last() {
-            Some(&(last, _)) if last >= id => {
-                match self.faults.binary_search_by_key(&id, |&(i, _)| i) {
-                    Ok(at) => {
-                        if let Some(slot) = self.faults.get_mut(at) {
-                            slot.1 = fault;
-                        }
-                    }
-                    Err(at) => self.faults.insert(at, (id, fault)),
+        match self.faults.binary_search_by_key(&id, |&(i, _)| i) {
+            Ok(at) => {
+                if let Some(slot) = self.faults.get_mut(at) {
+                    slot.1 = fault;
                 }
             }
-            _ => self.faults.push((id, fault)),
+            // Ids mostly come in ascending order: mostly an append.
+            Err(at) => self.faults.insert(at, (id, fault)),
         }
     }
 
@@ -627,9 +622,6 @@ impl ClauseResults {
     pub(crate) fn get(&self, id: u32) -> Result<bool, Fault> {
         if self.passes(id) == 1 {
             return Ok(true);
-        }
-        if self.faults.is_empty() {
-            return Ok(false);
         }
         match self.faults.binary_search_by_key(&id, |&(i, _)| i) {
             Ok(at) => self
