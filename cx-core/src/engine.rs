@@ -490,7 +490,9 @@ impl Engine {
     /// What [`Engine::preview`] gives for each of `requests`, in order, each with its own
     /// result (an unknown customer fails its own entry only): for offline evaluation of many
     /// customers. The catalogue, the budget keys and the decision ids are taken once for the
-    /// whole batch, and every decision is made at the same instant.
+    /// whole batch, every decision is made at the same instant, and the states are read with
+    /// one [`visit_decision_states`](Store::visit_decision_states) call (in memory: nothing
+    /// copied out of the store).
     pub async fn preview_many(
         &self,
         requests: &[DecisionRequest],
@@ -498,24 +500,40 @@ impl Engine {
         let arbitrator = self.arbitrator()?;
         let catalog = Arc::clone(arbitrator.catalog());
         let now = self.now();
-        // One query for the batch, its customer changed for each request.
-        let mut query = Self::state_query(
+        let query = Self::state_query(
             &catalog,
             CustomerId::default(),
             now,
             budget_keys(&catalog, now),
         );
+        let customers: Vec<CustomerId> = requests.iter().map(|r| r.customer.clone()).collect();
         let mut ids = new_decision_ids(requests.len()).into_iter();
         let mut out = Vec::with_capacity(requests.len());
         let mut scratch = DecisionScratch::default();
-        for request in requests {
-            let id = ids.next().unwrap_or_else(new_decision_id);
-            query.customer = request.customer.clone();
-            let decision = self
-                .read(&query)
-                .await
-                .map(|state| arbitrator.decide_with(&state.input(now), request, id, &mut scratch));
-            out.push(decision);
+        self.store
+            .visit_decision_states(&query, &customers, &mut |i, state| {
+                let Some(request) = requests.get(i) else {
+                    return;
+                };
+                let id = ids.next().unwrap_or_else(new_decision_id);
+                out.push(match state {
+                    Some(state) => {
+                        Ok(arbitrator.decide_with(&state.input(now), request, id, &mut scratch))
+                    }
+                    None => Err(Error::not_found("customer", request.customer.as_str())),
+                });
+            })
+            .await?;
+        if out.len() != requests.len() {
+            return Err(Error::Storage {
+                backend: self.store.backend(),
+                message: format!(
+                    "visit_decision_states visited {} of {} customers",
+                    out.len(),
+                    requests.len()
+                ),
+                source: None,
+            });
         }
         Ok(out)
     }

@@ -87,9 +87,10 @@ mod stored;
 mod timeline;
 mod touchpoints;
 
-use cx_core::model::Decision;
+use cx_core::model::{CustomerId, Decision};
 use cx_core::store::{
-    BudgetDraw, BudgetKey, DecisionCommit, DecisionState, DecisionStateQuery, Store, StoredCatalog,
+    BudgetDraw, BudgetKey, DecisionCommit, DecisionState, DecisionStateQuery, DecisionStateView,
+    Store, StoredCatalog,
 };
 use parking_lot::{Mutex, RwLock};
 use std::fmt;
@@ -170,6 +171,16 @@ impl Store for MemoryStore {
         query: &DecisionStateQuery,
     ) -> cx_core::Result<Option<DecisionState>> {
         Ok(self.read_decision_state(query))
+    }
+
+    async fn visit_decision_states(
+        &self,
+        query: &DecisionStateQuery,
+        customers: &[CustomerId],
+        visit: &mut (dyn for<'s> FnMut(usize, Option<DecisionStateView<'s>>) + Send),
+    ) -> cx_core::Result<()> {
+        self.visit_states(query, customers, visit);
+        Ok(())
     }
 
     async fn commit_decision(

@@ -1,12 +1,20 @@
 //! [`Store::decision_state`](cx_core::Store::decision_state) in one step: each lock taken once,
 //! and the catalogue's features computed over the stored touchpoints where they are, so a
-//! decision copies no touchpoint out of the store.
+//! decision copies no touchpoint out of the store;
+//! [`Store::visit_decision_states`](cx_core::Store::visit_decision_states) for many customers,
+//! each lock taken once per group of them and nothing copied at all.
 
 use crate::MemoryStore;
 use crate::shard::{CustomerKey, Shard};
 use crate::stored::StoredView;
-use cx_core::model::{TimeRange, Touchpoint};
-use cx_core::store::{DecisionState, DecisionStateQuery};
+use cx_core::arbitration::FeatureBuffers;
+use cx_core::model::{CustomerId, TimeRange, Touchpoint};
+use cx_core::store::{DecisionState, DecisionStateQuery, DecisionStateView};
+
+/// How many customers [`MemoryStore::visit_states`] reads under one taking of its locks: enough
+/// to spread the cost of taking them (every shard's), few enough that a writer waits for no
+/// more than a few milliseconds of decisions.
+const VISIT_GROUP: usize = 256;
 
 impl MemoryStore {
     /// The answer to `query`, read under the directory's read lock (so no merge or erasure
@@ -54,6 +62,94 @@ impl MemoryStore {
             Some(features) => state.with_features(features),
             None => state,
         })
+    }
+}
+
+impl MemoryStore {
+    /// [`Store::visit_decision_states`](cx_core::Store::visit_decision_states): per group of
+    /// [`VISIT_GROUP`] customers, the directory, every shard and the decision log are read
+    /// locked once (in the crate's lock order) and each customer's profile and contact history
+    /// handed over where they are, the features computed in place with buffers kept across
+    /// customers; the budget counters are read once for the whole visit.
+    pub(crate) fn visit_states(
+        &self,
+        query: &DecisionStateQuery,
+        customers: &[CustomerId],
+        visit: &mut (dyn for<'s> FnMut(usize, Option<DecisionStateView<'s>>) + Send),
+    ) {
+        let budget_used: Vec<u64> = if query.budgets.is_empty() {
+            Vec::new()
+        } else {
+            let budgets = self.budgets.lock();
+            query
+                .budgets
+                .iter()
+                .map(|k| budgets.get(k).copied().unwrap_or(0))
+                .collect()
+        };
+        let mut buffers = FeatureBuffers::default();
+        let mut features = Vec::new();
+        let mut position = 0;
+        for group in customers.chunks(VISIT_GROUP) {
+            let directory = self.directory.read();
+            let shards: Vec<_> = match query.touchpoints {
+                Some(_) => self.shards.iter().map(|s| s.read()).collect(),
+                None => Vec::new(),
+            };
+            let decisions = query.contacts.map(|_| self.decisions.read());
+            let mut views: Vec<StoredView<'_>> = Vec::new();
+            for id in group {
+                let i = position;
+                position += 1;
+                let canonical = directory.canonical(id);
+                let Some(customer) = directory.profile(canonical) else {
+                    visit(i, None);
+                    continue;
+                };
+                let key = self.keys.key(canonical.clone());
+                let mut touchpoints = Vec::new();
+                let mut computed = None;
+                if let (Some(range), Some(shard)) =
+                    (query.touchpoints, shards.get(key.shard().index()))
+                {
+                    let timeline = shard.timeline(&key);
+                    match &query.features {
+                        Some(request) => {
+                            views.clear();
+                            if let Some(timeline) = timeline {
+                                timeline.extend_in_range(
+                                    &range,
+                                    |t| StoredView::new(t, shard.codes()),
+                                    &mut views,
+                                );
+                            }
+                            request.catalog.compute_features_with(
+                                &views,
+                                request.now,
+                                &mut buffers,
+                                &mut features,
+                            );
+                            computed = Some(features.as_slice());
+                        }
+                        None => touchpoints = touchpoints_in(shard, &key, &range),
+                    }
+                }
+                let contacts = match (&decisions, query.contacts) {
+                    (Some(log), Some(range)) => log.contacts(canonical, &range),
+                    _ => &[],
+                };
+                visit(
+                    i,
+                    Some(DecisionStateView {
+                        customer,
+                        touchpoints: &touchpoints,
+                        features: computed,
+                        contacts,
+                        budget_used: &budget_used,
+                    }),
+                );
+            }
+        }
     }
 }
 

@@ -54,16 +54,27 @@ impl Timeline {
     pub(crate) fn map_in_range<'a, T>(
         &'a self,
         range: &TimeRange,
-        mut f: impl FnMut(&'a Stored) -> T,
+        f: impl FnMut(&'a Stored) -> T,
     ) -> Vec<T> {
+        let mut out = Vec::new();
+        self.extend_in_range(range, f, &mut out);
+        out
+    }
+
+    /// [`map_in_range`](Self::map_in_range), appended to `out` (grown once, to its final size).
+    pub(crate) fn extend_in_range<'a, T>(
+        &'a self,
+        range: &TimeRange,
+        mut f: impl FnMut(&'a Stored) -> T,
+        out: &mut Vec<T>,
+    ) {
         let runs = self.runs_in(range);
-        let mut out = Vec::with_capacity(runs.clone().map(<[Stored]>::len).sum());
+        out.reserve(runs.clone().map(<[Stored]>::len).sum());
         // A run at a time: one tight loop each (a flattened iterator tests for the next run
         // at every item).
         for run in runs {
             out.extend(run.iter().map(&mut f));
         }
-        out
     }
 
     /// The touchpoints that occurred in `range`, oldest first, as one run per chunk: both

@@ -603,16 +603,40 @@ impl CompiledCatalog {
         touchpoints: &[T],
         now: crate::model::Timestamp,
     ) -> Vec<Option<Value>> {
-        let mut slots = Vec::with_capacity(self.features.len());
+        let mut out = Vec::with_capacity(self.features.len());
+        self.compute_features_with(
+            touchpoints,
+            now,
+            &mut super::FeatureBuffers::default(),
+            &mut out,
+        );
+        out
+    }
+
+    /// [`compute_features`](Self::compute_features) into `out` (cleared first), with the
+    /// buffers of the computation kept in `buffers` for the next one: for a store computing
+    /// the features of many customers in turn. The same values.
+    pub fn compute_features_with<T: TouchpointFields>(
+        &self,
+        touchpoints: &[T],
+        now: crate::model::Timestamp,
+        buffers: &mut super::FeatureBuffers,
+        out: &mut Vec<Option<Value>>,
+    ) {
+        let mut scratch = buffers.lend();
+        let mut slots = std::mem::take(&mut scratch.slots);
         super::features::compute(
             &self.features,
             &self.vocabulary,
             touchpoints,
             now.timestamp_micros(),
-            &mut super::features::FeatureScratch::default(),
+            &mut scratch,
             &mut slots,
         );
-        slots.into_iter().map(super::features::owned).collect()
+        out.clear();
+        out.extend(slots.drain(..).map(super::features::owned));
+        scratch.slots = slots;
+        buffers.give_back(scratch);
     }
 }
 

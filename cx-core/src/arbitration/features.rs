@@ -313,6 +313,34 @@ impl FeatureSet {
     }
 }
 
+/// Reusable buffers for computing features, so that computing them for one customer after
+/// another allocates little once warm (see
+/// [`CompiledCatalog::compute_features_with`](super::CompiledCatalog::compute_features_with)).
+#[derive(Debug, Default)]
+pub struct FeatureBuffers {
+    scratch: FeatureScratch<'static>,
+}
+
+impl FeatureBuffers {
+    /// The buffers, lent for a computation over touchpoints borrowed for `'a`.
+    pub(crate) fn lend<'a>(&mut self) -> FeatureScratch<'a> {
+        std::mem::take(&mut self.scratch).recycle()
+    }
+
+    /// Takes back what [`lend`](Self::lend) gave.
+    pub(crate) fn give_back(&mut self, scratch: FeatureScratch<'_>) {
+        self.scratch = scratch.recycle();
+    }
+}
+
+/// `v`, emptied, as a vector of another lifetime: the same allocation (the in-place collect of
+/// an empty vector into one of the same layout keeps it; were it not kept, only the capacity
+/// would be lost).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 /// Reusable buffers for computing features, so a decision allocates little once warm.
 #[derive(Debug, Default)]
 pub(crate) struct FeatureScratch<'a> {
@@ -325,6 +353,25 @@ pub(crate) struct FeatureScratch<'a> {
     by_code: Vec<u32>,
     /// (window, index of the first touchpoint in it), for the windows searched so far.
     opens: Vec<(i64, usize)>,
+    /// The values computed, before they are copied out.
+    pub(crate) slots: Vec<Option<Scalar<'a>>>,
+}
+
+impl FeatureScratch<'_> {
+    /// The same buffers, emptied of borrowed values, for values borrowed for `'b`.
+    fn recycle<'b>(self) -> FeatureScratch<'b> {
+        FeatureScratch {
+            pass: PassScratch {
+                touchpoint: recycle(self.pass.touchpoint),
+                distinct: recycle(self.pass.distinct),
+                hints: self.pass.hints,
+            },
+            kinds: self.kinds,
+            by_code: self.by_code,
+            opens: self.opens,
+            slots: recycle(self.slots),
+        }
+    }
 }
 
 /// The buffers of one feature's pass over its window.

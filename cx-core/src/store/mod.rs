@@ -26,7 +26,7 @@ pub use customers::{CustomerStore, ForgetReport, MergeReport, UpsertReport, chec
 pub use decisions::{ContactCount, ContactKey, DecisionStore, OutcomeRecorded};
 pub use follow_ups::{CaseQuery, FollowUpStore, SlaCounts};
 pub use journeys::{JourneyAdvance, JourneyStore, Placed, TrackGroups, group_by_track};
-pub use state::{DecisionState, DecisionStateQuery, FeatureRequest};
+pub use state::{DecisionState, DecisionStateQuery, DecisionStateView, FeatureRequest};
 pub use touchpoints::{
     AggregateQuery, AggregateRow, AppendReport, Bucket, ScanCursor, ScanPage, ScanQuery,
     TouchpointQuery, TouchpointStore,
@@ -107,5 +107,38 @@ pub trait Store:
             contacts,
             budget_used,
         )))
+    }
+
+    /// The [`decision_state`](Self::decision_state) of each of `customers` under `query` (its
+    /// `customer` is not read), handed to `visit` borrowed, with the customer's position in
+    /// `customers`: `None` for an id that resolves to no profile. For decisions about many
+    /// customers at one instant (dry runs, offline evaluation).
+    ///
+    /// # Contract
+    ///
+    /// - `visit` is called exactly once per customer, in order, unless an error ends the
+    ///   visit early (the error is returned; customers not visited yet are not).
+    /// - Each state is what [`decision_state`](Self::decision_state) would answer for that
+    ///   customer at some moment during the call, except that the budget counters may be read
+    ///   once for the whole visit. The visit as a whole is not one snapshot: a write may land
+    ///   between two customers.
+    /// - `visit` may run while the backend holds read locks: it must not call the store.
+    ///
+    /// The default reads each state with [`decision_state`](Self::decision_state); the
+    /// in-memory store overrides it to read each where it is kept, copying no profile,
+    /// touchpoint or contact history.
+    async fn visit_decision_states(
+        &self,
+        query: &DecisionStateQuery,
+        customers: &[crate::model::CustomerId],
+        visit: &mut (dyn for<'s> FnMut(usize, Option<DecisionStateView<'s>>) + Send),
+    ) -> crate::Result<()> {
+        let mut one = query.clone();
+        for (i, customer) in customers.iter().enumerate() {
+            one.customer = customer.clone();
+            let state = self.decision_state(&one).await?;
+            visit(i, state.as_ref().map(DecisionState::view));
+        }
+        Ok(())
     }
 }

@@ -124,13 +124,17 @@ impl DecisionState {
 
     /// What a decision at `now` reads of this state (budgets as read).
     pub fn input(&self, now: Timestamp) -> crate::arbitration::DecisionInput<'_> {
-        crate::arbitration::DecisionInput {
+        self.view().input(now)
+    }
+
+    /// The state, borrowed.
+    pub fn view(&self) -> DecisionStateView<'_> {
+        DecisionStateView {
             customer: &self.customer,
             touchpoints: &self.touchpoints,
             features: self.features.as_deref(),
             contacts: &self.contacts,
             budget_used: &self.budget_used,
-            now,
         }
     }
 
@@ -140,5 +144,36 @@ impl DecisionState {
         self.touchpoints = Vec::new();
         self.features = Some(features);
         self
+    }
+}
+
+/// A [`DecisionState`] borrowed from where a backend keeps it, as
+/// [`Store::visit_decision_states`](crate::Store::visit_decision_states) hands it over: the same
+/// fields, nothing copied. Backends build it field by field.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionStateView<'a> {
+    /// The profile of the customer the id resolved to.
+    pub customer: &'a Customer,
+    /// The touchpoints asked for (see [`DecisionState::touchpoints`]).
+    pub touchpoints: &'a [Touchpoint],
+    /// The features computed in place, if they were (see [`DecisionState::features`]).
+    pub features: Option<&'a [Option<Value>]>,
+    /// The contact history asked for, oldest first.
+    pub contacts: &'a [ContactEvent],
+    /// How much of each budget counter is used, in the order of the query's keys.
+    pub budget_used: &'a [u64],
+}
+
+impl<'a> DecisionStateView<'a> {
+    /// What a decision at `now` reads of this state (budgets as read).
+    pub fn input(&self, now: Timestamp) -> crate::arbitration::DecisionInput<'a> {
+        crate::arbitration::DecisionInput {
+            customer: self.customer,
+            touchpoints: self.touchpoints,
+            features: self.features,
+            contacts: self.contacts,
+            budget_used: self.budget_used,
+            now,
+        }
     }
 }

@@ -41,8 +41,8 @@ use crate::model::{
 };
 use crate::store::{
     AggregateQuery, AggregateRow, AppendReport, Bucket, BudgetDraw, BudgetGrant, BudgetKey,
-    CatalogMeta, CatalogVersion, ContactCount, ContactKey, DecisionCommit, ForgetReport,
-    MergeReport, OutcomeRecorded, ScanQuery, TouchpointQuery, UpsertReport,
+    CatalogMeta, CatalogVersion, ContactCount, ContactKey, DecisionCommit, DecisionState,
+    ForgetReport, MergeReport, OutcomeRecorded, ScanQuery, TouchpointQuery, UpsertReport,
 };
 use chrono::{TimeDelta, TimeZone, Utc};
 use proptest::prelude::{Strategy, prop};
@@ -75,6 +75,7 @@ macro_rules! __cx_conformance_cases {
                 ingest_identity_subject_lands_on_the_resolved_customer,
                 customer_touchpoints_range_is_half_open_and_ordered,
                 decision_state_reads_profile_features_history_and_budgets,
+                visit_decision_states_hands_over_what_decision_state_reads,
                 scan_pages_return_every_match_once_in_order,
                 aggregate_counts_touchpoints_and_customers_per_group,
                 upsert_reports_inserted_and_updated,
@@ -1102,6 +1103,127 @@ features:
         store.decision_state(&nobody).await.unwrap().is_none(),
         "no profile, no state"
     );
+}
+
+/// Decision states of many customers: `visit_decision_states` hands each customer, in order
+/// and once, what `decision_state` answers for them (features computed in place or not, contact
+/// history, budget use), `None` for an unknown id, the survivor's state for a merged id; over
+/// more customers than a backend may read at once.
+pub async fn visit_decision_states_hands_over_what_decision_state_reads(store: &dyn Store) {
+    let catalog = Arc::new(
+        crate::arbitration::CompiledCatalog::compile(
+            Catalog::from_yaml(
+                r#"
+schema:
+  touchpoint: { product: string, dwell_seconds: number }
+features:
+  - { id: views, aggregate: count, kinds: [product_view], window: 1d }
+  - { id: dwell, aggregate: sum, attribute: dwell_seconds, window: 1d }
+  - { id: last_product, aggregate: last, attribute: product, window: 1d }
+"#,
+            )
+            .unwrap(),
+            1,
+        )
+        .unwrap(),
+    );
+    let p = unique("visit");
+    let ids: Vec<CustomerId> = (0..300).map(|i| cid(&format!("{p}-c{i:03}"))).collect();
+    upsert(
+        store,
+        ids.iter()
+            .enumerate()
+            .map(|(i, c)| Customer::new(c.clone()).with_attribute("n", i as f64))
+            .collect(),
+    )
+    .await;
+    let now = far_time() + TimeDelta::days(1);
+    let mut batch = Vec::new();
+    for (i, c) in ids.iter().enumerate() {
+        // 0 to 4 touchpoints each, some outside the range.
+        for j in 0..i % 5 {
+            let kind = if j % 2 == 0 {
+                Kind::PRODUCT_VIEW
+            } else {
+                Kind::PAGE_VIEW
+            };
+            let at = now - mins((i * 7 + j * 300) as i64 % 2000);
+            batch.push(
+                tp(&format!("{p}-t{i}-{j}"), c, Channel::Web, &kind, at)
+                    .with_attribute("dwell_seconds", (i + j) as f64)
+                    .with_attribute("product", format!("sku-{}", (i + j) % 7)),
+            );
+        }
+    }
+    append(store, batch).await;
+    for (i, c) in ids.iter().enumerate().filter(|(i, _)| i % 50 == 3) {
+        let d = DecisionId::new(format!("{p}-d{i}"));
+        record(
+            store,
+            &decision(&d, c, Channel::Sms, now - mins(30), &[("o-1", "cat")]),
+        )
+        .await;
+        outcome(store, &d, "o-1", OutcomeKind::Shown, now - mins(29)).await;
+    }
+    let (survivor, absorbed) = (ids[10].clone(), ids[11].clone());
+    merge(store, &survivor, &absorbed).await;
+    let key = BudgetKey::new(format!("{p}-budget"), "total");
+    assert!(consume(store, &key, 10, 4).await.granted);
+
+    let mut asked = ids.clone();
+    asked.insert(150, cid(&format!("{p}-nobody")));
+    asked.push(ids[0].clone());
+    let range = TimeRange::new(now - TimeDelta::days(1), now + TimeDelta::microseconds(1));
+    let plain = crate::store::DecisionStateQuery::new(CustomerId::default())
+        .touchpoints(Some(range))
+        .contacts(Some(range))
+        .budgets(vec![key]);
+    for query in [plain.clone(), plain.features(Arc::clone(&catalog), now)] {
+        let mut visited: Vec<(usize, Option<DecisionState>)> = Vec::new();
+        store
+            .visit_decision_states(&query, &asked, &mut |i, state| {
+                visited.push((
+                    i,
+                    state.map(|s| {
+                        let owned = DecisionState::new(
+                            s.customer.clone(),
+                            s.touchpoints.to_vec(),
+                            s.contacts.to_vec(),
+                            s.budget_used.to_vec(),
+                        );
+                        match s.features {
+                            Some(f) => owned.with_features(f.to_vec()),
+                            None => owned,
+                        }
+                    }),
+                ));
+            })
+            .await
+            .expect("visit_decision_states failed");
+        assert_eq!(
+            visited.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            (0..asked.len()).collect::<Vec<_>>(),
+            "each customer once, in order"
+        );
+        for ((_, state), id) in visited.iter().zip(&asked) {
+            let mut one = query.clone();
+            one.customer = id.clone();
+            let expected = store
+                .decision_state(&one)
+                .await
+                .expect("decision_state failed");
+            assert_eq!(state, &expected, "the state of {id}");
+        }
+        assert!(visited[150].1.is_none(), "an unknown id has no state");
+        let merged = visited[11].1.as_ref().expect("a merged id has a state");
+        assert_eq!(merged.customer.id, survivor, "the survivor's");
+        let with_contacts = visited[3].1.as_ref().expect("a state");
+        assert_eq!(with_contacts.contacts.len(), 1, "the contact history");
+        assert_eq!(with_contacts.budget_used, vec![4]);
+        if let Some(features) = &with_contacts.features {
+            assert_eq!(features.len(), 3, "every feature");
+        }
+    }
 }
 
 /// Touchpoints, scans: paging returns every matching touchpoint exactly once, in
