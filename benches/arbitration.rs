@@ -30,6 +30,11 @@
 //!   log grows with each decision; every 4,096 decisions the store is rebuilt outside the
 //!   timed region, to keep memory bounded. It is checked to choose what `Arbitrator::decide`
 //!   chooses.
+//! - `arbitration/telco-100/preview-many-1k`: [`Engine::preview_many`] for 1,000 customers of
+//!   telco-100 (40 touchpoints and 10 contact entries each, the shape of the Python bench),
+//!   every state read with one `Store::visit_decision_states` call; baseline
+//!   `arbitration/telco-100/preview-each-1k`: the same 1,000 customers previewed one
+//!   [`Engine::preview`] at a time. Checked to choose the same offers.
 //!
 //! - `arbitration/telco-1k/engine-postgres`: the same `Engine::decide` on a [`PostgresStore`]
 //!   (a fresh database of the test harness's server: `DATABASE_URL`, or a throwaway cluster),
@@ -627,6 +632,53 @@ fn arbitration(c: &mut Criterion) {
         });
     });
     drop(loaded);
+
+    // Dry runs over many customers (what `decide_batch` does from Python): `preview_many`
+    // reads every state with one `visit_decision_states` call; the baseline previews the same
+    // customers one `preview` at a time, one `decision_state` each. The shape of the Python
+    // bench: telco-100 with 40 touchpoints and 10 contact entries per customer.
+    let many = ScenarioSpec::telco_100()
+        .with_touchpoints(40)
+        .with_contacts(10)
+        .generate();
+    let people = many.customers(1_000);
+    let engine = Engine::new(Arc::new(MemoryStore::new()) as Arc<dyn Store>)
+        .with_clock(Arc::new(ManualClock::new(many.now)));
+    rt.block_on(async {
+        many.load_into(&engine).await?;
+        for p in &people {
+            p.load_into(&engine).await?;
+        }
+        Ok::<_, cx::Error>(())
+    })
+    .unwrap();
+    let requests: Vec<DecisionRequest> = people.iter().map(|p| p.request.clone()).collect();
+    let previews = rt.block_on(engine.preview_many(&requests)).unwrap();
+    for (request, preview) in requests.iter().zip(&previews) {
+        let one = rt.block_on(engine.preview(request)).unwrap();
+        assert_eq!(
+            preview.as_ref().unwrap().offers,
+            one.offers,
+            "preview_many differs"
+        );
+    }
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function(BenchmarkId::new("telco-100", "preview-many-1k"), |b| {
+        b.iter(|| black_box(rt.block_on(engine.preview_many(&requests)).unwrap()));
+    });
+    group.bench_function(BenchmarkId::new("telco-100", "preview-each-1k"), |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for request in &requests {
+                    black_box(engine.preview(request).await.unwrap());
+                }
+            });
+        });
+    });
+    drop(engine);
 
     // The same on PostgreSQL: a fresh database of the harness's server (DATABASE_URL or a
     // throwaway cluster), loaded the same way.

@@ -69,7 +69,7 @@ impl Timeline {
         out: &mut Vec<T>,
     ) {
         let runs = self.runs_in(range);
-        out.reserve(runs.clone().map(<[Stored]>::len).sum());
+        out.reserve_exact(runs.clone().map(<[Stored]>::len).sum());
         // A run at a time: one tight loop each (a flattened iterator tests for the next run
         // at every item).
         for run in runs {

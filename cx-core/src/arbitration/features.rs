@@ -493,46 +493,79 @@ impl CompiledFeature {
         scratch.hints.clear();
         scratch.hints.resize(self.filter_reads.len(), 0);
         scratch.distinct.clear();
+        let PassScratch {
+            touchpoint,
+            distinct,
+            hints,
+        } = scratch;
         let rows = rows.iter().zip(kinds);
-        if self.aggregate == Aggregation::Last {
-            // The newest value only: walk back from `now` and stop at the first.
-            self.add_rows(rows.rev(), true, now, &mut acc, scratch);
-        } else {
-            self.add_rows(rows, false, now, &mut acc, scratch);
-        }
-        acc.finish(scratch.distinct.len())
-    }
-
-    /// Adds the touchpoints of `rows` (with their kind ids) that the feature counts to `acc`;
-    /// with `first_only`, stops at the first value added.
-    #[inline(always)]
-    fn add_rows<'a, 'k, T: TouchpointFields + 'a>(
-        &self,
-        rows: impl Iterator<Item = (&'a T, &'k u32)>,
-        first_only: bool,
-        now: i64,
-        acc: &mut Acc<'a>,
-        scratch: &mut PassScratch<'a>,
-    ) {
+        let Some(name) = &self.attribute else {
+            // A count with channels or a filter.
+            acc.count = rows
+                .filter(|&(t, &kind)| self.admits(t, kind, now, touchpoint, hints))
+                .count() as u64;
+            return acc.finish(0);
+        };
+        let name = name.as_str();
         let mut hint = 0;
-        for (t, &kind) in rows {
-            if !self.counts_kind(kind)
-                || !self.admits_channel(t)
-                || !self.passes_filter(t, now, scratch)
-            {
-                continue;
+        // The aggregate is matched once, outside the loop over the rows.
+        match self.aggregate {
+            Aggregation::Last => {
+                // The newest value only: walk back from `now` and stop at the first.
+                for (t, &kind) in rows.rev() {
+                    if self.admits(t, kind, now, touchpoint, hints)
+                        && let Some(value) = t.attributes().get_hinted(name, &mut hint)
+                    {
+                        return Some(Scalar::of(value));
+                    }
+                }
+                return None;
             }
-            let Some(name) = &self.attribute else {
-                acc.count += 1;
-                continue;
-            };
-            if let Some(value) = t.attributes().get_hinted(name.as_str(), &mut hint) {
-                acc.add(Scalar::of(value), &mut scratch.distinct);
-                if first_only {
-                    return;
+            Aggregation::DistinctCount => {
+                for (t, &kind) in rows {
+                    if self.admits(t, kind, now, touchpoint, hints)
+                        && let Some(value) = t.attributes().get_hinted(name, &mut hint)
+                    {
+                        add_distinct(Scalar::of(value), distinct);
+                    }
+                }
+            }
+            Aggregation::Count => {
+                for (t, &kind) in rows {
+                    if self.admits(t, kind, now, touchpoint, hints)
+                        && t.attributes().get_hinted(name, &mut hint).is_some()
+                    {
+                        acc.count += 1;
+                    }
+                }
+            }
+            Aggregation::Sum | Aggregation::Avg | Aggregation::Min | Aggregation::Max => {
+                for (t, &kind) in rows {
+                    if self.admits(t, kind, now, touchpoint, hints)
+                        && let Some(Value::Number(n)) = t.attributes().get_hinted(name, &mut hint)
+                    {
+                        acc.add_number(*n);
+                    }
                 }
             }
         }
+        acc.finish(distinct.len())
+    }
+
+    /// Whether the feature counts `t`, whose kind id is `kind`: its kind, its channel and its
+    /// filter.
+    #[inline(always)]
+    fn admits<'a, T: TouchpointFields>(
+        &self,
+        t: &'a T,
+        kind: u32,
+        now: i64,
+        touchpoint: &mut [Option<Scalar<'a>>],
+        hints: &mut [usize],
+    ) -> bool {
+        self.counts_kind(kind)
+            && self.admits_channel(t)
+            && self.passes_filter(t, now, touchpoint, hints)
     }
 
     /// Whether the feature counts touchpoints whose kind id is `kind`.
@@ -545,30 +578,38 @@ impl CompiledFeature {
         }
     }
 
-    /// Whether `t` passes the feature's filter (true without one).
+    /// Whether `t` passes the feature's filter (true without one); `touchpoint` holds the
+    /// filter's slots, `hints` where each value it reads was last found.
     #[inline]
     fn passes_filter<'a, T: TouchpointFields>(
         &self,
         t: &'a T,
         now: i64,
-        scratch: &mut PassScratch<'a>,
+        touchpoint: &mut [Option<Scalar<'a>>],
+        hints: &mut [usize],
     ) -> bool {
         let Some(filter) = &self.filter else {
             return true;
         };
         if self.filter_flag
-            && let (Some((_, field)), Some(hint)) =
-                (self.filter_reads.first(), scratch.hints.first_mut())
+            && let (Some((_, field)), Some(hint)) = (self.filter_reads.first(), hints.first_mut())
         {
-            return matches!(field.read(t, hint), Some(Scalar::Bool(true)));
+            // True only if present and true: a boolean attribute read as it is.
+            return match field {
+                Field::Attribute(name, _) => matches!(
+                    t.attributes().get_hinted(name.as_str(), hint),
+                    Some(Value::Bool(true))
+                ),
+                _ => matches!(field.read(t, hint), Some(Scalar::Bool(true))),
+            };
         }
-        for ((slot, field), hint) in self.filter_reads.iter().zip(scratch.hints.iter_mut()) {
-            if let Some(value) = scratch.touchpoint.get_mut(*slot) {
+        for ((slot, field), hint) in self.filter_reads.iter().zip(hints.iter_mut()) {
+            if let Some(value) = touchpoint.get_mut(*slot) {
                 *value = field.read(t, hint);
             }
         }
         let env = Env {
-            touchpoint: &scratch.touchpoint,
+            touchpoint,
             ..Env::empty_micros(now)
         };
         filter.eval(&env).holds()
@@ -626,17 +667,27 @@ fn quick_key(value: &Scalar<'_>) -> u64 {
     }
 }
 
+/// Adds `value` to a distinct count's `distinct`, the values it has seen (equal values have
+/// equal quick keys, so most unequal ones are told apart without comparing them).
+#[inline]
+fn add_distinct<'a>(value: Scalar<'a>, distinct: &mut Vec<(u64, Scalar<'a>)>) {
+    let quick = quick_key(&value);
+    if !distinct.iter().any(|&(q, v)| q == quick && v == value) {
+        distinct.push((quick, value));
+    }
+}
+
+/// What an aggregate other than `last` has added up.
 #[derive(Debug)]
-struct Acc<'a> {
+struct Acc {
     aggregate: Aggregation,
     count: u64,
     sum: f64,
     min: f64,
     max: f64,
-    last: Option<Scalar<'a>>,
 }
 
-impl<'a> Acc<'a> {
+impl Acc {
     fn new(aggregate: Aggregation) -> Self {
         Acc {
             aggregate,
@@ -644,34 +695,20 @@ impl<'a> Acc<'a> {
             sum: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            last: None,
         }
     }
 
-    /// Adds `value`; `distinct` holds the values a distinct count has seen (equal values have
-    /// equal quick keys, so most unequal ones are told apart without comparing them).
-    fn add(&mut self, value: Scalar<'a>, distinct: &mut Vec<(u64, Scalar<'a>)>) {
-        match self.aggregate {
-            Aggregation::Last => self.last = Some(value),
-            Aggregation::DistinctCount => {
-                let quick = quick_key(&value);
-                if !distinct.iter().any(|&(q, v)| q == quick && v == value) {
-                    distinct.push((quick, value));
-                }
-            }
-            Aggregation::Count => self.count += 1,
-            Aggregation::Sum | Aggregation::Avg | Aggregation::Min | Aggregation::Max => {
-                if let Scalar::Num(n) = value {
-                    self.count += 1;
-                    self.sum += n;
-                    self.min = self.min.min(n);
-                    self.max = self.max.max(n);
-                }
-            }
-        }
+    /// Adds the number `n` to a sum, average, minimum or maximum.
+    #[inline(always)]
+    fn add_number(&mut self, n: f64) {
+        self.count += 1;
+        self.sum += n;
+        self.min = self.min.min(n);
+        self.max = self.max.max(n);
     }
 
-    fn finish(self, distinct: usize) -> Option<Scalar<'a>> {
+    /// The value; a `last` is found otherwise, so it has none here.
+    fn finish(self, distinct: usize) -> Option<Scalar<'static>> {
         let n = self.count;
         match self.aggregate {
             Aggregation::Count => Some(Scalar::Num(n as f64)),
@@ -680,7 +717,7 @@ impl<'a> Acc<'a> {
             Aggregation::Avg => (n > 0).then(|| Scalar::Num(self.sum / n as f64)),
             Aggregation::Min => (n > 0).then_some(Scalar::Num(self.min)),
             Aggregation::Max => (n > 0).then_some(Scalar::Num(self.max)),
-            Aggregation::Last => self.last,
+            Aggregation::Last => None,
         }
     }
 }
