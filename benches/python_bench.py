@@ -2,8 +2,9 @@
 
     .venv/bin/python benches/python_bench.py [--customers 100000] [--ingest-rows 1000000]
 
-(after `scripts/test`, or `cd cx-bindings-python && maturin develop --release` into .venv;
-use a release build: a debug build is many times slower).
+(after `scripts/test`, then `cd cx-bindings-python && maturin develop --profile wheel` into
+.venv: the optimised build `pip install` makes, with link-time optimisation; `scripts/test`
+installs a debug build, many times slower).
 
 1. `decide_batch` for N customers on telco-100 (a dry run: nothing recorded) against the same
    pipeline written with pandas and numpy, vectorised over customers and offers, the way a data

@@ -9,7 +9,7 @@ use crate::shard::{CustomerKey, Shard};
 use crate::stored::StoredView;
 use cx_core::arbitration::FeatureBuffers;
 use cx_core::model::{CustomerId, TimeRange, Touchpoint};
-use cx_core::store::{DecisionState, DecisionStateQuery, DecisionStateView};
+use cx_core::store::{BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView};
 
 /// How many customers [`MemoryStore::visit_states`] reads under one taking of its locks: enough
 /// to spread the cost of taking them (every shard's), few enough that a writer waits for no
@@ -47,16 +47,7 @@ impl MemoryStore {
             .map(|range| self.decisions.read().contacts(canonical, &range).to_vec())
             .unwrap_or_default();
         drop(directory);
-        let budget_used = if query.budgets.is_empty() {
-            Vec::new()
-        } else {
-            let budgets = self.budgets.lock();
-            query
-                .budgets
-                .iter()
-                .map(|k| budgets.get(k).copied().unwrap_or(0))
-                .collect()
-        };
+        let budget_used = self.budgets_in_use(&query.budgets);
         let state = DecisionState::new(customer, touchpoints, contacts, budget_used);
         Some(match features {
             Some(features) => state.with_features(features),
@@ -77,16 +68,7 @@ impl MemoryStore {
         customers: &[CustomerId],
         visit: &mut (dyn for<'s> FnMut(usize, Option<DecisionStateView<'s>>) + Send),
     ) {
-        let budget_used: Vec<u64> = if query.budgets.is_empty() {
-            Vec::new()
-        } else {
-            let budgets = self.budgets.lock();
-            query
-                .budgets
-                .iter()
-                .map(|k| budgets.get(k).copied().unwrap_or(0))
-                .collect()
-        };
+        let budget_used = self.budgets_in_use(&query.budgets);
         let mut buffers = FeatureBuffers::default();
         let mut features = Vec::new();
         let mut position = 0;
@@ -150,6 +132,20 @@ impl MemoryStore {
                 );
             }
         }
+    }
+}
+
+impl MemoryStore {
+    /// How much of each of the counters `keys` is used (under the budgets' lock, taken only if
+    /// there are keys, and never held with another).
+    fn budgets_in_use(&self, keys: &[BudgetKey]) -> Vec<u64> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let budgets = self.budgets.lock();
+        keys.iter()
+            .map(|k| budgets.get(k).copied().unwrap_or(0))
+            .collect()
     }
 }
 
