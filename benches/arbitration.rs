@@ -35,6 +35,10 @@
 //!   every state read with one `Store::visit_decision_states` call; baseline
 //!   `arbitration/telco-100/preview-each-1k`: the same 1,000 customers previewed one
 //!   [`Engine::preview`] at a time. Checked to choose the same offers.
+//! - `arbitration/telco-100/preview-many-1k-postgres` and `.../preview-each-1k-postgres`: the
+//!   same two on PostgreSQL (a fresh database of the harness's server), where `preview_many`
+//!   pipelines the customers' state statements on one connection. Checked to choose what the
+//!   memory store's previews choose.
 //!
 //! - `arbitration/telco-1k/engine-postgres`: the same `Engine::decide` on a [`PostgresStore`]
 //!   (a fresh database of the test harness's server: `DATABASE_URL`, or a throwaway cluster),
@@ -694,6 +698,48 @@ fn arbitration(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { black_box(engine.decide(&telco_1k.request).await.unwrap()) });
     });
+
+    // The dry runs over 1,000 customers on PostgreSQL: `preview_many` pipelines the state
+    // statements 32 at a time on one connection; the baseline waits for each `preview`.
+    let store: Arc<dyn Store> = Arc::new(rt.block_on(harness::test_store()).unwrap());
+    let engine = Engine::new(store).with_clock(Arc::new(ManualClock::new(many.now)));
+    rt.block_on(async {
+        many.load_into(&engine).await?;
+        for p in &people {
+            p.load_into(&engine).await?;
+        }
+        Ok::<_, cx::Error>(())
+    })
+    .unwrap();
+    let on_postgres = rt.block_on(engine.preview_many(&requests)).unwrap();
+    for (on_pg, in_memory) in on_postgres.iter().zip(&previews) {
+        assert_eq!(
+            on_pg.as_ref().unwrap().offers,
+            in_memory.as_ref().unwrap().offers,
+            "preview_many on PostgreSQL differs"
+        );
+    }
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    group.bench_function(
+        BenchmarkId::new("telco-100", "preview-many-1k-postgres"),
+        |b| {
+            b.iter(|| black_box(rt.block_on(engine.preview_many(&requests)).unwrap()));
+        },
+    );
+    group.bench_function(
+        BenchmarkId::new("telco-100", "preview-each-1k-postgres"),
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    for request in &requests {
+                        black_box(engine.preview(request).await.unwrap());
+                    }
+                });
+            });
+        },
+    );
     group.finish();
 }
 

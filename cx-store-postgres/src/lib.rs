@@ -403,6 +403,17 @@ impl Store for PostgresStore {
         self.load_decision_state(query).await
     }
 
+    async fn visit_decision_states(
+        &self,
+        query: &cx_core::store::DecisionStateQuery,
+        customers: &[cx_core::model::CustomerId],
+        visit: &mut (
+                 dyn for<'s> FnMut(usize, Option<cx_core::store::DecisionStateView<'s>>) + Send
+             ),
+    ) -> Result<()> {
+        self.visit_states(query, customers, visit).await
+    }
+
     /// One statement, one round trip, one transaction.
     async fn commit_decision(
         &self,
