@@ -53,7 +53,9 @@
 //! - **A decision takes two round trips.** [`Engine::decide`](cx_core::Engine::decide) loads
 //!   the profile, touchpoints, contact history and budget use with one statement
 //!   (`cx_decision_state`, migration 5, which each connection plans once), then commits the
-//!   decision with its budget draws in another (`cx_commit_decision`, migration 6).
+//!   decision with its budget draws in another (`cx_commit_decision`, migration 6). A dry run
+//!   over many customers ([`Engine::preview_many`](cx_core::Engine::preview_many), Python's
+//!   `decide_batch`) pipelines that first statement, 32 customers at a time on one connection.
 //! - **Budgets** are consumed by one conditional upsert per counter: the counter's row lock
 //!   serialises concurrent consumers, so the limit holds across connections and processes. A
 //!   decision's draws and the decision itself commit together or not at all, counters locked
