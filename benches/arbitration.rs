@@ -51,7 +51,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use cel::{Context, Program, Value as CelValue};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use cx::arbitration::{Arbitrator, DecisionInput, PropensityModel};
 use cx::model::{
     Aggregation, Attributes, Channel, ContactEvent, ContactRule, ContactScope, Decision,
@@ -60,7 +61,7 @@ use cx::model::{
 };
 use cx::store::Store;
 use cx::{Engine, ManualClock, MemoryStore};
-use cx_core::testkit::scenario::{Scenario, ScenarioSpec};
+use cx_core::testkit::scenario::{Scenario, ScenarioCustomer, ScenarioSpec};
 use cx_store_postgres::harness;
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
@@ -534,6 +535,52 @@ fn load_engine(rt: &Runtime, scenario: &Scenario) -> Loaded {
     }
 }
 
+/// An engine over `store` at `scenario`'s instant, holding the scenario and `people`.
+fn load_many(
+    rt: &Runtime,
+    store: Arc<dyn Store>,
+    scenario: &Scenario,
+    people: &[ScenarioCustomer],
+) -> Engine {
+    let engine = Engine::new(store).with_clock(Arc::new(ManualClock::new(scenario.now)));
+    rt.block_on(async {
+        scenario.load_into(&engine).await?;
+        for p in people {
+            p.load_into(&engine).await?;
+        }
+        Ok::<_, cx::Error>(())
+    })
+    .unwrap();
+    engine
+}
+
+/// `preview-many-1k{suffix}` (one `preview_many` of `requests`) and its baseline
+/// `preview-each-1k{suffix}` (one `preview` per request).
+fn bench_previews(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    suffix: &str,
+    engine: &Engine,
+    requests: &[DecisionRequest],
+) {
+    group.bench_function(
+        BenchmarkId::new("telco-100", format!("preview-many-1k{suffix}")),
+        |b| b.iter(|| black_box(rt.block_on(engine.preview_many(requests)).unwrap())),
+    );
+    group.bench_function(
+        BenchmarkId::new("telco-100", format!("preview-each-1k{suffix}")),
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    for request in requests {
+                        black_box(engine.preview(request).await.unwrap());
+                    }
+                });
+            });
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 
 fn arbitration(c: &mut Criterion) {
@@ -646,16 +693,7 @@ fn arbitration(c: &mut Criterion) {
         .with_contacts(10)
         .generate();
     let people = many.customers(1_000);
-    let engine = Engine::new(Arc::new(MemoryStore::new()) as Arc<dyn Store>)
-        .with_clock(Arc::new(ManualClock::new(many.now)));
-    rt.block_on(async {
-        many.load_into(&engine).await?;
-        for p in &people {
-            p.load_into(&engine).await?;
-        }
-        Ok::<_, cx::Error>(())
-    })
-    .unwrap();
+    let engine = load_many(&rt, Arc::new(MemoryStore::new()), &many, &people);
     let requests: Vec<DecisionRequest> = people.iter().map(|p| p.request.clone()).collect();
     let previews = rt.block_on(engine.preview_many(&requests)).unwrap();
     for (request, preview) in requests.iter().zip(&previews) {
@@ -670,18 +708,7 @@ fn arbitration(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
-    group.bench_function(BenchmarkId::new("telco-100", "preview-many-1k"), |b| {
-        b.iter(|| black_box(rt.block_on(engine.preview_many(&requests)).unwrap()));
-    });
-    group.bench_function(BenchmarkId::new("telco-100", "preview-each-1k"), |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                for request in &requests {
-                    black_box(engine.preview(request).await.unwrap());
-                }
-            });
-        });
-    });
+    bench_previews(&mut group, &rt, "", &engine, &requests);
     drop(engine);
 
     // The same on PostgreSQL: a fresh database of the harness's server (DATABASE_URL or a
@@ -701,16 +728,8 @@ fn arbitration(c: &mut Criterion) {
 
     // The dry runs over 1,000 customers on PostgreSQL: `preview_many` pipelines the state
     // statements 32 at a time on one connection; the baseline waits for each `preview`.
-    let store: Arc<dyn Store> = Arc::new(rt.block_on(harness::test_store()).unwrap());
-    let engine = Engine::new(store).with_clock(Arc::new(ManualClock::new(many.now)));
-    rt.block_on(async {
-        many.load_into(&engine).await?;
-        for p in &people {
-            p.load_into(&engine).await?;
-        }
-        Ok::<_, cx::Error>(())
-    })
-    .unwrap();
+    let store = Arc::new(rt.block_on(harness::test_store()).unwrap());
+    let engine = load_many(&rt, store, &many, &people);
     let on_postgres = rt.block_on(engine.preview_many(&requests)).unwrap();
     for (on_pg, in_memory) in on_postgres.iter().zip(&previews) {
         assert_eq!(
@@ -722,24 +741,7 @@ fn arbitration(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(15));
-    group.bench_function(
-        BenchmarkId::new("telco-100", "preview-many-1k-postgres"),
-        |b| {
-            b.iter(|| black_box(rt.block_on(engine.preview_many(&requests)).unwrap()));
-        },
-    );
-    group.bench_function(
-        BenchmarkId::new("telco-100", "preview-each-1k-postgres"),
-        |b| {
-            b.iter(|| {
-                rt.block_on(async {
-                    for request in &requests {
-                        black_box(engine.preview(request).await.unwrap());
-                    }
-                });
-            });
-        },
-    );
+    bench_previews(&mut group, &rt, "-postgres", &engine, &requests);
     group.finish();
 }
 
