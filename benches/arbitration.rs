@@ -35,10 +35,6 @@
 //!   every state read with one `Store::visit_decision_states` call; baseline
 //!   `arbitration/telco-100/preview-each-1k`: the same 1,000 customers previewed one
 //!   [`Engine::preview`] at a time. Checked to choose the same offers.
-//! - `arbitration/telco-100/preview-many-1k-postgres` and `.../preview-each-1k-postgres`: the
-//!   same two on PostgreSQL (a fresh database of the harness's server), where `preview_many`
-//!   pipelines the customers' state statements on one connection. Checked to choose what the
-//!   memory store's previews choose.
 //!
 //! - `arbitration/telco-1k/engine-postgres`: the same `Engine::decide` on a [`PostgresStore`]
 //!   (a fresh database of the test harness's server: `DATABASE_URL`, or a throwaway cluster),
@@ -726,22 +722,6 @@ fn arbitration(c: &mut Criterion) {
             .iter(|| async { black_box(engine.decide(&telco_1k.request).await.unwrap()) });
     });
 
-    // The dry runs over 1,000 customers on PostgreSQL: `preview_many` pipelines the state
-    // statements 32 at a time on one connection; the baseline waits for each `preview`.
-    let store = Arc::new(rt.block_on(harness::test_store()).unwrap());
-    let engine = load_many(&rt, store, &many, &people);
-    let on_postgres = rt.block_on(engine.preview_many(&requests)).unwrap();
-    for (on_pg, in_memory) in on_postgres.iter().zip(&previews) {
-        assert_eq!(
-            on_pg.as_ref().unwrap().offers,
-            in_memory.as_ref().unwrap().offers,
-            "preview_many on PostgreSQL differs"
-        );
-    }
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(15));
-    bench_previews(&mut group, &rt, "-postgres", &engine, &requests);
     group.finish();
 }
 

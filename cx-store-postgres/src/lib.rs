@@ -53,9 +53,7 @@
 //! - **A decision takes two round trips.** [`Engine::decide`](cx_core::Engine::decide) loads
 //!   the profile, touchpoints, contact history and budget use with one statement
 //!   (`cx_decision_state`, migration 5, which each connection plans once), then commits the
-//!   decision with its budget draws in another (`cx_commit_decision`, migration 6). A dry run
-//!   over many customers ([`Engine::preview_many`](cx_core::Engine::preview_many), Python's
-//!   `decide_batch`) pipelines that first statement, 32 customers at a time on one connection.
+//!   decision with its budget draws in another (`cx_commit_decision`, migration 6).
 //! - **Budgets** are consumed by one conditional upsert per counter: the counter's row lock
 //!   serialises concurrent consumers, so the limit holds across connections and processes. A
 //!   decision's draws and the decision itself commit together or not at all, counters locked
@@ -403,17 +401,6 @@ impl Store for PostgresStore {
         query: &cx_core::store::DecisionStateQuery,
     ) -> Result<Option<cx_core::store::DecisionState>> {
         self.load_decision_state(query).await
-    }
-
-    async fn visit_decision_states(
-        &self,
-        query: &cx_core::store::DecisionStateQuery,
-        customers: &[cx_core::model::CustomerId],
-        visit: &mut (
-                 dyn for<'s> FnMut(usize, Option<cx_core::store::DecisionStateView<'s>>) + Send
-             ),
-    ) -> Result<()> {
-        self.visit_states(query, customers, visit).await
     }
 
     /// One statement, one round trip, one transaction.

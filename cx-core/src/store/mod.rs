@@ -124,10 +124,9 @@ pub trait Store:
     ///   between two customers.
     /// - `visit` may run while the backend holds read locks: it must not call the store.
     ///
-    /// The default reads each state with [`decision_state`](Self::decision_state). The
-    /// in-memory store overrides it to read each where it is kept, copying no profile,
-    /// touchpoint or contact history; PostgreSQL, to pipeline the statements of many
-    /// customers on one connection.
+    /// The default reads each state with [`decision_state`](Self::decision_state) (PostgreSQL
+    /// keeps it: one round trip per customer). The in-memory store overrides it to read each
+    /// where it is kept, copying no profile, touchpoint or contact history.
     async fn visit_decision_states(
         &self,
         query: &DecisionStateQuery,
