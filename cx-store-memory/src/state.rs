@@ -8,8 +8,10 @@ use crate::MemoryStore;
 use crate::shard::{CustomerKey, Shard};
 use crate::stored::StoredView;
 use cx_core::arbitration::FeatureBuffers;
-use cx_core::model::{CustomerId, TimeRange, Touchpoint};
-use cx_core::store::{BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView};
+use cx_core::model::{CustomerId, TimeRange, Touchpoint, Value};
+use cx_core::store::{
+    BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView, FeatureRequest,
+};
 
 /// How many customers [`MemoryStore::visit_states`] reads under one taking of its locks: enough
 /// to spread the cost of taking them (every shard's), few enough that a writer waits for no
@@ -31,13 +33,17 @@ impl MemoryStore {
             let shard = self.shards.get(key.shard()).read();
             match &query.features {
                 Some(request) => {
-                    let views: Vec<StoredView<'_>> = shard
-                        .timeline(&key)
-                        .map(|timeline| {
-                            timeline.map_in_range(&range, |t| StoredView::new(t, shard.codes()))
-                        })
-                        .unwrap_or_default();
-                    features = Some(request.catalog.compute_features(&views, request.now));
+                    let mut computed = Vec::new();
+                    features_in(
+                        &shard,
+                        &key,
+                        &range,
+                        request,
+                        &mut Vec::new(),
+                        &mut FeatureBuffers::default(),
+                        &mut computed,
+                    );
+                    features = Some(computed);
                 }
                 None => touchpoints = touchpoints_in(&shard, &key, &range),
             }
@@ -54,9 +60,7 @@ impl MemoryStore {
             None => state,
         })
     }
-}
 
-impl MemoryStore {
     /// [`Store::visit_decision_states`](cx_core::Store::visit_decision_states): per group of
     /// [`VISIT_GROUP`] customers, the directory, every shard and the decision log are read
     /// locked once (in the crate's lock order) and each customer's profile and contact history
@@ -94,20 +98,14 @@ impl MemoryStore {
                 if let (Some(range), Some(shard)) =
                     (query.touchpoints, shards.get(key.shard().index()))
                 {
-                    let timeline = shard.timeline(&key);
                     match &query.features {
                         Some(request) => {
-                            views.clear();
-                            if let Some(timeline) = timeline {
-                                timeline.extend_in_range(
-                                    &range,
-                                    |t| StoredView::new(t, shard.codes()),
-                                    &mut views,
-                                );
-                            }
-                            request.catalog.compute_features_with(
-                                &views,
-                                request.now,
+                            features_in(
+                                shard,
+                                &key,
+                                &range,
+                                request,
+                                &mut views,
                                 &mut buffers,
                                 &mut features,
                             );
@@ -133,9 +131,7 @@ impl MemoryStore {
             }
         }
     }
-}
 
-impl MemoryStore {
     /// How much of each of the counters `keys` is used (under the budgets' lock, taken only if
     /// there are keys, and never held with another).
     fn budgets_in_use(&self, keys: &[BudgetKey]) -> Vec<u64> {
@@ -147,6 +143,27 @@ impl MemoryStore {
             .map(|k| budgets.get(k).copied().unwrap_or(0))
             .collect()
     }
+}
+
+/// The features `request` asks for over `key`'s touchpoints in `range`, computed where
+/// `shard` keeps them, into `out`; `views` (emptied first) and `buffers` are kept for the next
+/// customer's.
+fn features_in<'s>(
+    shard: &'s Shard,
+    key: &CustomerKey,
+    range: &TimeRange,
+    request: &FeatureRequest,
+    views: &mut Vec<StoredView<'s>>,
+    buffers: &mut FeatureBuffers,
+    out: &mut Vec<Option<Value>>,
+) {
+    views.clear();
+    if let Some(timeline) = shard.timeline(key) {
+        timeline.extend_in_range(range, |t| StoredView::new(t, shard.codes()), views);
+    }
+    request
+        .catalog
+        .compute_features_with(views, request.now, buffers, out);
 }
 
 /// `customer`'s touchpoints in `range`, oldest first, copied out of `shard`.
