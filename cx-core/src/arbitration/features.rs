@@ -500,6 +500,23 @@ impl CompiledFeature {
         } = scratch;
         let rows = rows.iter().zip(kinds);
         let Some(name) = &self.attribute else {
+            if let Some(flag) = self.flag_attribute()
+                && self.channels.is_empty()
+            {
+                // A count of the touchpoints with a flag (`touchpoint.roaming`): the flag read
+                // in the loop, true only if present and true, as `passes_filter` reads it.
+                let mut hint = 0;
+                acc.count = rows
+                    .filter(|&(t, &kind)| {
+                        self.counts_kind(kind)
+                            && matches!(
+                                t.attributes().get_hinted(flag, &mut hint),
+                                Some(Value::Bool(true))
+                            )
+                    })
+                    .count() as u64;
+                return acc.finish(0);
+            }
             // A count with channels or a filter.
             acc.count = rows
                 .filter(|&(t, &kind)| self.admits(t, kind, now, touchpoint, hints))
@@ -566,6 +583,15 @@ impl CompiledFeature {
         self.counts_kind(kind)
             && self.admits_channel(t)
             && self.passes_filter(t, now, touchpoint, hints)
+    }
+
+    /// The attribute the feature's filter is, when the filter is one boolean attribute read
+    /// as is (`touchpoint.roaming`).
+    fn flag_attribute(&self) -> Option<&str> {
+        match self.filter_reads.first() {
+            Some((_, Field::Attribute(name, _))) if self.filter_flag => Some(name.as_str()),
+            _ => None,
+        }
     }
 
     /// Whether the feature counts touchpoints whose kind id is `kind`.
