@@ -438,7 +438,8 @@ async fn preview_decides_like_decide_but_records_and_consumes_nothing() {
 
 /// `preview_many` (features computed inside the memory store, one catalogue and one instant for
 /// the batch) decides for every customer what the pure decide does from their own touchpoints,
-/// explanations included, and an unknown customer fails its own entry only.
+/// explanations included (asked for by most requests, not all), and an unknown customer fails
+/// its own entry only.
 #[tokio::test]
 async fn preview_many_matches_the_pure_decide_customer_by_customer() {
     use cx_core::testkit::scenario::ScenarioSpec;
@@ -454,9 +455,15 @@ async fn preview_many_matches_the_pure_decide_customer_by_customer() {
         c.load_into(&engine).await.unwrap();
     }
     let arbitrator = scenario.arbitrator().unwrap();
+    // Every third decision without an explanation: the vectors it would have kept for one
+    // go to the next decision instead.
     let mut requests: Vec<DecisionRequest> = customers
         .iter()
-        .map(|c| c.request.clone().seed(5))
+        .enumerate()
+        .map(|(j, c)| match c.request.clone().seed(5) {
+            r if j % 3 == 1 => r.without_explanation(),
+            r => r,
+        })
         .collect();
     requests.insert(7, DecisionRequest::new("nobody", Channel::App));
     let previews = engine.preview_many(&requests).await.unwrap();

@@ -5,7 +5,7 @@
 
 use super::compiled::{ChannelOffers, CompiledCatalog, CompiledOffer, Hot, WeightKeys};
 use super::explore::{DecisionRng, Pick, Scored, select};
-use super::features::{self, FeatureScratch};
+use super::features::{self, FeatureScratch, recycle};
 use super::policy::{CompiledContactRule, Lift};
 use super::propensity::PropensityModel;
 use super::screen::{Look, Settled};
@@ -90,14 +90,18 @@ impl Arbitrator {
         let placement = request.placement.as_ref();
         let k = request.k.unwrap_or(config.k).max(1) as usize;
 
+        // The vectors the last decision left, emptied (given back at the end).
+        let mut kept = std::mem::take(&mut scratch.kept);
         // Slots every rule reads, resolved once.
-        let mut customer_slots = Vec::with_capacity(catalog.vocabulary.customer.len());
+        let mut customer_slots = recycle(std::mem::take(&mut kept.customer_slots));
+        customer_slots.reserve(catalog.vocabulary.customer.len());
         catalog.vocabulary.customer.resolve_hinted(
             &input.customer.attributes,
             &mut scratch.customer,
             &mut customer_slots,
         );
-        let mut feature_slots = Vec::with_capacity(catalog.features.len());
+        let mut feature_slots = recycle(std::mem::take(&mut kept.feature_slots));
+        feature_slots.reserve(catalog.features.len());
         match input.features {
             Some(given) => {
                 feature_slots.extend(given.iter().map(|v| v.as_ref().map(Scalar::of)));
@@ -113,7 +117,8 @@ impl Arbitrator {
                 &mut feature_slots,
             ),
         }
-        let mut context_slots = Vec::with_capacity(catalog.vocabulary.context.len());
+        let mut context_slots = recycle(std::mem::take(&mut kept.context_slots));
+        context_slots.reserve(catalog.vocabulary.context.len());
         resolve_context(
             &catalog.vocabulary.context,
             request,
@@ -147,11 +152,14 @@ impl Arbitrator {
         base_env.segments = &segment_slots;
 
         // Consent per interned purpose, on this channel.
-        let consent: Vec<bool> = catalog
-            .purposes
-            .iter()
-            .map(|p| input.customer.has_consent(channel, p, input.now))
-            .collect();
+        let mut consent = std::mem::take(&mut kept.consent);
+        consent.clear();
+        consent.extend(
+            catalog
+                .purposes
+                .iter()
+                .map(|p| input.customer.has_consent(channel, p, input.now)),
+        );
 
         let history = History::new(catalog, input.contacts, channel, now);
         let blocks = Blocks::new(catalog, &history, now);
@@ -159,16 +167,25 @@ impl Arbitrator {
         // Every clause the channel's offers share, evaluated once.
         let none = ChannelOffers::default();
         let on_channel = catalog.channel(channel).unwrap_or(&none);
-        let mut shared = ClauseResults::new(catalog.shared_clauses);
+        let mut shared = match kept.shared.take() {
+            Some(mut results) => {
+                results.reset(catalog.shared_clauses);
+                results
+            }
+            None => ClauseResults::new(catalog.shared_clauses),
+        };
         on_channel.plan.eval(&base_env, &mut shared);
 
         // The first look at every candidate, which settles most of them.
-        let budget_out: Vec<bool> = catalog
-            .budgets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| input.budget_used.get(i).copied().unwrap_or(0) >= b.limit)
-            .collect();
+        let mut budget_out = std::mem::take(&mut kept.budget_out);
+        budget_out.clear();
+        budget_out.extend(
+            catalog
+                .budgets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| input.budget_used.get(i).copied().unwrap_or(0) >= b.limit),
+        );
         let screened = on_channel.screen.run(
             now,
             &consent,
@@ -199,7 +216,9 @@ impl Arbitrator {
         } else {
             0
         });
-        let mut survivors: Vec<u32> = Vec::with_capacity(on_channel.offers.len());
+        let mut survivors = std::mem::take(&mut kept.survivors);
+        survivors.clear();
+        survivors.reserve(on_channel.offers.len());
         for (position, closer) in screened.unsettled() {
             let Some(&index) = on_channel.offers.get(position) else {
                 continue;
@@ -250,12 +269,16 @@ impl Arbitrator {
 
         // Scoring: propensity × context weight × value × lever, each factor switchable.
         let scoring = config.scoring;
-        let mut propensities = Vec::with_capacity(survivors.len());
+        let mut propensities = std::mem::take(&mut kept.propensities);
         self.model
             .fill_means(&survivors, segment, &mut propensities);
         let weights = catalog.weight_keys(channel, placement);
-        let mut factored: Vec<(u32, ScoreFactors)> = Vec::with_capacity(survivors.len());
-        let mut scored: Vec<Scored> = Vec::with_capacity(survivors.len());
+        let mut factored = std::mem::take(&mut kept.factored);
+        factored.clear();
+        factored.reserve(survivors.len());
+        let mut scored = std::mem::take(&mut kept.scored);
+        scored.clear();
+        scored.reserve(survivors.len());
         for (&index, &p) in survivors.iter().zip(&propensities) {
             let (Some(hot), Some(offer)) = (
                 catalog.hot.get(index as usize),
@@ -284,7 +307,8 @@ impl Arbitrator {
         }
 
         let mut rng = DecisionRng::seed_from_u64(request.seed.unwrap_or_else(rand::random));
-        let mut picks: Vec<Pick> = Vec::with_capacity(k);
+        let mut picks = std::mem::take(&mut kept.picks);
+        picks.reserve(k);
         let model = &self.model;
         let mut draw = |i: usize, rng: &mut DecisionRng| -> f64 {
             let Some((index, f)) = factored.get(i) else {
@@ -341,7 +365,13 @@ impl Arbitrator {
             })
             .collect();
 
-        let explanation = request.explain.then(|| {
+        let explanation = if !request.explain {
+            // Nothing keeps them: the next decision reuses them.
+            kept.shared = Some(shared);
+            kept.factored = factored;
+            kept.picks = picks;
+            None
+        } else {
             // The trace outlives the decision (in a decision log): keep no spare room. A
             // shrink in place, no copy.
             excluded.shrink_to_fit();
@@ -368,10 +398,10 @@ impl Arbitrator {
                 fallback,
                 exploration: config.exploration,
             });
-            explain
-        });
+            Some(explain)
+        };
 
-        Decision {
+        let decision = Decision {
             id,
             customer: input.customer.id.clone(),
             channel: channel.clone(),
@@ -385,7 +415,17 @@ impl Arbitrator {
                 .and_then(|&s| catalog.segments.get(s as usize))
                 .map(|s| s.id.clone()),
             explanation: ExplanationRef(explanation),
-        }
+        };
+        kept.customer_slots = recycle(customer_slots);
+        kept.feature_slots = recycle(feature_slots);
+        kept.context_slots = recycle(context_slots);
+        kept.consent = consent;
+        kept.budget_out = budget_out;
+        kept.survivors = survivors;
+        kept.propensities = propensities;
+        kept.scored = scored;
+        scratch.kept = kept;
+        decision
     }
 }
 
@@ -428,11 +468,32 @@ fn resolve_context<'a>(
 
 /// What [`Arbitrator::decide_with`] keeps from one decision to the next: where each
 /// `customer.*` and `context.*` name was last found, so that a batch of decisions, whose
-/// customers and requests usually carry the same names, reads each with one comparison.
+/// customers and requests usually carry the same names, reads each with one comparison; and
+/// the decision's working vectors (slots, consent, survivors, scores...), emptied, so that a
+/// warm batch allocates them no more.
 #[derive(Debug, Default)]
 pub struct DecisionScratch {
     customer: SlotHints,
     context: SlotHints,
+    /// The vectors of the last decision, emptied, for the next one to fill (those its
+    /// explanation kept, it kept).
+    kept: Kept,
+}
+
+/// The vectors [`DecisionScratch`] keeps between decisions.
+#[derive(Debug, Default)]
+struct Kept {
+    customer_slots: Vec<Option<Scalar<'static>>>,
+    feature_slots: Vec<Option<Scalar<'static>>>,
+    context_slots: Vec<Option<Scalar<'static>>>,
+    consent: Vec<bool>,
+    budget_out: Vec<bool>,
+    shared: Option<ClauseResults>,
+    survivors: Vec<u32>,
+    propensities: Vec<f64>,
+    factored: Vec<(u32, ScoreFactors)>,
+    scored: Vec<Scored>,
+    picks: Vec<Pick>,
 }
 
 /// The request context as rules see it: the request's fields plus `channel` and `placement`.

@@ -336,7 +336,7 @@ impl FeatureBuffers {
 /// `v`, emptied, as a vector of another lifetime: the same allocation (the in-place collect of
 /// an empty vector into one of the same layout keeps it; were it not kept, only the capacity
 /// would be lost).
-fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+pub(crate) fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
     v.clear();
     v.into_iter().filter_map(|_| None).collect()
 }

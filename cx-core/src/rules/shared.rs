@@ -571,6 +571,14 @@ impl ClauseResults {
         }
     }
 
+    /// These results emptied for reuse, with room for `count` shared clauses: as
+    /// [`new`](Self::new) gives them, in the same allocations.
+    pub(crate) fn reset(&mut self, count: usize) {
+        self.passes.clear();
+        self.passes.resize(count, 0);
+        self.faults.clear();
+    }
+
     /// Results saying clause `i` holds where `holds[i]` is true.
     #[cfg(test)]
     pub(crate) fn of(holds: &[bool]) -> Self {
