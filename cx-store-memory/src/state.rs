@@ -100,6 +100,9 @@ impl MemoryStore {
                 {
                     match &query.features {
                         Some(request) => {
+                            // A shard's kind codes never change meaning (its dictionary never
+                            // forgets a kind): each is matched once for the whole visit.
+                            buffers.set_code_space(Some(key.shard().index()));
                             features_in(
                                 shard,
                                 &key,

@@ -217,7 +217,16 @@ pub(crate) struct FeatureSet {
     kinds: Box<[(KindKey, Kind)]>,
     /// The longest window, in microseconds: older touchpoints are read by no feature.
     longest: i64,
+    /// A number no other set has: kind ids remembered for one set are never read for another.
+    id: u64,
 }
+
+/// The [`FeatureSet::id`] of the next set.
+static NEXT_SET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Code spaces up to this are remembered ([`FeatureBuffers::set_code_space`]); a larger one is
+/// treated as none.
+const MAX_SPACES: usize = 1024;
 
 /// The id of a kind no feature counts.
 const NO_KIND: u32 = u32::MAX;
@@ -267,6 +276,7 @@ impl FeatureSet {
             features: features.into_boxed_slice(),
             kinds: kinds.into_boxed_slice(),
             longest,
+            id: NEXT_SET.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -322,6 +332,16 @@ pub struct FeatureBuffers {
 }
 
 impl FeatureBuffers {
+    /// Says which dictionary the [`kind_code`](TouchpointFields::kind_code)s of the next
+    /// computations' touchpoints come from, for a store that keeps one dictionary per part
+    /// (a shard's number): codes of one space that never change meaning (a dictionary that
+    /// never forgets nor reuses a code) are then matched to kinds once for every computation
+    /// in the space, instead of once per computation. `None` (the default): a code holds within
+    /// one computation only.
+    pub fn set_code_space(&mut self, space: Option<usize>) {
+        self.scratch.space = space;
+    }
+
     /// The buffers, lent for a computation over touchpoints borrowed for `'a`.
     pub(crate) fn lend<'a>(&mut self) -> FeatureScratch<'a> {
         std::mem::take(&mut self.scratch).recycle()
@@ -348,9 +368,15 @@ pub(crate) struct FeatureScratch<'a> {
     pass: PassScratch<'a>,
     /// Each touchpoint's kind id in the feature set.
     kinds: Vec<u32>,
-    /// The kind id of each [`kind_code`](TouchpointFields::kind_code) seen, by code
-    /// ([`UNSEEN`] for the others).
+    /// The kind id of each [`kind_code`](TouchpointFields::kind_code) seen in this
+    /// computation, by code ([`UNSEEN`] for the others), when no code space is set.
     by_code: Vec<u32>,
+    /// The code space of the computations ([`FeatureBuffers::set_code_space`]).
+    space: Option<usize>,
+    /// Per code space, the kind id of each code seen in it, as `by_code`...
+    spaces: Vec<Vec<u32>>,
+    /// ...for the feature set with this id.
+    spaces_for: u64,
     /// (window, index of the first touchpoint in it), for the windows searched so far.
     opens: Vec<(i64, usize)>,
     /// The values computed, before they are copied out.
@@ -368,6 +394,9 @@ impl FeatureScratch<'_> {
             },
             kinds: self.kinds,
             by_code: self.by_code,
+            space: self.space,
+            spaces: self.spaces,
+            spaces_for: self.spaces_for,
             opens: self.opens,
             slots: recycle(self.slots),
         }
@@ -413,8 +442,25 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
     let start = first_at(touchpoints, now.saturating_sub(set.longest));
     let visible = touchpoints.get(start..end.max(start)).unwrap_or(&[]);
     scratch.kinds.clear();
-    scratch.by_code.clear();
-    let by_code = &mut scratch.by_code;
+    if scratch.spaces_for != set.id {
+        scratch.spaces.clear();
+        scratch.spaces_for = set.id;
+    }
+    let by_code = match scratch.space.filter(|&s| s < MAX_SPACES) {
+        Some(space) => {
+            if scratch.spaces.len() <= space {
+                scratch.spaces.resize_with(space + 1, Vec::new);
+            }
+            match scratch.spaces.get_mut(space) {
+                Some(codes) => codes,
+                None => &mut scratch.by_code,
+            }
+        }
+        None => {
+            scratch.by_code.clear();
+            &mut scratch.by_code
+        }
+    };
     // Neighbours often share a kind: the search is skipped when the key repeats.
     let mut last: Option<(KindKey, u32)> = None;
     let mut match_kind = |t: &T| {
@@ -582,7 +628,7 @@ impl CompiledFeature {
     ) -> bool {
         self.counts_kind(kind)
             && self.admits_channel(t)
-            && self.passes_filter(t, now, touchpoint, hints)
+            && (self.filter.is_none() || self.passes_filter(t, now, touchpoint, hints))
     }
 
     /// The attribute the feature's filter is, when the filter is one boolean attribute read
@@ -1002,8 +1048,8 @@ mod many {
         assert_eq!(out[0], Some(Scalar::Num(200.0)));
 
         // The same touchpoints read with kind codes, as a store gives them: two computations
-        // with one scratch, whose codes stand for different kinds (codes belong to one
-        // computation), some codes beyond those remembered. The same values.
+        // with one scratch, whose codes stand for different kinds (without a code space, codes
+        // belong to one computation), some codes beyond those remembered. The same values.
         let runs: Vec<Vec<Coded<'_>>> = [(0, 1), (5, MAX_CODE - 3)]
             .into_iter()
             .map(|(shift, spread)| {
@@ -1031,6 +1077,34 @@ mod many {
                 &mut with_codes,
             );
             assert_eq!(with_codes, expected, "run {run}");
+        }
+
+        // Each run's codes as a code space of their own, the spaces taken in turn twice (the
+        // second time, every code is remembered from the first), then another catalogue's
+        // features with the same buffers and spaces: the same values.
+        let mut buffers = crate::arbitration::FeatureBuffers::default();
+        let mut values = Vec::new();
+        for round in 0..2 {
+            for (space, coded) in runs.iter().enumerate() {
+                buffers.set_code_space(Some(space));
+                compiled.compute_features_with(coded, now, &mut buffers, &mut values);
+                let want: Vec<_> = expected.iter().map(|v| owned(*v)).collect();
+                assert_eq!(values, want, "round {round}, space {space}");
+            }
+        }
+        let other = Catalog::from_yaml(
+            "features:\n  - { id: k3_only, aggregate: count, kinds: [k3], window: 30d }\n",
+        )
+        .unwrap();
+        let other = crate::arbitration::CompiledCatalog::compile(other, 2).unwrap();
+        let k3 = touchpoints
+            .iter()
+            .filter(|t| t.kind.as_str() == "k3")
+            .count();
+        for (space, coded) in runs.iter().enumerate() {
+            buffers.set_code_space(Some(space));
+            other.compute_features_with(coded, now, &mut buffers, &mut values);
+            assert_eq!(values, [Some(Value::Number(k3 as f64))], "space {space}");
         }
     }
 
