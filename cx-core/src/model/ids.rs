@@ -27,6 +27,7 @@ macro_rules! string_newtype {
             }
 
             /// The string.
+            #[inline]
             pub fn as_str(&self) -> &str {
                 self.0.as_str()
             }
