@@ -379,6 +379,8 @@ pub(crate) struct FeatureScratch<'a> {
     spaces_for: u64,
     /// (window, index of the first touchpoint in it), for the windows searched so far.
     opens: Vec<(i64, usize)>,
+    /// Microseconds since the Unix epoch searched for, and their instants ([`instant`]).
+    instants: Vec<(i64, Option<Timestamp>)>,
     /// The values computed, before they are copied out.
     pub(crate) slots: Vec<Option<Scalar<'a>>>,
 }
@@ -398,6 +400,7 @@ impl FeatureScratch<'_> {
             spaces: self.spaces,
             spaces_for: self.spaces_for,
             opens: self.opens,
+            instants: self.instants,
             slots: recycle(self.slots),
         }
     }
@@ -438,8 +441,9 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         .touchpoint
         .resize(vocabulary.touchpoint.len(), None);
     // Touchpoints at or after `now` never count, nor those before the longest window.
-    let end = first_at(touchpoints, now);
-    let start = first_at(touchpoints, now.saturating_sub(set.longest));
+    let instants = &mut scratch.instants;
+    let end = first_at(touchpoints, now, instants);
+    let start = first_at(touchpoints, now.saturating_sub(set.longest), instants);
     let visible = touchpoints.get(start..end.max(start)).unwrap_or(&[]);
     scratch.kinds.clear();
     if scratch.spaces_for != set.id {
@@ -498,7 +502,11 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         let from = match scratch.opens.iter().find(|(w, _)| *w == feature.window) {
             Some(&(_, from)) => from,
             None => {
-                let from = first_at(visible, now.saturating_sub(feature.window));
+                let from = first_at(
+                    visible,
+                    now.saturating_sub(feature.window),
+                    &mut scratch.instants,
+                );
                 scratch.opens.push((feature.window, from));
                 from
             }
@@ -513,13 +521,43 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
 /// (microseconds since the Unix epoch). Instants are compared as they are: converting each to
 /// microseconds costs more, and gives the same order (an instant is before `at` exactly when
 /// its microseconds, rounded down, are).
+///
+/// The ends are looked at first: rows a store read for the longest window all fall in it, and
+/// none is at or after `now`, so most searches end there. `instants` keeps the instants of the
+/// microseconds searched for (the same for every customer of a batch).
 #[inline]
-fn first_at<T: TouchpointFields>(rows: &[T], at: i64) -> usize {
-    match Timestamp::from_timestamp_micros(at) {
-        Some(at) => rows.partition_point(|t| t.occurred_at() < at),
-        None => rows.partition_point(|t| t.occurred_at_micros() < at),
+fn first_at<T: TouchpointFields>(
+    rows: &[T],
+    at: i64,
+    instants: &mut Vec<(i64, Option<Timestamp>)>,
+) -> usize {
+    let Some(at) = instant(at, instants) else {
+        return rows.partition_point(|t| t.occurred_at_micros() < at);
+    };
+    match (rows.first(), rows.last()) {
+        (Some(first), _) if first.occurred_at() >= at => 0,
+        (_, Some(last)) if last.occurred_at() < at => rows.len(),
+        _ => rows.partition_point(|t| t.occurred_at() < at),
     }
 }
+
+/// The instant `at` microseconds after the Unix epoch, from `instants` if it was asked for
+/// before (converting costs more than a look through the few kept).
+#[inline]
+fn instant(at: i64, instants: &mut Vec<(i64, Option<Timestamp>)>) -> Option<Timestamp> {
+    if let Some(&(_, known)) = instants.iter().find(|(micros, _)| *micros == at) {
+        return known;
+    }
+    if instants.len() >= MAX_INSTANTS {
+        instants.clear();
+    }
+    let converted = Timestamp::from_timestamp_micros(at);
+    instants.push((at, converted));
+    converted
+}
+
+/// Instants kept by [`instant`]: a catalogue's distinct windows, and `now`.
+const MAX_INSTANTS: usize = 16;
 
 impl CompiledFeature {
     /// The feature's value over `rows` (its window, oldest first), whose kind ids are `kinds`.

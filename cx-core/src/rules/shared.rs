@@ -601,13 +601,17 @@ impl ClauseResults {
     #[cold]
     fn fault(&mut self, id: u32, fault: Fault) {
         self.set(id, false);
+        // Ids mostly come in ascending order: mostly an append, seen at the end.
+        if self.faults.last().is_none_or(|&(last, _)| last < id) {
+            self.faults.push((id, fault));
+            return;
+        }
         match self.faults.binary_search_by_key(&id, |&(i, _)| i) {
             Ok(at) => {
                 if let Some(slot) = self.faults.get_mut(at) {
                     slot.1 = fault;
                 }
             }
-            // Ids mostly come in ascending order: mostly an append.
             Err(at) => self.faults.insert(at, (id, fault)),
         }
     }
