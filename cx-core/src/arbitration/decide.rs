@@ -93,15 +93,13 @@ impl Arbitrator {
         // The vectors the last decision left, emptied (given back at the end).
         let mut kept = std::mem::take(&mut scratch.kept);
         // Slots every rule reads, resolved once.
-        let mut customer_slots = recycle(std::mem::take(&mut kept.customer_slots));
-        customer_slots.reserve(catalog.vocabulary.customer.len());
+        let mut customer_slots = reuse(&mut kept.customer_slots, catalog.vocabulary.customer.len());
         catalog.vocabulary.customer.resolve_hinted(
             &input.customer.attributes,
             &mut scratch.customer,
             &mut customer_slots,
         );
-        let mut feature_slots = recycle(std::mem::take(&mut kept.feature_slots));
-        feature_slots.reserve(catalog.features.len());
+        let mut feature_slots = reuse(&mut kept.feature_slots, catalog.features.len());
         match input.features {
             Some(given) => {
                 feature_slots.extend(given.iter().map(|v| v.as_ref().map(Scalar::of)));
@@ -117,8 +115,7 @@ impl Arbitrator {
                 &mut feature_slots,
             ),
         }
-        let mut context_slots = recycle(std::mem::take(&mut kept.context_slots));
-        context_slots.reserve(catalog.vocabulary.context.len());
+        let mut context_slots = reuse(&mut kept.context_slots, catalog.vocabulary.context.len());
         resolve_context(
             &catalog.vocabulary.context,
             request,
@@ -152,8 +149,7 @@ impl Arbitrator {
         base_env.segments = &segment_slots;
 
         // Consent per interned purpose, on this channel.
-        let mut consent = std::mem::take(&mut kept.consent);
-        consent.clear();
+        let mut consent = reuse(&mut kept.consent, catalog.purposes.len());
         consent.extend(
             catalog
                 .purposes
@@ -167,18 +163,12 @@ impl Arbitrator {
         // Every clause the channel's offers share, evaluated once.
         let none = ChannelOffers::default();
         let on_channel = catalog.channel(channel).unwrap_or(&none);
-        let mut shared = match kept.shared.take() {
-            Some(mut results) => {
-                results.reset(catalog.shared_clauses);
-                results
-            }
-            None => ClauseResults::new(catalog.shared_clauses),
-        };
+        let mut shared = std::mem::take(&mut kept.shared);
+        shared.reset(catalog.shared_clauses);
         on_channel.plan.eval(&base_env, &mut shared);
 
         // The first look at every candidate, which settles most of them.
-        let mut budget_out = std::mem::take(&mut kept.budget_out);
-        budget_out.clear();
+        let mut budget_out = reuse(&mut kept.budget_out, catalog.budgets.len());
         budget_out.extend(
             catalog
                 .budgets
@@ -216,9 +206,7 @@ impl Arbitrator {
         } else {
             0
         });
-        let mut survivors = std::mem::take(&mut kept.survivors);
-        survivors.clear();
-        survivors.reserve(on_channel.offers.len());
+        let mut survivors = reuse(&mut kept.survivors, on_channel.offers.len());
         for (position, closer) in screened.unsettled() {
             let Some(&index) = on_channel.offers.get(position) else {
                 continue;
@@ -269,16 +257,12 @@ impl Arbitrator {
 
         // Scoring: propensity × context weight × value × lever, each factor switchable.
         let scoring = config.scoring;
-        let mut propensities = std::mem::take(&mut kept.propensities);
+        let mut propensities = reuse(&mut kept.propensities, survivors.len());
         self.model
             .fill_means(&survivors, segment, &mut propensities);
         let weights = catalog.weight_keys(channel, placement);
-        let mut factored = std::mem::take(&mut kept.factored);
-        factored.clear();
-        factored.reserve(survivors.len());
-        let mut scored = std::mem::take(&mut kept.scored);
-        scored.clear();
-        scored.reserve(survivors.len());
+        let mut factored = reuse(&mut kept.factored, survivors.len());
+        let mut scored = reuse(&mut kept.scored, survivors.len());
         for (&index, &p) in survivors.iter().zip(&propensities) {
             let (Some(hot), Some(offer)) = (
                 catalog.hot.get(index as usize),
@@ -307,8 +291,7 @@ impl Arbitrator {
         }
 
         let mut rng = DecisionRng::seed_from_u64(request.seed.unwrap_or_else(rand::random));
-        let mut picks = std::mem::take(&mut kept.picks);
-        picks.reserve(k);
+        let mut picks = reuse(&mut kept.picks, k);
         let model = &self.model;
         let mut draw = |i: usize, rng: &mut DecisionRng| -> f64 {
             let Some((index, f)) = factored.get(i) else {
@@ -367,7 +350,7 @@ impl Arbitrator {
 
         let explanation = if !request.explain {
             // Nothing keeps them: the next decision reuses them.
-            kept.shared = Some(shared);
+            kept.shared = shared;
             kept.factored = factored;
             kept.picks = picks;
             None
@@ -480,6 +463,14 @@ pub struct DecisionScratch {
     kept: Kept,
 }
 
+/// The vector `kept` left, taken out of it, emptied and with room for `room` items; of the
+/// lifetime the decision needs (its allocation kept, see [`recycle`]).
+fn reuse<T, U>(kept: &mut Vec<T>, room: usize) -> Vec<U> {
+    let mut v = recycle(std::mem::take(kept));
+    v.reserve(room);
+    v
+}
+
 /// The vectors [`DecisionScratch`] keeps between decisions.
 #[derive(Debug, Default)]
 struct Kept {
@@ -488,7 +479,7 @@ struct Kept {
     context_slots: Vec<Option<Scalar<'static>>>,
     consent: Vec<bool>,
     budget_out: Vec<bool>,
-    shared: Option<ClauseResults>,
+    shared: ClauseResults,
     survivors: Vec<u32>,
     propensities: Vec<f64>,
     factored: Vec<(u32, ScoreFactors)>,

@@ -450,16 +450,15 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         scratch.spaces.clear();
         scratch.spaces_for = set.id;
     }
-    let by_code = match scratch.space.filter(|&s| s < MAX_SPACES) {
-        Some(space) => {
-            if scratch.spaces.len() <= space {
-                scratch.spaces.resize_with(space + 1, Vec::new);
-            }
-            match scratch.spaces.get_mut(space) {
-                Some(codes) => codes,
-                None => &mut scratch.by_code,
-            }
+    // The codes of the space kept from earlier computations, or this computation's own.
+    let in_space = scratch.space.filter(|&s| s < MAX_SPACES).and_then(|space| {
+        if scratch.spaces.len() <= space {
+            scratch.spaces.resize_with(space + 1, Vec::new);
         }
+        scratch.spaces.get_mut(space)
+    });
+    let by_code = match in_space {
+        Some(codes) => codes,
         None => {
             scratch.by_code.clear();
             &mut scratch.by_code
@@ -541,6 +540,16 @@ fn first_at<T: TouchpointFields>(
     }
 }
 
+/// Whether `t`'s attribute `name` is a flag that is set: true only if present and true, a
+/// boolean read as it is (`hint`: where it was last found).
+#[inline(always)]
+fn flag_set<T: TouchpointFields>(t: &T, name: &str, hint: &mut usize) -> bool {
+    matches!(
+        t.attributes().get_hinted(name, hint),
+        Some(Value::Bool(true))
+    )
+}
+
 /// The instant `at` microseconds after the Unix epoch, from `instants` if it was asked for
 /// before (converting costs more than a look through the few kept).
 #[inline]
@@ -588,16 +597,10 @@ impl CompiledFeature {
                 && self.channels.is_empty()
             {
                 // A count of the touchpoints with a flag (`touchpoint.roaming`): the flag read
-                // in the loop, true only if present and true, as `passes_filter` reads it.
+                // in the loop, as `passes_filter` reads it.
                 let mut hint = 0;
                 acc.count = rows
-                    .filter(|&(t, &kind)| {
-                        self.counts_kind(kind)
-                            && matches!(
-                                t.attributes().get_hinted(flag, &mut hint),
-                                Some(Value::Bool(true))
-                            )
-                    })
+                    .filter(|&(t, &kind)| self.counts_kind(kind) && flag_set(t, flag, &mut hint))
                     .count() as u64;
                 return acc.finish(0);
             }
@@ -704,12 +707,8 @@ impl CompiledFeature {
         if self.filter_flag
             && let (Some((_, field)), Some(hint)) = (self.filter_reads.first(), hints.first_mut())
         {
-            // True only if present and true: a boolean attribute read as it is.
             return match field {
-                Field::Attribute(name, _) => matches!(
-                    t.attributes().get_hinted(name.as_str(), hint),
-                    Some(Value::Bool(true))
-                ),
+                Field::Attribute(name, _) => flag_set(t, name.as_str(), hint),
                 _ => matches!(field.read(t, hint), Some(Scalar::Bool(true))),
             };
         }

@@ -553,7 +553,7 @@ impl ClausePlan {
 }
 
 /// The results of a catalogue's shared clauses for one decision, by clause id.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct ClauseResults {
     /// Per clause id, 1 if the clause holds, else 0.
     passes: Vec<u8>,
@@ -564,15 +564,15 @@ pub(crate) struct ClauseResults {
 
 impl ClauseResults {
     /// Room for `count` shared clauses. Until a plan fills them, every clause reads false.
+    #[cfg(test)]
     pub(crate) fn new(count: usize) -> Self {
-        ClauseResults {
-            passes: vec![0; count],
-            faults: Vec::new(),
-        }
+        let mut results = ClauseResults::default();
+        results.reset(count);
+        results
     }
 
-    /// These results emptied for reuse, with room for `count` shared clauses: as
-    /// [`new`](Self::new) gives them, in the same allocations.
+    /// These results emptied, with room for `count` shared clauses, every clause reading
+    /// false until a plan fills them (the allocations are kept, for the next decision).
     pub(crate) fn reset(&mut self, count: usize) {
         self.passes.clear();
         self.passes.resize(count, 0);
