@@ -8,7 +8,7 @@ use crate::MemoryStore;
 use crate::shard::{CustomerKey, Shard};
 use crate::stored::StoredView;
 use cx_core::arbitration::FeatureBuffers;
-use cx_core::model::{CustomerId, TimeRange, Touchpoint, Value};
+use cx_core::model::{CustomerId, TimeRange, Timestamp, Touchpoint, Value};
 use cx_core::store::{
     BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView, FeatureRequest,
 };
@@ -151,6 +151,12 @@ impl MemoryStore {
 /// The features `request` asks for over `key`'s touchpoints in `range`, computed where
 /// `shard` keeps them, into `out`; `views` (emptied first) and `buffers` are kept for the next
 /// customer's.
+///
+/// What the features read of the touchpoints is kept with the timeline
+/// ([`FeatureInputs`](cx_core::arbitration::FeatureInputs)), read from every touchpoint since
+/// the start of the range: the next decision for the customer computes from it alone, unless
+/// the timeline changed since, the catalogue is another, or its windows reach back further.
+/// A range that does not reach `now`, or starts after the longest window does, is read as is.
 fn features_in<'s>(
     shard: &'s Shard,
     key: &CustomerKey,
@@ -161,12 +167,38 @@ fn features_in<'s>(
     out: &mut Vec<Option<Value>>,
 ) {
     views.clear();
-    if let Some(timeline) = shard.timeline(key) {
+    let (catalog, now) = (&request.catalog, request.now);
+    let Some(timeline) = shard.timeline(key) else {
+        catalog.compute_features_with(views, now, buffers, out);
+        return;
+    };
+    let windows_start = now
+        .checked_sub_signed(catalog.touchpoint_lookback().as_delta())
+        .unwrap_or(Timestamp::MIN_UTC);
+    if range.end < now || range.start > windows_start {
         timeline.extend_in_range(range, |t| StoredView::new(t, shard.codes()), views);
+        catalog.compute_features_with(views, now, buffers, out);
+        return;
     }
-    request
-        .catalog
-        .compute_features_with(views, request.now, buffers, out);
+    let mut kept = timeline.feature_inputs();
+    if let Some(inputs) = kept.as_deref()
+        && catalog.compute_features_from(inputs, now, buffers, out)
+    {
+        return;
+    }
+    // Touchpoints at or after `now` are read by no feature: the range's are the same.
+    views.extend(
+        timeline
+            .since(range.start)
+            .map(|t| StoredView::new(t, shard.codes())),
+    );
+    *kept = catalog.feature_inputs(views, range.start).map(Box::new);
+    if let Some(inputs) = kept.as_deref()
+        && catalog.compute_features_from(inputs, now, buffers, out)
+    {
+        return;
+    }
+    catalog.compute_features_with(views, now, buffers, out);
 }
 
 /// `customer`'s touchpoints in `range`, oldest first, copied out of `shard`.

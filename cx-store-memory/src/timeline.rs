@@ -3,7 +3,9 @@
 
 use crate::columns::Ordinal;
 use crate::stored::Stored;
+use cx_core::arbitration::FeatureInputs;
 use cx_core::model::{TimeRange, Timestamp, TouchpointId};
+use parking_lot::{Mutex, MutexGuard};
 
 /// Capacity of a timeline's first chunk; each next chunk doubles it, up to [`MAX_CHUNK`].
 const FIRST_CHUNK: usize = 4;
@@ -28,6 +30,10 @@ pub(crate) struct Timeline {
     last_at: Timestamp,
     /// The customer's number in the shard's analytics columns.
     ordinal: Ordinal,
+    /// What a catalogue's features read of these touchpoints, once a decision read them;
+    /// dropped by any change ([`push`](Self::push), [`merge`](Self::merge)). Locked by the
+    /// reader that computes features from them, under the shard's read lock.
+    inputs: Mutex<Option<Box<FeatureInputs>>>,
 }
 
 impl Timeline {
@@ -42,6 +48,12 @@ impl Timeline {
     /// The customer's number in the shard's analytics columns.
     pub(crate) fn ordinal(&self) -> Ordinal {
         self.ordinal
+    }
+
+    /// The feature inputs kept for these touchpoints, locked (`None` until some are kept, and
+    /// again after any change to the timeline).
+    pub(crate) fn feature_inputs(&self) -> MutexGuard<'_, Option<Box<FeatureInputs>>> {
+        self.inputs.lock()
     }
 
     /// The touchpoints that occurred in `range`, oldest first.
@@ -163,6 +175,7 @@ impl Timeline {
 
     /// Adds `t` in order (appending in the common, in-order case).
     pub(crate) fn push(&mut self, t: Stored) {
+        *self.inputs.get_mut() = None;
         self.len += 1;
         let in_order = match self.tail.last() {
             None => true,

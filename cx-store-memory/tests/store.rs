@@ -1017,3 +1017,142 @@ features:
         ]
     );
 }
+
+/// The store keeps what a catalogue's features read of a customer's touchpoints after a
+/// decision reads them, and computes the next decisions' features from that: every change to
+/// the touchpoints (an append, a late arrival, a merge), another catalogue and an earlier
+/// instant must give what the touchpoints give, on both the one-customer and the visiting
+/// path.
+#[tokio::test]
+async fn kept_feature_inputs_follow_every_change_to_the_touchpoints() {
+    use cx_core::arbitration::CompiledCatalog;
+    use cx_core::model::{Catalog, Value};
+    use cx_core::store::{DecisionState, DecisionStateQuery};
+    let compile = |yaml: &str| {
+        Arc::new(CompiledCatalog::compile(Catalog::from_yaml(yaml).unwrap(), 1).unwrap())
+    };
+    let first = compile(
+        r#"
+schema:
+  touchpoint: { page: string, seconds: number }
+features:
+  - { id: views, aggregate: count, kinds: [page_view], window: 1h }
+  - { id: last_page, aggregate: last, attribute: page, window: 1h }
+  - { id: seconds_10m, aggregate: sum, attribute: seconds, window: 10m }
+"#,
+    );
+    let second = compile(
+        r#"
+schema:
+  touchpoint: { page: string }
+features:
+  - { id: checkouts, aggregate: count, window: 2h, filter: 'touchpoint.page == "checkout"' }
+  - { id: pages, aggregate: distinct_count, attribute: page, window: 2h }
+"#,
+    );
+    let store = MemoryStore::new();
+    store
+        .upsert_customers(vec![Customer::new("c-1"), Customer::new("c-2")])
+        .await
+        .unwrap();
+    let page = |i: i64, customer: &str, secs: i64| {
+        let name = ["home", "checkout", "plans"][(i % 3) as usize];
+        tp(&format!("t-{i}"), customer, secs)
+            .with_attribute("page", name)
+            .with_attribute("seconds", (i * 7 % 50) as f64)
+    };
+    store
+        .append_touchpoints((0..40).map(|i| page(i, "c-1", i * 150)).collect())
+        .await
+        .unwrap();
+    store
+        .append_touchpoints((40..50).map(|i| page(i, "c-2", i * 150 - 4_000)).collect())
+        .await
+        .unwrap();
+    // What the engine asks: the longest window up to `now`, inclusive.
+    let query = |catalog: &Arc<CompiledCatalog>, customer: &str, now: Timestamp| {
+        let lookback = catalog.touchpoint_lookback().as_delta();
+        DecisionStateQuery::new(customer)
+            .touchpoints(Some(TimeRange::new(
+                now - lookback,
+                now + cx_core::chrono::TimeDelta::microseconds(1),
+            )))
+            .features(Arc::clone(catalog), now)
+    };
+    let check = async |store: &MemoryStore, catalog: &Arc<CompiledCatalog>, now: Timestamp| {
+        let mut expected = Vec::new();
+        for customer in ["c-1", "c-2"] {
+            let read = store
+                .customer_touchpoints(&id(customer), TimeRange::all())
+                .await
+                .unwrap();
+            let values: Vec<Option<Value>> = catalog.compute_features(&read, now);
+            let state = store
+                .decision_state(&query(catalog, customer, now))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                state.features.as_ref(),
+                Some(&values),
+                "{customer} at {now}"
+            );
+            expected.push(values);
+        }
+        let mut visited: Vec<Option<Vec<Option<Value>>>> = Vec::new();
+        store
+            .visit_decision_states(
+                &query(catalog, "_", now),
+                &[id("c-1"), id("c-2")],
+                &mut |_, state| {
+                    visited.push(state.and_then(|s| s.features.map(<[_]>::to_vec)));
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            visited,
+            expected.into_iter().map(Some).collect::<Vec<_>>(),
+            "at {now}"
+        );
+    };
+    let now = ts(40 * 150);
+    check(&store, &first, now).await;
+    check(&store, &first, now).await; // kept
+    // In order, then a late arrival.
+    store
+        .append_touchpoints(vec![page(50, "c-1", 40 * 150 - 10)])
+        .await
+        .unwrap();
+    check(&store, &first, now).await;
+    store
+        .append_touchpoints(vec![page(51, "c-1", 35 * 150 + 5)])
+        .await
+        .unwrap();
+    check(&store, &first, now).await;
+    // Another catalogue, then the first again.
+    check(&store, &second, now).await;
+    check(&store, &first, now).await;
+    // Earlier instants (further back than what was kept), then later ones.
+    check(&store, &first, ts(20 * 150)).await;
+    check(&store, &first, now).await;
+    check(
+        &store,
+        &first,
+        now + cx_core::chrono::TimeDelta::minutes(30),
+    )
+    .await;
+    // A merge moves c-2's touchpoints into c-1's timeline.
+    store.merge_customers(&id("c-1"), &id("c-2")).await.unwrap();
+    let state = store
+        .decision_state(&query(&first, "c-1", now))
+        .await
+        .unwrap()
+        .map(|s: DecisionState| s.features);
+    let read = store
+        .customer_touchpoints(&id("c-1"), TimeRange::all())
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 52);
+    assert_eq!(state, Some(Some(first.compute_features(&read, now))));
+}

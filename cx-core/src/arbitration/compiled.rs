@@ -1,7 +1,7 @@
 //! A catalogue compiled for decisions: offers indexed, categories and purposes interned, every
 //! rule compiled against the catalogue's vocabulary. Built once when a catalogue loads.
 
-use super::features::{CompiledFeature, FeatureSet, TouchpointFields};
+use super::features::{CompiledFeature, FeatureInputs, FeatureSet, TouchpointFields};
 use super::policy::CompiledContactRule;
 use super::screen::{ChannelScreen, Look, Row};
 use crate::error::{Error, Result};
@@ -637,6 +637,50 @@ impl CompiledCatalog {
         out.extend(slots.drain(..).map(super::features::owned));
         scratch.slots = slots;
         buffers.give_back(scratch);
+    }
+
+    /// What the catalogue's features read of a customer's `touchpoints` (oldest first: all
+    /// of the customer's touchpoints that occurred at or after `from`), kept for computing
+    /// the features at any later instant with
+    /// [`compute_features_from`](Self::compute_features_from): for a store to keep with the
+    /// customer's touchpoints (and drop when they change). `None` if the catalogue's features
+    /// cannot be read ahead (a filter reads `now`).
+    pub fn feature_inputs<T: TouchpointFields>(
+        &self,
+        touchpoints: &[T],
+        from: crate::model::Timestamp,
+    ) -> Option<FeatureInputs> {
+        FeatureInputs::read(
+            &self.features,
+            &self.vocabulary,
+            touchpoints,
+            from.timestamp_micros(),
+        )
+    }
+
+    /// [`compute_features_with`](Self::compute_features_with) from `inputs`, if they were
+    /// read for this catalogue from early enough for every window at `now` (from `now` minus
+    /// the [`touchpoint_lookback`](Self::touchpoint_lookback) or earlier): the same values,
+    /// into `out`, and true. Otherwise false, and `out` is left as it was.
+    pub fn compute_features_from(
+        &self,
+        inputs: &FeatureInputs,
+        now: crate::model::Timestamp,
+        buffers: &mut super::FeatureBuffers,
+        out: &mut Vec<Option<Value>>,
+    ) -> bool {
+        let now = now.timestamp_micros();
+        if !inputs.serve(&self.features, now) {
+            return false;
+        }
+        let mut scratch = buffers.lend();
+        let mut slots = std::mem::take(&mut scratch.slots);
+        super::features::compute_from_inputs(&self.features, inputs, now, &mut scratch, &mut slots);
+        out.clear();
+        out.extend(slots.drain(..).map(super::features::owned));
+        scratch.slots = slots;
+        buffers.give_back(scratch);
+        true
     }
 }
 

@@ -7,6 +7,9 @@ use crate::model::{
 };
 use crate::rules::{CompiledRule, Env, Namespace, Scalar, Vocabulary, compile_rule};
 
+mod inputs;
+pub use inputs::FeatureInputs;
+
 /// What features read of a touchpoint. Implemented for [`Touchpoint`], and by a store for its
 /// own form of a stored touchpoint, so that it can compute a customer's features where the
 /// touchpoints are kept instead of copying each one out first (see
@@ -217,8 +220,11 @@ pub(crate) struct FeatureSet {
     kinds: Box<[(KindKey, Kind)]>,
     /// The longest window, in microseconds: older touchpoints are read by no feature.
     longest: i64,
-    /// A number no other set has: kind ids remembered for one set are never read for another.
+    /// A number no other set has: kind ids remembered for one set are never read for another,
+    /// nor [`FeatureInputs`] read for one set.
     id: u64,
+    /// Whether no filter reads `now`, so that the set has [`FeatureInputs`].
+    timeless: bool,
 }
 
 /// The [`FeatureSet::id`] of the next set.
@@ -272,11 +278,15 @@ impl FeatureSet {
             feature.kind_ids = ids;
         }
         let longest = features.iter().map(|f| f.window).max().unwrap_or(0);
+        let timeless = features
+            .iter()
+            .all(|f| f.filter.as_ref().is_none_or(|rule| !rule.reads_now()));
         FeatureSet {
             features: features.into_boxed_slice(),
             kinds: kinds.into_boxed_slice(),
             longest,
             id: NEXT_SET.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            timeless,
         }
     }
 
@@ -514,6 +524,19 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
         let kinds = scratch.kinds.get(from..).unwrap_or(&[]);
         out.push(feature.over(rows, kinds, now, &mut scratch.pass));
     }
+}
+
+/// Computes every feature of `set` at `now` (microseconds) from `inputs`, into `out` in
+/// feature-slot order: the values [`compute`] gives over the touchpoints they were read from.
+/// The inputs must [serve](FeatureInputs::serve) `set` at `now`.
+pub(crate) fn compute_from_inputs<'a>(
+    set: &FeatureSet,
+    inputs: &'a FeatureInputs,
+    now: i64,
+    scratch: &mut FeatureScratch<'a>,
+    out: &mut Vec<Option<Scalar<'a>>>,
+) {
+    inputs.compute(set, now, &mut scratch.pass.distinct, out);
 }
 
 /// The position of the first of `rows` (oldest first) that occurred at or after `at`

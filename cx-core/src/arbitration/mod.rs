@@ -30,6 +30,6 @@ mod trace;
 pub use compiled::{CompiledCatalog, CompiledOffer, CompiledSegment};
 pub use decide::{Arbitrator, DecisionInput, DecisionScratch};
 pub use explore::{DecisionRng, Pick, Scored};
-pub use features::{CompiledFeature, FeatureBuffers, TouchpointFields};
+pub use features::{CompiledFeature, FeatureBuffers, FeatureInputs, TouchpointFields};
 pub use policy::{CompiledContactRule, Lift};
 pub use propensity::{BetaBernoulli, PropensityModel};

@@ -22,6 +22,9 @@ pub struct CompiledRule {
     /// until the catalogue interns the rule's clauses.
     shared: Box<[u32]>,
     vocabulary: Arc<Vocabulary>,
+    /// Whether the rule reads `now` (its verdict on the same values can change with the
+    /// instant).
+    reads_now: bool,
 }
 
 impl PartialEq for CompiledRule {
@@ -57,6 +60,7 @@ pub fn compile_rule(
         item,
         text,
         info: &info,
+        reads_now: std::cell::Cell::new(false),
     };
     let root = match compiler.expr(&ast)? {
         X::B(b) => flatten(b),
@@ -85,6 +89,7 @@ pub fn compile_rule(
         clause_slots,
         shared: Box::default(),
         vocabulary: Arc::clone(vocabulary),
+        reads_now: compiler.reads_now.get(),
     })
 }
 
@@ -105,6 +110,11 @@ impl CompiledRule {
             Some(&id) if id != UNSHARED => shared.get(id),
             _ => clause.eval(env),
         })
+    }
+
+    /// Whether the rule reads `now`: if not, its verdict depends on the values it reads alone.
+    pub(crate) fn reads_now(&self) -> bool {
+        self.reads_now
     }
 
     /// The shared-clause ids of the rule's clauses ([`UNSHARED`] for the others).
@@ -256,6 +266,8 @@ struct Compiler<'a> {
     item: &'a str,
     text: &'a str,
     info: &'a SourceInfo,
+    /// Set when `now` is compiled.
+    reads_now: std::cell::Cell<bool>,
 }
 
 impl Compiler<'_> {
@@ -291,7 +303,10 @@ impl Compiler<'_> {
         match &e.expr {
             Expr::Literal(lit) => self.literal(e.id, lit),
             Expr::Ident(name) => match name.as_str() {
-                "now" => Ok(X::T(T::Now)),
+                "now" => {
+                    self.reads_now.set(true);
+                    Ok(X::T(T::Now))
+                }
                 other if Vocabulary::namespace(other).is_some() => Err(self.error(
                     e.id,
                     format!(

@@ -1,0 +1,381 @@
+//! Feature inputs: what a catalogue's features read of one customer's touchpoints, read once
+//! and kept compact, so that the features at any later instant are a few binary searches and
+//! a pass over packed numbers instead of a walk over the touchpoints and their attributes.
+//!
+//! A feature's value at `now` depends on `now` only through its window: which of the
+//! touchpoints it admits (by kind, channel and filter) occurred in `[now - window, now)`.
+//! Whether a touchpoint is admitted, and the value of the feature's attribute it holds, do not
+//! depend on `now`, unless a filter reads `now`. So each feature keeps, per admitted
+//! touchpoint in time order, when it occurred and that value; a computation at `now` finds
+//! its window in them by binary search and aggregates the values in it, exactly as
+//! [`compute`](super::compute) does over the touchpoints. A set with a filter that reads
+//! `now` has no inputs ([`FeatureSet::timeless`]).
+
+use super::{Acc, FeatureSet, KindKey, TouchpointFields, add_distinct};
+use crate::model::{Aggregation, Value};
+use crate::rules::{Scalar, Vocabulary};
+
+/// What the features of one compiled catalogue read of one customer's touchpoints from an
+/// instant on: enough to compute them at any `now` whose windows all start at or after that
+/// instant. Built by
+/// [`CompiledCatalog::feature_inputs`](crate::arbitration::CompiledCatalog::feature_inputs)
+/// and read by
+/// [`CompiledCatalog::compute_features_from`](crate::arbitration::CompiledCatalog::compute_features_from);
+/// a store keeps them with the customer's touchpoints and drops them when those change.
+#[derive(Debug, Clone)]
+pub struct FeatureInputs {
+    /// The [`FeatureSet::id`] of the set they were read for.
+    set: u64,
+    /// The instant (microseconds) from which every touchpoint was read.
+    from: i64,
+    /// Per feature, in catalogue order, where its rows end in `at` and `cells` (they start
+    /// where the previous feature's end).
+    ends: Box<[u32]>,
+    /// When each row's touchpoint occurred, in microseconds (rounded down); ascending within
+    /// a feature.
+    at: Box<[i64]>,
+    /// Each row's value of its feature's attribute ([`Cell::Missing`] for a feature without).
+    cells: Box<[Cell]>,
+    /// The values other than numbers that cells hold.
+    values: Box<[Value]>,
+}
+
+/// A touchpoint's value of a feature's attribute.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    Missing,
+    Number(f64),
+    /// A position in [`FeatureInputs::values`].
+    Other(u32),
+}
+
+impl Cell {
+    /// The value as a rule reads it.
+    #[inline]
+    fn scalar<'a>(self, values: &'a [Value]) -> Option<Scalar<'a>> {
+        match self {
+            Cell::Missing => None,
+            Cell::Number(n) => Some(Scalar::Num(n)),
+            Cell::Other(i) => values.get(i as usize).map(Scalar::of),
+        }
+    }
+}
+
+impl FeatureInputs {
+    /// The inputs of `set`'s features in `touchpoints` (oldest first: every touchpoint of the
+    /// customer that occurred at or after `from`, in microseconds); `None` if `set` has none
+    /// (a filter reads `now`) or there are more than 2^32 rows.
+    pub(crate) fn read<T: TouchpointFields>(
+        set: &FeatureSet,
+        vocabulary: &Vocabulary,
+        touchpoints: &[T],
+        from: i64,
+    ) -> Option<Self> {
+        if !set.timeless {
+            return None;
+        }
+        let kinds: Vec<u32> = touchpoints
+            .iter()
+            .map(|t| {
+                let kind = t.kind().as_str();
+                set.kind_id(KindKey::of(kind), kind)
+            })
+            .collect();
+        let mut slots = vec![None; vocabulary.touchpoint.len()];
+        let (mut ends, mut at, mut cells, mut values) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for feature in set.iter() {
+            let mut hints = vec![0; feature.filter_reads.len()];
+            let mut hint = 0;
+            for (t, &kind) in touchpoints.iter().zip(&kinds) {
+                // The filter reads no `now`: any instant gives the same verdict.
+                if !feature.admits(t, kind, from, &mut slots, &mut hints) {
+                    continue;
+                }
+                let value = feature
+                    .attribute
+                    .as_ref()
+                    .and_then(|name| t.attributes().get_hinted(name.as_str(), &mut hint));
+                cells.push(match value {
+                    None => Cell::Missing,
+                    Some(Value::Number(n)) => Cell::Number(*n),
+                    Some(other) => {
+                        values.push(other.clone());
+                        Cell::Other(u32::try_from(values.len() - 1).ok()?)
+                    }
+                });
+                at.push(t.occurred_at_micros());
+            }
+            ends.push(u32::try_from(at.len()).ok()?);
+        }
+        Some(FeatureInputs {
+            set: set.id,
+            from,
+            ends: ends.into_boxed_slice(),
+            at: at.into_boxed_slice(),
+            cells: cells.into_boxed_slice(),
+            values: values.into_boxed_slice(),
+        })
+    }
+
+    /// Whether these are inputs of `set` that hold every window at `now`.
+    pub(crate) fn serve(&self, set: &FeatureSet, now: i64) -> bool {
+        self.set == set.id && now.saturating_sub(set.longest) >= self.from
+    }
+
+    /// Every feature of `set` at `now`, into `out` in feature-slot order: the values
+    /// [`compute`](super::compute) gives over the touchpoints these were read from. The
+    /// inputs must [`serve`](Self::serve) `set` at `now`.
+    pub(crate) fn compute<'a>(
+        &'a self,
+        set: &FeatureSet,
+        now: i64,
+        distinct: &mut Vec<(u64, Scalar<'a>)>,
+        out: &mut Vec<Option<Scalar<'a>>>,
+    ) {
+        out.clear();
+        let mut start = 0;
+        for (feature, &end) in set.iter().zip(self.ends.iter()) {
+            let rows = start..end as usize;
+            start = end as usize;
+            let at = self.at.get(rows.clone()).unwrap_or_default();
+            let lo = at.partition_point(|&a| a < now.saturating_sub(feature.window));
+            let hi = at.partition_point(|&a| a < now);
+            let cells = self
+                .cells
+                .get(rows)
+                .and_then(|cells| cells.get(lo..hi.max(lo)))
+                .unwrap_or_default();
+            out.push(self.aggregate(
+                feature.aggregate,
+                feature.attribute.is_some(),
+                cells,
+                distinct,
+            ));
+        }
+    }
+
+    /// The aggregate of `cells`, the rows of a feature's window (with an attribute or not).
+    #[inline]
+    fn aggregate<'a>(
+        &'a self,
+        aggregate: Aggregation,
+        has_attribute: bool,
+        cells: &[Cell],
+        distinct: &mut Vec<(u64, Scalar<'a>)>,
+    ) -> Option<Scalar<'a>> {
+        let mut acc = Acc::new(aggregate);
+        if !has_attribute {
+            // A count of the rows, as `CompiledFeature::over` makes without an attribute.
+            acc.count = cells.len() as u64;
+            return acc.finish(0);
+        }
+        let values = &self.values;
+        match aggregate {
+            Aggregation::Last => cells.iter().rev().find_map(|c| c.scalar(values)),
+            Aggregation::DistinctCount => {
+                distinct.clear();
+                for value in cells.iter().filter_map(|c| c.scalar(values)) {
+                    add_distinct(value, distinct);
+                }
+                acc.finish(distinct.len())
+            }
+            Aggregation::Count => {
+                acc.count = cells.iter().filter(|c| !matches!(c, Cell::Missing)).count() as u64;
+                acc.finish(0)
+            }
+            Aggregation::Sum | Aggregation::Avg | Aggregation::Min | Aggregation::Max => {
+                for cell in cells {
+                    if let Cell::Number(n) = *cell {
+                        acc.add_number(n);
+                    }
+                }
+                acc.finish(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arbitration::{CompiledCatalog, FeatureBuffers};
+    use crate::model::{Catalog, Channel, CustomerId, Kind, Timestamp, Touchpoint};
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    /// Every aggregate, kinds, channels, a filter, a flag filter, windows from a minute to 30
+    /// days, and a feature over every kind.
+    const FEATURES: &str = r#"
+schema:
+  touchpoint: { product: string, dwell_seconds: number, data_gb: number, roaming: bool, seen: timestamp }
+features:
+  - { id: views_10m, aggregate: count, kinds: [product_view], window: 10m }
+  - { id: long_views_1d, aggregate: count, kinds: [product_view], window: 1d, filter: "touchpoint.dwell_seconds >= 60" }
+  - { id: roaming_30d, aggregate: count, kinds: [usage], window: 30d, filter: touchpoint.roaming }
+  - { id: data_gb_30d, aggregate: sum, attribute: data_gb, kinds: [usage], window: 30d }
+  - { id: avg_dwell, aggregate: avg, attribute: dwell_seconds, window: 1d }
+  - { id: min_dwell, aggregate: min, attribute: dwell_seconds, window: 1d }
+  - { id: max_dwell, aggregate: max, attribute: dwell_seconds, window: 1d }
+  - { id: last_product, aggregate: last, attribute: product, kinds: [product_view], window: 1d }
+  - { id: last_seen, aggregate: last, attribute: seen, window: 7d }
+  - { id: products, aggregate: distinct_count, attribute: product, window: 1d }
+  - { id: dwells, aggregate: distinct_count, attribute: dwell_seconds, window: 7d }
+  - { id: with_product, aggregate: count, attribute: product, window: 7d }
+  - { id: app_views, aggregate: count, channels: [app], window: 1d }
+  - { id: every_kind, aggregate: count, window: 30d }
+  - { id: old_avg, aggregate: avg, attribute: dwell_seconds, window: 1m }
+"#;
+
+    fn compiled(yaml: &str) -> CompiledCatalog {
+        CompiledCatalog::compile(Catalog::from_yaml(yaml).unwrap(), 1).unwrap()
+    }
+
+    /// Touchpoints over 40 days before `now` and a little after, some at instants with
+    /// nanoseconds, some sharing an instant, with attributes missing, mistyped or repeated.
+    fn touchpoints(now: Timestamp) -> Vec<Touchpoint> {
+        let mut out = Vec::new();
+        for i in 0..120_i64 {
+            let back = TimeDelta::minutes(i * i * 4) - TimeDelta::nanoseconds(i * 333);
+            let at = now - back;
+            let (kind, channel) = match i % 4 {
+                0 => (Kind::USAGE, Channel::Other("network".into())),
+                1 | 2 => (
+                    Kind::PRODUCT_VIEW,
+                    if i % 8 == 1 {
+                        Channel::App
+                    } else {
+                        Channel::Web
+                    },
+                ),
+                _ => (Kind::PAGE_VIEW, Channel::App),
+            };
+            let mut t = Touchpoint::new(format!("t{i}"), CustomerId::new("c"), channel, kind, at);
+            if i % 5 != 0 {
+                t = t.with_attribute("product", ["phone", "case", "tv"][(i % 3) as usize]);
+            }
+            if i % 7 == 0 {
+                t = t.with_attribute("product", 12.0); // not a string
+            }
+            if i % 3 != 1 {
+                t = t.with_attribute("dwell_seconds", (i % 9) as f64 * 15.0);
+            }
+            t = t
+                .with_attribute("data_gb", i as f64 / 8.0)
+                .with_attribute("roaming", i % 6 == 0)
+                .with_attribute("seen", at - TimeDelta::hours(i));
+            out.push(t);
+        }
+        // Two at the very same instant, and one after `now`.
+        out.push(
+            Touchpoint::new(
+                "same-a",
+                CustomerId::new("c"),
+                Channel::App,
+                Kind::PRODUCT_VIEW,
+                now - TimeDelta::minutes(3),
+            )
+            .with_attribute("product", "tv"),
+        );
+        out.push(
+            Touchpoint::new(
+                "same-b",
+                CustomerId::new("c"),
+                Channel::App,
+                Kind::PRODUCT_VIEW,
+                now - TimeDelta::minutes(3),
+            )
+            .with_attribute("product", "radio"),
+        );
+        out.push(
+            Touchpoint::new(
+                "later",
+                CustomerId::new("c"),
+                Channel::App,
+                Kind::PRODUCT_VIEW,
+                now + TimeDelta::minutes(5),
+            )
+            .with_attribute("dwell_seconds", 1e6),
+        );
+        out.sort_by(|a, b| (a.occurred_at, &a.id).cmp(&(b.occurred_at, &b.id)));
+        out
+    }
+
+    /// The instants where some window of some feature starts or ends on a touchpoint: just
+    /// before, on and just after each.
+    fn edges(touchpoints: &[Touchpoint], catalog: &CompiledCatalog) -> Vec<Timestamp> {
+        let windows: Vec<i64> = catalog.features.iter().map(|f| f.window).collect();
+        let mut out = Vec::new();
+        for t in touchpoints {
+            for shift in std::iter::once(0).chain(windows.iter().copied()) {
+                for nudge in [-1, 0, 1] {
+                    out.push(t.occurred_at + TimeDelta::microseconds(shift + nudge));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn inputs_give_what_the_touchpoints_give_at_every_instant_they_serve() {
+        let catalog = compiled(FEATURES);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let all = touchpoints(now);
+        let from = now - TimeDelta::days(40);
+        let since: Vec<Touchpoint> = all
+            .iter()
+            .filter(|t| t.occurred_at >= from)
+            .cloned()
+            .collect();
+        let inputs = catalog.feature_inputs(&since, from).unwrap();
+        let (mut buffers, mut got) = (FeatureBuffers::default(), Vec::new());
+        let lookback = catalog.touchpoint_lookback().as_delta();
+        let mut served = 0;
+        for at in edges(&all, &catalog) {
+            let expected = catalog.compute_features(&all, at);
+            let serves = catalog.compute_features_from(&inputs, at, &mut buffers, &mut got);
+            assert_eq!(serves, at - lookback >= from, "at {at}");
+            if serves {
+                assert_eq!(got, expected, "at {at}");
+                served += 1;
+            }
+        }
+        assert!(served > 1_000, "{served}");
+    }
+
+    #[test]
+    fn inputs_serve_only_the_catalogue_they_were_read_for() {
+        let catalog = compiled(FEATURES);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        let from = now - TimeDelta::days(30);
+        let inputs = catalog.feature_inputs(&touchpoints(now), from).unwrap();
+        let mut out = vec![None];
+        let mut buffers = FeatureBuffers::default();
+        // The same catalogue compiled again reads the same, but its kind ids could differ.
+        assert!(!compiled(FEATURES).compute_features_from(&inputs, now, &mut buffers, &mut out));
+        assert_eq!(out, [None], "left as it was");
+        assert!(catalog.compute_features_from(&inputs, now, &mut buffers, &mut out));
+    }
+
+    #[test]
+    fn a_filter_that_reads_now_has_no_inputs() {
+        let catalog = compiled(
+            r#"
+schema:
+  touchpoint: { seen: timestamp }
+features:
+  - { id: plain, aggregate: count, window: 1d }
+  - { id: recent, aggregate: count, window: 1d, filter: 'now - touchpoint.seen < duration("1h")' }
+"#,
+        );
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        assert!(catalog.feature_inputs(&touchpoints(now), now).is_none());
+        let without = compiled(
+            r#"
+schema:
+  touchpoint: { seen: timestamp }
+features:
+  - { id: seen_late, aggregate: count, window: 1d, filter: 'touchpoint.seen > timestamp("2026-11-22T00:00:00Z")' }
+"#,
+        );
+        assert!(without.feature_inputs(&touchpoints(now), now).is_some());
+    }
+}
