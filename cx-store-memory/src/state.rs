@@ -39,6 +39,7 @@ impl MemoryStore {
                         &key,
                         &range,
                         request,
+                        Inputs::Use,
                         &mut Vec::new(),
                         &mut FeatureBuffers::default(),
                         &mut computed,
@@ -108,6 +109,7 @@ impl MemoryStore {
                                 &key,
                                 &range,
                                 request,
+                                Inputs::Keep,
                                 &mut views,
                                 &mut buffers,
                                 &mut features,
@@ -148,20 +150,35 @@ impl MemoryStore {
     }
 }
 
+/// What [`features_in`] does with the [`FeatureInputs`](cx_core::arbitration::FeatureInputs)
+/// kept with a timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inputs {
+    /// Computes from them if they serve, and otherwise from the touchpoints: one decision,
+    /// most likely after the customer's touchpoints changed, reads them once.
+    Use,
+    /// Reads and keeps them if those kept do not serve, then computes from them: decisions for
+    /// many customers at one instant (a dry run, an offline evaluation) are often made again.
+    Keep,
+}
+
 /// The features `request` asks for over `key`'s touchpoints in `range`, computed where
 /// `shard` keeps them, into `out`; `views` (emptied first) and `buffers` are kept for the next
 /// customer's.
 ///
-/// What the features read of the touchpoints is kept with the timeline
-/// ([`FeatureInputs`](cx_core::arbitration::FeatureInputs)), read from every touchpoint since
-/// the start of the range: the next decision for the customer computes from it alone, unless
-/// the timeline changed since, the catalogue is another, or its windows reach back further.
-/// A range that does not reach `now`, or starts after the longest window does, is read as is.
+/// What the features read of the touchpoints may be kept with the timeline
+/// ([`FeatureInputs`](cx_core::arbitration::FeatureInputs), read from every touchpoint since
+/// the start of the range, as `inputs` says): a later decision for the customer computes from
+/// it alone, unless the timeline changed since, the catalogue is another, or its windows
+/// reach back further. A range that does not reach `now`, or starts after the longest window
+/// does, is read as is.
+#[allow(clippy::too_many_arguments)]
 fn features_in<'s>(
     shard: &'s Shard,
     key: &CustomerKey,
     range: &TimeRange,
     request: &FeatureRequest,
+    inputs: Inputs,
     views: &mut Vec<StoredView<'s>>,
     buffers: &mut FeatureBuffers,
     out: &mut Vec<Option<Value>>,
@@ -175,29 +192,33 @@ fn features_in<'s>(
     let windows_start = now
         .checked_sub_signed(catalog.touchpoint_lookback().as_delta())
         .unwrap_or(Timestamp::MIN_UTC);
-    if range.end < now || range.start > windows_start {
-        timeline.extend_in_range(range, |t| StoredView::new(t, shard.codes()), views);
-        catalog.compute_features_with(views, now, buffers, out);
-        return;
+    if range.end >= now && range.start <= windows_start {
+        let mut kept = timeline.feature_inputs();
+        if let Some(held) = kept.as_deref()
+            && catalog.compute_features_from(held, now, buffers, out)
+        {
+            return;
+        }
+        if inputs == Inputs::Keep {
+            // Touchpoints at or after `now` are read by no feature: the range's are the same.
+            views.extend(
+                timeline
+                    .since(range.start)
+                    .map(|t| StoredView::new(t, shard.codes())),
+            );
+            *kept = catalog
+                .feature_inputs(views, range.start, buffers)
+                .map(Box::new);
+            if let Some(held) = kept.as_deref()
+                && catalog.compute_features_from(held, now, buffers, out)
+            {
+                return;
+            }
+            catalog.compute_features_with(views, now, buffers, out);
+            return;
+        }
     }
-    let mut kept = timeline.feature_inputs();
-    if let Some(inputs) = kept.as_deref()
-        && catalog.compute_features_from(inputs, now, buffers, out)
-    {
-        return;
-    }
-    // Touchpoints at or after `now` are read by no feature: the range's are the same.
-    views.extend(
-        timeline
-            .since(range.start)
-            .map(|t| StoredView::new(t, shard.codes())),
-    );
-    *kept = catalog.feature_inputs(views, range.start).map(Box::new);
-    if let Some(inputs) = kept.as_deref()
-        && catalog.compute_features_from(inputs, now, buffers, out)
-    {
-        return;
-    }
+    timeline.extend_in_range(range, |t| StoredView::new(t, shard.codes()), views);
     catalog.compute_features_with(views, now, buffers, out);
 }
 

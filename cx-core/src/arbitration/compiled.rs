@@ -644,18 +644,24 @@ impl CompiledCatalog {
     /// the features at any later instant with
     /// [`compute_features_from`](Self::compute_features_from): for a store to keep with the
     /// customer's touchpoints (and drop when they change). `None` if the catalogue's features
-    /// cannot be read ahead (a filter reads `now`).
+    /// cannot be read ahead (a filter reads `now`). `buffers` are kept for the next reading
+    /// (see [`compute_features_with`](Self::compute_features_with)).
     pub fn feature_inputs<T: TouchpointFields>(
         &self,
         touchpoints: &[T],
         from: crate::model::Timestamp,
+        buffers: &mut super::FeatureBuffers,
     ) -> Option<FeatureInputs> {
-        FeatureInputs::read(
+        let mut scratch = buffers.lend();
+        let inputs = FeatureInputs::read(
             &self.features,
             &self.vocabulary,
             touchpoints,
             from.timestamp_micros(),
-        )
+            &mut scratch,
+        );
+        buffers.give_back(scratch);
+        inputs
     }
 
     /// [`compute_features_with`](Self::compute_features_with) from `inputs`, if they were

@@ -225,6 +225,10 @@ pub(crate) struct FeatureSet {
     id: u64,
     /// Whether no filter reads `now`, so that the set has [`FeatureInputs`].
     timeless: bool,
+    /// Per kind id, the positions of the features that count that kind, then (last) those of
+    /// the features that count every kind: a touchpoint is offered to these alone when its
+    /// [`FeatureInputs`] are read.
+    counting: Box<[Box<[usize]>]>,
 }
 
 /// The [`FeatureSet::id`] of the next set.
@@ -281,12 +285,25 @@ impl FeatureSet {
         let timeless = features
             .iter()
             .all(|f| f.filter.as_ref().is_none_or(|rule| !rule.reads_now()));
+        let every_kind = |f: &CompiledFeature| f.kinds.is_empty();
+        let counting = (0..=kinds.len())
+            .map(|id| {
+                let id = u32::try_from(id).unwrap_or(NO_KIND);
+                let counts = |f: &CompiledFeature| {
+                    every_kind(f) || (id as usize) < kinds.len() && f.kind_ids.contains(&id)
+                };
+                (0..features.len())
+                    .filter(|&i| features.get(i).is_some_and(counts))
+                    .collect()
+            })
+            .collect();
         FeatureSet {
             features: features.into_boxed_slice(),
             kinds: kinds.into_boxed_slice(),
             longest,
             id: NEXT_SET.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             timeless,
+            counting,
         }
     }
 
@@ -393,6 +410,13 @@ pub(crate) struct FeatureScratch<'a> {
     instants: Vec<(i64, Option<Timestamp>)>,
     /// The values computed, before they are copied out.
     pub(crate) slots: Vec<Option<Scalar<'a>>>,
+    /// The rows of [`FeatureInputs`] being read, per feature, before they are copied out...
+    lanes: Vec<Vec<inputs::Row>>,
+    /// ...their values other than numbers...
+    values: Vec<Value>,
+    /// ...and, per feature, where its attribute and each value its filter reads were last
+    /// found.
+    lane_hints: Vec<(usize, Vec<usize>)>,
 }
 
 impl FeatureScratch<'_> {
@@ -412,6 +436,9 @@ impl FeatureScratch<'_> {
             opens: self.opens,
             instants: self.instants,
             slots: recycle(self.slots),
+            lanes: self.lanes,
+            values: self.values,
+            lane_hints: self.lane_hints,
         }
     }
 }
@@ -455,6 +482,34 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
     let end = first_at(touchpoints, now, instants);
     let start = first_at(touchpoints, now.saturating_sub(set.longest), instants);
     let visible = touchpoints.get(start..end.max(start)).unwrap_or(&[]);
+    match_kinds(set, visible, scratch);
+    scratch.opens.clear();
+    for feature in set.iter() {
+        let from = match scratch.opens.iter().find(|(w, _)| *w == feature.window) {
+            Some(&(_, from)) => from,
+            None => {
+                let from = first_at(
+                    visible,
+                    now.saturating_sub(feature.window),
+                    &mut scratch.instants,
+                );
+                scratch.opens.push((feature.window, from));
+                from
+            }
+        };
+        let rows = visible.get(from..).unwrap_or(&[]);
+        let kinds = scratch.kinds.get(from..).unwrap_or(&[]);
+        out.push(feature.over(rows, kinds, now, &mut scratch.pass));
+    }
+}
+
+/// Fills `scratch.kinds` with the id in `set` of each of `rows`' kinds ([`NO_KIND`] for a
+/// kind no feature counts).
+fn match_kinds<T: TouchpointFields>(
+    set: &FeatureSet,
+    rows: &[T],
+    scratch: &mut FeatureScratch<'_>,
+) {
     scratch.kinds.clear();
     if scratch.spaces_for != set.id {
         scratch.spaces.clear();
@@ -488,7 +543,7 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
             }
         }
     };
-    scratch.kinds.extend(visible.iter().map(|t| {
+    scratch.kinds.extend(rows.iter().map(|t| {
         let Some(code) = t.kind_code().filter(|&c| c <= MAX_CODE) else {
             return match_kind(t);
         };
@@ -506,24 +561,6 @@ pub(crate) fn compute<'a, T: TouchpointFields>(
             None => match_kind(t),
         }
     }));
-    scratch.opens.clear();
-    for feature in set.iter() {
-        let from = match scratch.opens.iter().find(|(w, _)| *w == feature.window) {
-            Some(&(_, from)) => from,
-            None => {
-                let from = first_at(
-                    visible,
-                    now.saturating_sub(feature.window),
-                    &mut scratch.instants,
-                );
-                scratch.opens.push((feature.window, from));
-                from
-            }
-        };
-        let rows = visible.get(from..).unwrap_or(&[]);
-        let kinds = scratch.kinds.get(from..).unwrap_or(&[]);
-        out.push(feature.over(rows, kinds, now, &mut scratch.pass));
-    }
 }
 
 /// Computes every feature of `set` at `now` (microseconds) from `inputs`, into `out` in

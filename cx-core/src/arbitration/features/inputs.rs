@@ -11,7 +11,7 @@
 //! [`compute`](super::compute) does over the touchpoints. A set with a filter that reads
 //! `now` has no inputs ([`FeatureSet::timeless`]).
 
-use super::{Acc, FeatureSet, KindKey, TouchpointFields, add_distinct};
+use super::{Acc, FeatureScratch, FeatureSet, TouchpointFields, add_distinct, match_kinds};
 use crate::model::{Aggregation, Value};
 use crate::rules::{Scalar, Vocabulary};
 
@@ -28,21 +28,27 @@ pub struct FeatureInputs {
     set: u64,
     /// The instant (microseconds) from which every touchpoint was read.
     from: i64,
-    /// Per feature, in catalogue order, where its rows end in `at` and `cells` (they start
-    /// where the previous feature's end).
+    /// Per feature, in catalogue order, where its rows end (they start where the previous
+    /// feature's end).
     ends: Box<[u32]>,
-    /// When each row's touchpoint occurred, in microseconds (rounded down); ascending within
-    /// a feature.
-    at: Box<[i64]>,
-    /// Each row's value of its feature's attribute ([`Cell::Missing`] for a feature without).
-    cells: Box<[Cell]>,
-    /// The values other than numbers that cells hold.
+    /// Per feature, the touchpoints it admits, oldest first.
+    rows: Box<[Row]>,
+    /// The values other than numbers that rows hold.
     values: Box<[Value]>,
+}
+
+/// A touchpoint a feature admits: when it occurred and its value of the feature's attribute.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Row {
+    /// In microseconds since the Unix epoch, rounded down.
+    at: i64,
+    cell: Cell,
 }
 
 /// A touchpoint's value of a feature's attribute.
 #[derive(Debug, Clone, Copy)]
 enum Cell {
+    /// None, or the feature has no attribute.
     Missing,
     Number(f64),
     /// A position in [`FeatureInputs::values`].
@@ -63,58 +69,84 @@ impl Cell {
 
 impl FeatureInputs {
     /// The inputs of `set`'s features in `touchpoints` (oldest first: every touchpoint of the
-    /// customer that occurred at or after `from`, in microseconds); `None` if `set` has none
-    /// (a filter reads `now`) or there are more than 2^32 rows.
-    pub(crate) fn read<T: TouchpointFields>(
+    /// customer that occurred at or after `from`, in microseconds), built in `scratch`; `None`
+    /// if `set` has none (a filter reads `now`) or there are more than 2^32 rows.
+    pub(crate) fn read<'a, T: TouchpointFields>(
         set: &FeatureSet,
         vocabulary: &Vocabulary,
-        touchpoints: &[T],
+        touchpoints: &'a [T],
         from: i64,
+        scratch: &mut FeatureScratch<'a>,
     ) -> Option<Self> {
         if !set.timeless {
             return None;
         }
-        let kinds: Vec<u32> = touchpoints
-            .iter()
-            .map(|t| {
-                let kind = t.kind().as_str();
-                set.kind_id(KindKey::of(kind), kind)
-            })
-            .collect();
-        let mut slots = vec![None; vocabulary.touchpoint.len()];
-        let (mut ends, mut at, mut cells, mut values) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for feature in set.iter() {
-            let mut hints = vec![0; feature.filter_reads.len()];
-            let mut hint = 0;
-            for (t, &kind) in touchpoints.iter().zip(&kinds) {
+        match_kinds(set, touchpoints, scratch);
+        let FeatureScratch {
+            pass,
+            kinds,
+            lanes,
+            values,
+            lane_hints,
+            ..
+        } = scratch;
+        pass.touchpoint.clear();
+        pass.touchpoint.resize(vocabulary.touchpoint.len(), None);
+        values.clear();
+        lanes.resize_with(set.len(), Vec::new);
+        lanes.iter_mut().for_each(Vec::clear);
+        lane_hints.resize_with(set.len(), Default::default);
+        for (feature, (hint, filter_hints)) in set.iter().zip(lane_hints.iter_mut()) {
+            *hint = 0;
+            filter_hints.clear();
+            filter_hints.resize(feature.filter_reads.len(), 0);
+        }
+        // A touchpoint at a time, offered to the features that count its kind only.
+        let any_kind = set.counting.len().saturating_sub(1);
+        for (t, &kind) in touchpoints.iter().zip(kinds.iter()) {
+            let counting = set
+                .counting
+                .get(kind as usize)
+                .or_else(|| set.counting.get(any_kind));
+            let mut at = None;
+            for &f in counting.map_or(&[][..], |c| &c[..]) {
+                let (Some(feature), Some(lane), Some((hint, filter_hints))) =
+                    (set.features.get(f), lanes.get_mut(f), lane_hints.get_mut(f))
+                else {
+                    continue;
+                };
                 // The filter reads no `now`: any instant gives the same verdict.
-                if !feature.admits(t, kind, from, &mut slots, &mut hints) {
+                if !feature.admits(t, kind, from, &mut pass.touchpoint, filter_hints) {
                     continue;
                 }
                 let value = feature
                     .attribute
                     .as_ref()
-                    .and_then(|name| t.attributes().get_hinted(name.as_str(), &mut hint));
-                cells.push(match value {
+                    .and_then(|name| t.attributes().get_hinted(name.as_str(), hint));
+                let cell = match value {
                     None => Cell::Missing,
                     Some(Value::Number(n)) => Cell::Number(*n),
                     Some(other) => {
                         values.push(other.clone());
                         Cell::Other(u32::try_from(values.len() - 1).ok()?)
                     }
-                });
-                at.push(t.occurred_at_micros());
+                };
+                let at = *at.get_or_insert_with(|| t.occurred_at_micros());
+                lane.push(Row { at, cell });
             }
-            ends.push(u32::try_from(at.len()).ok()?);
+        }
+        let mut rows = Vec::with_capacity(lanes.iter().map(Vec::len).sum());
+        let mut ends = Vec::with_capacity(set.len());
+        for lane in lanes.iter() {
+            rows.extend_from_slice(lane);
+            ends.push(u32::try_from(rows.len()).ok()?);
         }
         Some(FeatureInputs {
             set: set.id,
             from,
             ends: ends.into_boxed_slice(),
-            at: at.into_boxed_slice(),
-            cells: cells.into_boxed_slice(),
-            values: values.into_boxed_slice(),
+            rows: rows.into_boxed_slice(),
+            values: values.drain(..).collect(),
         })
     }
 
@@ -136,57 +168,53 @@ impl FeatureInputs {
         out.clear();
         let mut start = 0;
         for (feature, &end) in set.iter().zip(self.ends.iter()) {
-            let rows = start..end as usize;
+            let rows = self.rows.get(start..end as usize).unwrap_or_default();
             start = end as usize;
-            let at = self.at.get(rows.clone()).unwrap_or_default();
-            let lo = at.partition_point(|&a| a < now.saturating_sub(feature.window));
-            let hi = at.partition_point(|&a| a < now);
-            let cells = self
-                .cells
-                .get(rows)
-                .and_then(|cells| cells.get(lo..hi.max(lo)))
-                .unwrap_or_default();
+            let lo = rows.partition_point(|r| r.at < now.saturating_sub(feature.window));
+            let hi = rows.partition_point(|r| r.at < now);
+            let window = rows.get(lo..hi.max(lo)).unwrap_or_default();
             out.push(self.aggregate(
                 feature.aggregate,
                 feature.attribute.is_some(),
-                cells,
+                window,
                 distinct,
             ));
         }
     }
 
-    /// The aggregate of `cells`, the rows of a feature's window (with an attribute or not).
+    /// The aggregate of `rows`, a feature's window (with an attribute or not).
     #[inline]
     fn aggregate<'a>(
         &'a self,
         aggregate: Aggregation,
         has_attribute: bool,
-        cells: &[Cell],
+        rows: &[Row],
         distinct: &mut Vec<(u64, Scalar<'a>)>,
     ) -> Option<Scalar<'a>> {
         let mut acc = Acc::new(aggregate);
         if !has_attribute {
             // A count of the rows, as `CompiledFeature::over` makes without an attribute.
-            acc.count = cells.len() as u64;
+            acc.count = rows.len() as u64;
             return acc.finish(0);
         }
         let values = &self.values;
+        let cells = rows.iter().map(|r| r.cell);
         match aggregate {
-            Aggregation::Last => cells.iter().rev().find_map(|c| c.scalar(values)),
+            Aggregation::Last => cells.rev().find_map(|c| c.scalar(values)),
             Aggregation::DistinctCount => {
                 distinct.clear();
-                for value in cells.iter().filter_map(|c| c.scalar(values)) {
+                for value in cells.filter_map(|c| c.scalar(values)) {
                     add_distinct(value, distinct);
                 }
                 acc.finish(distinct.len())
             }
             Aggregation::Count => {
-                acc.count = cells.iter().filter(|c| !matches!(c, Cell::Missing)).count() as u64;
+                acc.count = cells.filter(|c| !matches!(c, Cell::Missing)).count() as u64;
                 acc.finish(0)
             }
             Aggregation::Sum | Aggregation::Avg | Aggregation::Min | Aggregation::Max => {
                 for cell in cells {
-                    if let Cell::Number(n) = *cell {
+                    if let Cell::Number(n) = cell {
                         acc.add_number(n);
                     }
                 }
@@ -325,8 +353,8 @@ features:
             .filter(|t| t.occurred_at >= from)
             .cloned()
             .collect();
-        let inputs = catalog.feature_inputs(&since, from).unwrap();
         let (mut buffers, mut got) = (FeatureBuffers::default(), Vec::new());
+        let inputs = catalog.feature_inputs(&since, from, &mut buffers).unwrap();
         let lookback = catalog.touchpoint_lookback().as_delta();
         let mut served = 0;
         for at in edges(&all, &catalog) {
@@ -346,9 +374,11 @@ features:
         let catalog = compiled(FEATURES);
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
         let from = now - TimeDelta::days(30);
-        let inputs = catalog.feature_inputs(&touchpoints(now), from).unwrap();
-        let mut out = vec![None];
         let mut buffers = FeatureBuffers::default();
+        let inputs = catalog
+            .feature_inputs(&touchpoints(now), from, &mut buffers)
+            .unwrap();
+        let mut out = vec![None];
         // The same catalogue compiled again reads the same, but its kind ids could differ.
         assert!(!compiled(FEATURES).compute_features_from(&inputs, now, &mut buffers, &mut out));
         assert_eq!(out, [None], "left as it was");
@@ -367,7 +397,12 @@ features:
 "#,
         );
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
-        assert!(catalog.feature_inputs(&touchpoints(now), now).is_none());
+        let mut buffers = FeatureBuffers::default();
+        assert!(
+            catalog
+                .feature_inputs(&touchpoints(now), now, &mut buffers)
+                .is_none()
+        );
         let without = compiled(
             r#"
 schema:
@@ -376,6 +411,10 @@ features:
   - { id: seen_late, aggregate: count, window: 1d, filter: 'touchpoint.seen > timestamp("2026-11-22T00:00:00Z")' }
 "#,
         );
-        assert!(without.feature_inputs(&touchpoints(now), now).is_some());
+        assert!(
+            without
+                .feature_inputs(&touchpoints(now), now, &mut buffers)
+                .is_some()
+        );
     }
 }
