@@ -331,16 +331,25 @@ def main() -> None:
     def cx_batch() -> pd.DataFrame:
         return engine.decide_batch(ids, channel=telco.channel, context=CONTEXT,
                                    placement=PLACEMENT, k=telco.k)
+    # The first call reads what the features need of each customer's touchpoints and keeps
+    # it in the store; later calls (another look at the same customers) compute from that.
+    started = time.perf_counter()
+    first_out = cx_batch()
+    cx_first = time.perf_counter() - started
     cx_took, cx_out = median_time(cx_batch, args.runs)
+    assert chosen(first_out) == chosen(cx_out), "the first call decided otherwise"
     pd_took, pd_out = median_time(lambda: pandas_decide(telco), max(1, args.runs - 2))
     ours, theirs = chosen(cx_out), chosen(pd_out)
     same = sum(ours.get(c, ()) == theirs.get(c, ()) for c in ids)
     print(f"same offers in the same order: {same:,} of {len(ids):,} customers "
           f"({100 * same / len(ids):.1f} %)")
-    print(f"decide_batch ({len(ids):,} customers): {cx_took:.3f} s median, "
+    print(f"decide_batch ({len(ids):,} customers), first call: {cx_first:.3f} s, "
+          f"{cx_first / len(ids) * 1e6:.1f} us per decision")
+    print(f"decide_batch, later calls: {cx_took:.3f} s median of {args.runs}, "
           f"{cx_took / len(ids) * 1e6:.1f} us per decision")
     print(f"pandas/numpy pipeline: {pd_took:.3f} s")
-    print(f"ratio: {pd_took / cx_took:.1f}x faster; goal >= 50x")
+    print(f"ratio: {pd_took / cx_took:.1f}x faster (first call: {pd_took / cx_first:.1f}x); "
+          f"goal >= 50x")
 
     # 2. per-call overhead of engine.decide over the Rust Engine::decide, alternating the two
     #    in rounds so both see the same machine; min and median per call over the rounds.

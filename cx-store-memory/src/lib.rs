@@ -37,6 +37,14 @@
 //!   (`stored.rs`); one open-addressing set of (customer, id) fingerprints answers the
 //!   idempotency check in one probe (`fingerprints.rs`). Ingest is bound by memory (page
 //!   faults, cache and TLB misses), and this layout is what keeps it fast.
+//! - **Feature inputs** (`state.rs`): a batch of decisions
+//!   ([`visit_decision_states`](cx_core::Store::visit_decision_states)) keeps, with each
+//!   customer's timeline, what the catalogue's features read of it
+//!   ([`FeatureInputs`](cx_core::arbitration::FeatureInputs): per feature, when each touchpoint
+//!   it admits occurred and its attribute's value, about 24 bytes each). The next decisions
+//!   for the customer, in a batch or alone, compute the features from those packed rows
+//!   instead of walking the touchpoints and their attributes; any change to the timeline
+//!   drops them.
 //! - **Decision log** (`decisions.rs`): decisions by id with their recorded outcome keys, and
 //!   per customer the decision ids and the contact history.
 //! - **Journey tracks** (`journeys.rs`) per customer, and **follow-up cases** (`follow_ups.rs`)

@@ -150,6 +150,14 @@ impl FeatureInputs {
         })
     }
 
+    /// The bytes they hold on the heap (their rows, values and feature ends), not counting
+    /// what the values themselves point to (long text, lists).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.ends)
+            + std::mem::size_of_val(&*self.rows)
+            + std::mem::size_of_val(&*self.values)
+    }
+
     /// Whether these are inputs of `set` that hold every window at `now`.
     pub(crate) fn serve(&self, set: &FeatureSet, now: i64) -> bool {
         self.set == set.id && now.saturating_sub(set.longest) >= self.from
