@@ -522,7 +522,7 @@ impl PyEngine {
     ///
     /// Notes
     /// -----
-    /// On the in-memory store, the first call for a customer keeps what the catalogue's
+    /// On the in-memory store, a dry run keeps, for each customer, what the catalogue's
     /// features read of their touchpoints (about 1.7 kB a customer on telco-100 with 40
     /// touchpoints each). Later decisions for them, batched or not, compute the features from
     /// it (a decision then takes about a quarter fewer instructions), until their touchpoints
