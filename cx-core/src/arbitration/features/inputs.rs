@@ -301,36 +301,19 @@ features:
             out.push(t);
         }
         // Two at the very same instant, and one after `now`.
-        out.push(
+        let view = |id: &str, at: Timestamp| {
             Touchpoint::new(
-                "same-a",
+                id,
                 CustomerId::new("c"),
                 Channel::App,
                 Kind::PRODUCT_VIEW,
-                now - TimeDelta::minutes(3),
+                at,
             )
-            .with_attribute("product", "tv"),
-        );
-        out.push(
-            Touchpoint::new(
-                "same-b",
-                CustomerId::new("c"),
-                Channel::App,
-                Kind::PRODUCT_VIEW,
-                now - TimeDelta::minutes(3),
-            )
-            .with_attribute("product", "radio"),
-        );
-        out.push(
-            Touchpoint::new(
-                "later",
-                CustomerId::new("c"),
-                Channel::App,
-                Kind::PRODUCT_VIEW,
-                now + TimeDelta::minutes(5),
-            )
-            .with_attribute("dwell_seconds", 1e6),
-        );
+        };
+        let three_ago = now - TimeDelta::minutes(3);
+        out.push(view("same-a", three_ago).with_attribute("product", "tv"));
+        out.push(view("same-b", three_ago).with_attribute("product", "radio"));
+        out.push(view("later", now + TimeDelta::minutes(5)).with_attribute("dwell_seconds", 1e6));
         out.sort_by(|a, b| (a.occurred_at, &a.id).cmp(&(b.occurred_at, &b.id)));
         out
     }
