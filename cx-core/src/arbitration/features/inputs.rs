@@ -220,7 +220,17 @@ impl FeatureInputs {
                 acc.count = cells.filter(|c| !matches!(c, Cell::Missing)).count() as u64;
                 acc.finish(0)
             }
-            Aggregation::Sum | Aggregation::Avg | Aggregation::Min | Aggregation::Max => {
+            Aggregation::Sum | Aggregation::Avg => {
+                // Only what the aggregate reads, added in the same order: the same value.
+                for cell in cells {
+                    if let Cell::Number(n) = cell {
+                        acc.count += 1;
+                        acc.sum += n;
+                    }
+                }
+                acc.finish(0)
+            }
+            Aggregation::Min | Aggregation::Max => {
                 for cell in cells {
                     if let Cell::Number(n) = cell {
                         acc.add_number(n);
