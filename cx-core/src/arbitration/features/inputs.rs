@@ -418,4 +418,80 @@ features:
                 .is_some()
         );
     }
+
+    /// One generated touchpoint: minutes and nanoseconds before `now` (negative: after), kind,
+    /// channel, and which attributes it has.
+    type Spec = (i64, i64, u8, u8, u8, u8);
+
+    fn generated(now: Timestamp, specs: &[Spec]) -> Vec<Touchpoint> {
+        let mut out: Vec<Touchpoint> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, &(minutes, nanos, kind, channel, product, number))| {
+                let kind = [
+                    Kind::USAGE,
+                    Kind::PRODUCT_VIEW,
+                    Kind::PAGE_VIEW,
+                    Kind::COMPLAINT,
+                ][usize::from(kind % 4)]
+                .clone();
+                let channel =
+                    [Channel::App, Channel::Web, Channel::Sms][usize::from(channel % 3)].clone();
+                let at = now - TimeDelta::minutes(minutes) + TimeDelta::nanoseconds(nanos);
+                let mut t =
+                    Touchpoint::new(format!("t{i}"), CustomerId::new("c"), channel, kind, at);
+                t = match product % 4 {
+                    0 => t,
+                    1 => t.with_attribute("product", "phone"),
+                    2 => t.with_attribute("product", ["tv", "case"][usize::from(number % 2)]),
+                    _ => t.with_attribute("product", f64::from(number % 3)),
+                };
+                if number % 5 != 0 {
+                    t = t
+                        .with_attribute("dwell_seconds", f64::from(number % 7) * 30.0)
+                        .with_attribute("data_gb", f64::from(number) / 3.0);
+                }
+                match number % 3 {
+                    0 => t.with_attribute("roaming", true),
+                    1 => t.with_attribute("roaming", "no"),
+                    _ => t.with_attribute("seen", at - TimeDelta::minutes(i64::from(number))),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (a.occurred_at, &a.id).cmp(&(b.occurred_at, &b.id)));
+        out
+    }
+
+    proptest::proptest! {
+        /// Any touchpoints, any instant the inputs serve: the values of the touchpoints.
+        #[test]
+        fn inputs_agree_with_the_touchpoints_on_any_history(
+            specs in proptest::collection::vec(
+                (-30i64..60_000, 0i64..1_000_000, 0u8..4, 0u8..3, 0u8..4, 0u8..30),
+                0..60,
+            ),
+            instants in proptest::collection::vec((0i64..13 * 86_400_000, 0i64..1_000), 1..6),
+        ) {
+            let catalog = compiled(FEATURES);
+            let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+            let all = generated(now, &specs);
+            let from = now - TimeDelta::days(42);
+            let since: Vec<Touchpoint> =
+                all.iter().filter(|t| t.occurred_at >= from).cloned().collect();
+            let mut buffers = FeatureBuffers::default();
+            let inputs = catalog.feature_inputs(&since, from, &mut buffers).unwrap();
+            let mut got = Vec::new();
+            for (millis, micros) in instants {
+                // From the first instant served to a day after `now`.
+                let at = from
+                    + TimeDelta::days(30)
+                    + TimeDelta::milliseconds(millis)
+                    + TimeDelta::microseconds(micros);
+                proptest::prop_assert!(
+                    catalog.compute_features_from(&inputs, at, &mut buffers, &mut got)
+                );
+                proptest::prop_assert_eq!(&got, &catalog.compute_features(&all, at), "at {}", at);
+            }
+        }
+    }
 }
