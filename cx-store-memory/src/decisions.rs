@@ -41,9 +41,20 @@ struct History {
 impl History {
     /// The contact events whose instant is in `range`.
     fn contacts_in(&self, range: &TimeRange) -> &[ContactEvent] {
-        let start = self.contacts.partition_point(|e| e.at < range.start);
-        let end = self.contacts.partition_point(|e| e.at < range.end);
+        let start = first_at(&self.contacts, range.start);
+        let end = first_at(&self.contacts, range.end);
         self.contacts.get(start..end.max(start)).unwrap_or_default()
+    }
+}
+
+/// The position of the first of `events` (sorted by instant) at or after `at`. The ends are
+/// looked at first: a decision's range usually holds the whole history, so the search reads
+/// two events instead of a binary search's scattered ones.
+fn first_at(events: &[ContactEvent], at: cx_core::model::Timestamp) -> usize {
+    match (events.first(), events.last()) {
+        (Some(first), _) if first.at >= at => 0,
+        (_, Some(last)) if last.at < at => events.len(),
+        _ => events.partition_point(|e| e.at < at),
     }
 }
 
