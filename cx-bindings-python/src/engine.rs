@@ -157,13 +157,19 @@ impl PyEngine {
     /// now : datetime, optional
     ///     Pin the engine's clock at this instant (for reproducible notebooks and tests);
     ///     by default the engine runs on the system clock.
+    /// keep_feature_inputs : bool, default True
+    ///     Whether a dry ``decide_batch`` keeps, per customer, what the catalogue's features
+    ///     read of their touchpoints, so that later decisions about them are faster (about
+    ///     1.7 kB a customer with 40 touchpoints). False: every decision reads the
+    ///     touchpoints, and the store holds no more than its data.
     #[staticmethod]
-    #[pyo3(signature = (*, now = None))]
-    fn in_memory(now: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (*, now = None, keep_feature_inputs = true))]
+    fn in_memory(now: Option<&Bound<'_, PyAny>>, keep_feature_inputs: bool) -> PyResult<Self> {
         let clock = now
             .map(|n| instant(n, "now").map(|t| Arc::new(ManualClock::new(t))))
             .transpose()?;
-        let mut engine = Engine::new(Arc::new(MemoryStore::new()));
+        let store = MemoryStore::new().with_kept_feature_inputs(keep_feature_inputs);
+        let mut engine = Engine::new(Arc::new(store));
         if let Some(c) = &clock {
             engine = engine.with_clock(c.clone());
         }

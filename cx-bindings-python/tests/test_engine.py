@@ -77,6 +77,26 @@ def test_decide_batch_keeps_the_order_of_the_ids_across_its_runs(loaded: cx.Engi
         assert list(rows.offer_id.fillna("")) == chosen[rows.customer_id.iloc[0]]
 
 
+def test_decide_batch_chooses_the_same_with_or_without_kept_feature_inputs() -> None:
+    # A dry run keeps each customer's feature inputs; the next decisions compute from them.
+    chosen = []
+    for keep in (True, False):
+        engine = cx.Engine.in_memory(now=NOW, keep_feature_inputs=keep)
+        engine.load_catalog(catalog())
+        engine.upsert_customers(customers())
+        engine.ingest(touchpoints())
+        runs = [engine.decide_batch(["c-1", "c-2", "c-3"], channel="sms", seed=1)
+                for _ in range(2)]
+        picks = [list(run.offer_id.fillna("")) for run in runs]
+        assert picks[0] == picks[1]
+        first = runs[0]
+        alone = engine.decide("c-1", channel="sms", seed=1)
+        assert [o.offer_id for o in alone.offers] == list(
+            first[first.customer_id == "c-1"].offer_id.dropna())
+        chosen.append(picks[0])
+    assert chosen[0] == chosen[1]
+
+
 def test_decide_batch_names_an_unknown_customer(loaded: cx.Engine) -> None:
     with pytest.raises(cx.NotFound) as e:
         loaded.decide_batch(["c-1", "nobody"], channel="sms")

@@ -44,7 +44,8 @@
 //!   it admits occurred and its attribute's value, about 24 bytes each). The next decisions
 //!   for the customer, in a batch or alone, compute the features from those packed rows
 //!   instead of walking the touchpoints and their attributes; any change to the timeline
-//!   drops them.
+//!   drops them. [`MemoryStore::kept_feature_inputs`] says how much is kept, and
+//!   [`MemoryStore::with_kept_feature_inputs`] turns keeping them off.
 //! - **Decision log** (`decisions.rs`): decisions by id with their recorded outcome keys, and
 //!   per customer the decision ids and the contact history.
 //! - **Journey tracks** (`journeys.rs`) per customer, and **follow-up cases** (`follow_ups.rs`)
@@ -123,6 +124,20 @@ pub struct MemoryStore {
     budgets: Mutex<foldhash::HashMap<BudgetKey, u64>>,
     /// Reusable per-shard buffers for appends; never held together with another lock.
     scratch: Mutex<Vec<touchpoints::Groups>>,
+    /// Whether batches of decisions keep what the features read of each customer's
+    /// touchpoints ([`MemoryStore::with_kept_feature_inputs`]).
+    keep_feature_inputs: bool,
+}
+
+/// What a [`MemoryStore`] keeps of its customers' feature inputs
+/// ([`MemoryStore::kept_feature_inputs`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeptFeatureInputs {
+    /// Customers whose inputs are kept.
+    pub customers: usize,
+    /// The bytes those inputs take (on the heap, not counting long text they hold).
+    pub bytes: usize,
 }
 
 impl MemoryStore {
@@ -138,7 +153,33 @@ impl MemoryStore {
             catalog: RwLock::new(Vec::new()),
             budgets: Mutex::new(foldhash::HashMap::default()),
             scratch: Mutex::new(Vec::new()),
+            keep_feature_inputs: true,
         }
+    }
+
+    /// Whether batches of decisions
+    /// ([`visit_decision_states`](cx_core::Store::visit_decision_states)) keep what the
+    /// catalogue's features read of each customer's touchpoints, for the next decisions about
+    /// them (true by default; see the [crate docs](crate)). Without, every decision reads the
+    /// touchpoints, and the store holds no more than its data.
+    pub fn with_kept_feature_inputs(mut self, keep: bool) -> Self {
+        self.keep_feature_inputs = keep;
+        self
+    }
+
+    /// How many customers' feature inputs the store keeps, and their size. Locks each shard
+    /// in turn, and each customer's inputs.
+    pub fn kept_feature_inputs(&self) -> KeptFeatureInputs {
+        let mut kept = KeptFeatureInputs::default();
+        for shard in self.shards.iter() {
+            for (_, timeline) in shard.read().timelines() {
+                if let Some(inputs) = timeline.feature_inputs().as_deref() {
+                    kept.customers += 1;
+                    kept.bytes += std::mem::size_of_val(inputs) + inputs.heap_bytes();
+                }
+            }
+        }
+        kept
     }
 }
 

@@ -109,7 +109,11 @@ impl MemoryStore {
                                 &key,
                                 &range,
                                 request,
-                                Inputs::Keep,
+                                if self.keep_feature_inputs {
+                                    Inputs::Keep
+                                } else {
+                                    Inputs::Use
+                                },
                                 &mut views,
                                 &mut buffers,
                                 &mut features,

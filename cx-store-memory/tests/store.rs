@@ -1156,3 +1156,84 @@ features:
     assert_eq!(read.len(), 52);
     assert_eq!(state, Some(Some(first.compute_features(&read, now))));
 }
+
+/// Batches of decisions keep feature inputs (single decisions never do), a change to a
+/// customer's touchpoints drops theirs, and a store told not to keep them keeps none, with
+/// the same features either way.
+#[tokio::test]
+async fn batches_keep_feature_inputs_unless_told_not_to() {
+    use cx_core::arbitration::CompiledCatalog;
+    use cx_core::model::Catalog;
+    use cx_core::store::DecisionStateQuery;
+    let catalog = Arc::new(
+        CompiledCatalog::compile(
+            Catalog::from_yaml(
+                r#"
+features:
+  - { id: views, aggregate: count, kinds: [page_view], window: 1h }
+"#,
+            )
+            .unwrap(),
+            1,
+        )
+        .unwrap(),
+    );
+    let now = ts(3_600);
+    let query = |customer: &str| {
+        DecisionStateQuery::new(customer)
+            .touchpoints(Some(TimeRange::new(
+                ts(0),
+                now + cx_core::chrono::TimeDelta::microseconds(1),
+            )))
+            .features(Arc::clone(&catalog), now)
+    };
+    let mut features_seen = Vec::new();
+    for keep in [true, false] {
+        let store = MemoryStore::new().with_kept_feature_inputs(keep);
+        store
+            .upsert_customers(vec![
+                Customer::new("c-1"),
+                Customer::new("c-2"),
+                Customer::new("c-3"),
+            ])
+            .await
+            .unwrap();
+        let batch = (0..20)
+            .map(|i| tp(&format!("t-{i}"), ["c-1", "c-2"][i % 2], 100 * i as i64))
+            .collect();
+        store.append_touchpoints(batch).await.unwrap();
+        store.decision_state(&query("c-1")).await.unwrap();
+        assert_eq!(
+            store.kept_feature_inputs().customers,
+            0,
+            "one decision keeps none"
+        );
+        let mut features = Vec::new();
+        store
+            .visit_decision_states(
+                &query("_"),
+                &[id("c-1"), id("c-2"), id("c-3")],
+                &mut |_, state| features.push(state.and_then(|s| s.features.map(<[_]>::to_vec))),
+            )
+            .await
+            .unwrap();
+        let kept = store.kept_feature_inputs();
+        // c-3 has no touchpoints, so no timeline to keep them with.
+        assert_eq!(kept.customers, if keep { 2 } else { 0 }, "keep: {keep}");
+        assert_eq!(kept.bytes > 0, keep);
+        store
+            .append_touchpoints(vec![tp("t-late", "c-1", 50)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.kept_feature_inputs().customers,
+            if keep { 1 } else { 0 }
+        );
+        features_seen.push(features);
+    }
+    assert_eq!(features_seen.first(), features_seen.last());
+    assert_eq!(
+        features_seen.first().and_then(|f| f.first().cloned()),
+        Some(Some(vec![Some(cx_core::model::Value::Number(10.0))]))
+    );
+}

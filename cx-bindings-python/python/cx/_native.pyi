@@ -146,7 +146,9 @@ class Engine:
     """A ``cx`` engine over a store. Every method blocks and releases the GIL."""
 
     @staticmethod
-    def in_memory(*, now: datetime.datetime | None = None) -> Engine:
+    def in_memory(
+        *, now: datetime.datetime | None = None, keep_feature_inputs: bool = True
+    ) -> Engine:
         """An engine on a fresh in-memory store (clock pinned at ``now`` if given)."""
     @staticmethod
     def postgres(
