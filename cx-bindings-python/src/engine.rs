@@ -532,7 +532,8 @@ impl PyEngine {
     /// features read of their touchpoints (about 1.7 kB a customer on telco-100 with 40
     /// touchpoints each). Later decisions for them, batched or not, compute the features from
     /// it (a decision then takes about a quarter fewer instructions), until their touchpoints
-    /// change or another catalogue is loaded.
+    /// change or another catalogue is loaded. ``Engine.in_memory(keep_feature_inputs=False)``
+    /// keeps none.
     #[pyo3(signature = (customer_ids, *, channel, context = None, k = None, placement = None, seed = None, record = false))]
     #[allow(clippy::too_many_arguments)]
     fn decide_batch(
