@@ -196,33 +196,33 @@ fn features_in<'s>(
     let windows_start = now
         .checked_sub_signed(catalog.touchpoint_lookback().as_delta())
         .unwrap_or(Timestamp::MIN_UTC);
-    if range.end >= now && range.start <= windows_start {
-        let mut kept = timeline.feature_inputs();
+    // Inputs hold the windows at `now`: they serve only a range that holds them too.
+    let reaches = range.end >= now && range.start <= windows_start;
+    let mut kept = timeline.feature_inputs();
+    if reaches
+        && let Some(held) = kept.as_deref()
+        && catalog.compute_features_from(held, now, buffers, out)
+    {
+        return;
+    }
+    if reaches && inputs == Inputs::Keep {
+        // Touchpoints at or after `now` are read by no feature: the range's are the same.
+        views.extend(
+            timeline
+                .since(range.start)
+                .map(|t| StoredView::new(t, shard.codes())),
+        );
+        *kept = catalog
+            .feature_inputs(views, range.start, buffers)
+            .map(Box::new);
         if let Some(held) = kept.as_deref()
             && catalog.compute_features_from(held, now, buffers, out)
         {
             return;
         }
-        if inputs == Inputs::Keep {
-            // Touchpoints at or after `now` are read by no feature: the range's are the same.
-            views.extend(
-                timeline
-                    .since(range.start)
-                    .map(|t| StoredView::new(t, shard.codes())),
-            );
-            *kept = catalog
-                .feature_inputs(views, range.start, buffers)
-                .map(Box::new);
-            if let Some(held) = kept.as_deref()
-                && catalog.compute_features_from(held, now, buffers, out)
-            {
-                return;
-            }
-            catalog.compute_features_with(views, now, buffers, out);
-            return;
-        }
+    } else {
+        timeline.extend_in_range(range, |t| StoredView::new(t, shard.codes()), views);
     }
-    timeline.extend_in_range(range, |t| StoredView::new(t, shard.codes()), views);
     catalog.compute_features_with(views, now, buffers, out);
 }
 

@@ -623,20 +623,16 @@ impl CompiledCatalog {
         buffers: &mut super::FeatureBuffers,
         out: &mut Vec<Option<Value>>,
     ) {
-        let mut scratch = buffers.lend();
-        let mut slots = std::mem::take(&mut scratch.slots);
-        super::features::compute(
-            &self.features,
-            &self.vocabulary,
-            touchpoints,
-            now.timestamp_micros(),
-            &mut scratch,
-            &mut slots,
-        );
-        out.clear();
-        out.extend(slots.drain(..).map(super::features::owned));
-        scratch.slots = slots;
-        buffers.give_back(scratch);
+        buffers.values_into(out, |scratch, slots| {
+            super::features::compute(
+                &self.features,
+                &self.vocabulary,
+                touchpoints,
+                now.timestamp_micros(),
+                scratch,
+                slots,
+            );
+        });
     }
 
     /// What the catalogue's features read of a customer's `touchpoints` (oldest first: all
@@ -679,13 +675,9 @@ impl CompiledCatalog {
         if !inputs.serve(&self.features, now) {
             return false;
         }
-        let mut scratch = buffers.lend();
-        let mut slots = std::mem::take(&mut scratch.slots);
-        super::features::compute_from_inputs(&self.features, inputs, now, &mut scratch, &mut slots);
-        out.clear();
-        out.extend(slots.drain(..).map(super::features::owned));
-        scratch.slots = slots;
-        buffers.give_back(scratch);
+        buffers.values_into(out, |scratch, slots| {
+            inputs.compute(&self.features, now, scratch, slots);
+        });
         true
     }
 }

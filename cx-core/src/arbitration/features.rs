@@ -285,16 +285,15 @@ impl FeatureSet {
         let timeless = features
             .iter()
             .all(|f| f.filter.as_ref().is_none_or(|rule| !rule.reads_now()));
-        let every_kind = |f: &CompiledFeature| f.kinds.is_empty();
+        // Kind ids, then one past them: the features counting every kind alone.
         let counting = (0..=kinds.len())
             .map(|id| {
                 let id = u32::try_from(id).unwrap_or(NO_KIND);
-                let counts = |f: &CompiledFeature| {
-                    every_kind(f) || (id as usize) < kinds.len() && f.kind_ids.contains(&id)
+                let counted = |f: &CompiledFeature| {
+                    f.kinds.is_empty() || (id as usize) < kinds.len() && f.kind_ids.contains(&id)
                 };
-                (0..features.len())
-                    .filter(|&i| features.get(i).is_some_and(counts))
-                    .collect()
+                let positions = features.iter().enumerate().filter(|(_, f)| counted(f));
+                positions.map(|(i, _)| i).collect()
             })
             .collect();
         FeatureSet {
@@ -377,6 +376,22 @@ impl FeatureBuffers {
     /// Takes back what [`lend`](Self::lend) gave.
     pub(crate) fn give_back(&mut self, scratch: FeatureScratch<'_>) {
         self.scratch = scratch.recycle();
+    }
+
+    /// Runs `compute` on the buffers, lent for values borrowed for `'a`, and copies the
+    /// values it leaves in its slots into `out` (cleared first).
+    pub(crate) fn values_into<'a>(
+        &mut self,
+        out: &mut Vec<Option<Value>>,
+        compute: impl FnOnce(&mut FeatureScratch<'a>, &mut Vec<Option<Scalar<'a>>>),
+    ) {
+        let mut scratch = self.lend();
+        let mut slots = std::mem::take(&mut scratch.slots);
+        compute(&mut scratch, &mut slots);
+        out.clear();
+        out.extend(slots.drain(..).map(owned));
+        scratch.slots = slots;
+        self.give_back(scratch);
     }
 }
 
@@ -563,19 +578,6 @@ fn match_kinds<T: TouchpointFields>(
     }));
 }
 
-/// Computes every feature of `set` at `now` (microseconds) from `inputs`, into `out` in
-/// feature-slot order: the values [`compute`] gives over the touchpoints they were read from.
-/// The inputs must [serve](FeatureInputs::serve) `set` at `now`.
-pub(crate) fn compute_from_inputs<'a>(
-    set: &FeatureSet,
-    inputs: &'a FeatureInputs,
-    now: i64,
-    scratch: &mut FeatureScratch<'a>,
-    out: &mut Vec<Option<Scalar<'a>>>,
-) {
-    inputs.compute(set, now, &mut scratch.pass.distinct, out);
-}
-
 /// The position of the first of `rows` (oldest first) that occurred at or after `at`
 /// (microseconds since the Unix epoch). Instants are compared as they are: converting each to
 /// microseconds costs more, and gives the same order (an instant is before `at` exactly when
@@ -593,10 +595,18 @@ fn first_at<T: TouchpointFields>(
     let Some(at) = instant(at, instants) else {
         return rows.partition_point(|t| t.occurred_at_micros() < at);
     };
+    partition_point_ends(rows, |t| t.occurred_at() < at)
+}
+
+/// `rows.partition_point(before)` (`before` holds for a prefix of `rows`), looking at the two
+/// ends first: when `before` holds for none or all of them, as it does for most windows and
+/// ranges, that is two reads instead of a binary search's scattered ones.
+#[inline]
+pub(crate) fn partition_point_ends<T>(rows: &[T], before: impl Fn(&T) -> bool) -> usize {
     match (rows.first(), rows.last()) {
-        (Some(first), _) if first.occurred_at() >= at => 0,
-        (_, Some(last)) if last.occurred_at() < at => rows.len(),
-        _ => rows.partition_point(|t| t.occurred_at() < at),
+        (Some(first), _) if !before(first) => 0,
+        (_, Some(last)) if before(last) => rows.len(),
+        _ => rows.partition_point(before),
     }
 }
 

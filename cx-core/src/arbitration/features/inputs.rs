@@ -11,7 +11,10 @@
 //! [`compute`](super::compute) does over the touchpoints. A set with a filter that reads
 //! `now` has no inputs ([`FeatureSet::timeless`]).
 
-use super::{Acc, FeatureScratch, FeatureSet, TouchpointFields, add_distinct, match_kinds};
+use super::{
+    Acc, FeatureScratch, FeatureSet, TouchpointFields, add_distinct, match_kinds,
+    partition_point_ends,
+};
 use crate::model::{Aggregation, Value};
 use crate::rules::{Scalar, Vocabulary};
 
@@ -170,9 +173,10 @@ impl FeatureInputs {
         &'a self,
         set: &FeatureSet,
         now: i64,
-        distinct: &mut Vec<(u64, Scalar<'a>)>,
+        scratch: &mut FeatureScratch<'a>,
         out: &mut Vec<Option<Scalar<'a>>>,
     ) {
+        let distinct = &mut scratch.pass.distinct;
         out.clear();
         let mut start = 0;
         for (feature, &end) in set.iter().zip(self.ends.iter()) {
@@ -242,16 +246,12 @@ impl FeatureInputs {
     }
 }
 
-/// The position of the first of `rows` (oldest first) at or after `at` (microseconds). The
-/// ends are looked at first: most windows hold every row of a feature, and no row is at or
-/// after `now`, so most searches end there without a mispredicted branch.
+/// The position of the first of `rows` (oldest first) at or after `at` (microseconds): most
+/// windows hold every row of a feature, and no row is at or after `now`, so the ends answer
+/// most searches.
 #[inline]
 fn first_at(rows: &[Row], at: i64) -> usize {
-    match (rows.first(), rows.last()) {
-        (Some(first), _) if first.at >= at => 0,
-        (_, Some(last)) if last.at < at => rows.len(),
-        _ => rows.partition_point(|r| r.at < at),
-    }
+    partition_point_ends(rows, |r| r.at < at)
 }
 
 #[cfg(test)]
