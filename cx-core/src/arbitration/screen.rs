@@ -215,37 +215,39 @@ impl ChannelScreen {
     }
 }
 
-/// (shared clause id, positions of the candidates whose rule has it), by clause id.
-type Uses = Box<[(u32, Box<[u32]>)]>;
+/// (shared clause id, word, bits): the candidates whose rule has the clause, as the words of
+/// their set that have any, sorted by clause id then word.
+type Uses = Box<[(u32, u32, u64)]>;
 
 /// Which candidates' rules have each clause, from each candidate's clause ids.
 fn uses<'a>(rules: impl Iterator<Item = &'a [u32]>) -> Uses {
-    let mut uses: Vec<(u32, Vec<u32>)> = Vec::new();
+    let mut uses: Vec<(u32, u32, u64)> = Vec::new();
     for (position, ids) in rules.enumerate() {
+        let word = index(position / 64);
         for &id in ids {
-            match uses.binary_search_by_key(&id, |(clause, _)| *clause) {
+            match uses.binary_search_by_key(&(id, word), |&(clause, w, _)| (clause, w)) {
                 Ok(at) => {
-                    if let Some((_, positions)) = uses.get_mut(at) {
-                        positions.push(index(position));
+                    if let Some((_, _, bits)) = uses.get_mut(at) {
+                        *bits |= 1 << (position % 64);
                     }
                 }
-                Err(at) => uses.insert(at, (id, vec![index(position)])),
+                Err(at) => uses.insert(at, (id, word, 1 << (position % 64))),
             }
         }
     }
-    uses.into_iter()
-        .map(|(id, positions)| (id, positions.into_boxed_slice()))
-        .collect()
+    uses.into_boxed_slice()
 }
 
 /// The candidates (of `words` words) whose rule has a clause that does not hold.
+///
+/// Branch-free over the clauses: which clauses fail changes from one customer to the next, so
+/// a branch on it is mispredicted often, and costs more than or-ing a word with nothing.
 fn failing(uses: &Uses, shared: &ClauseResults, words: usize) -> Vec<u64> {
     let mut set = vec![0; words];
-    for (id, positions) in uses.iter() {
-        if shared.passes(*id) == 0 {
-            for &position in positions.iter() {
-                insert(&mut set, position as usize);
-            }
+    for &(id, word, bits) in uses.iter() {
+        let fails = u64::from(shared.passes(id) == 0).wrapping_neg();
+        if let Some(w) = set.get_mut(word as usize) {
+            *w |= bits & fails;
         }
     }
     set
