@@ -245,7 +245,8 @@ fn uses<'a>(rules: impl Iterator<Item = &'a [u32]>) -> Uses {
 fn failing(uses: &Uses, shared: &ClauseResults, words: usize) -> Vec<u64> {
     let mut set = vec![0; words];
     for &(id, word, bits) in uses.iter() {
-        let fails = u64::from(shared.passes(id) == 0).wrapping_neg();
+        // All ones if the clause does not hold (`passes` is 0 or 1), else none.
+        let fails = u64::from(shared.passes(id)).wrapping_sub(1);
         if let Some(w) = set.get_mut(word as usize) {
             *w |= bits & fails;
         }
