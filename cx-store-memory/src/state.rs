@@ -5,18 +5,24 @@
 //! each lock taken once per group of them and nothing copied at all.
 
 use crate::MemoryStore;
-use crate::shard::{CustomerKey, Shard};
-use crate::stored::StoredView;
+use crate::stored::{Codes, StoredView};
+use crate::timeline::Timeline;
 use cx_core::arbitration::FeatureBuffers;
-use cx_core::model::{CustomerId, TimeRange, Timestamp, Touchpoint, Value};
+use cx_core::model::{ContactEvent, Customer, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
 use cx_core::store::{
     BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView, FeatureRequest,
 };
+use mem_prefetch::prefetch_read_data;
 
 /// How many customers [`MemoryStore::visit_states`] reads under one taking of its locks: enough
 /// to spread the cost of taking them (every shard's), few enough that a writer waits for no
 /// more than a few milliseconds of decisions.
 const VISIT_GROUP: usize = 256;
+
+/// How many customers [`MemoryStore::visit_states`] finds, and asks the processor to fetch what
+/// deciding for them reads, before deciding for the first: a customer's profile, timeline and
+/// contact history are cache misses, which then overlap instead of coming one at a time.
+const LOOKAHEAD: usize = 8;
 
 impl MemoryStore {
     /// The answer to `query`, read under the directory's read lock (so no merge or erasure
@@ -31,12 +37,12 @@ impl MemoryStore {
         let mut touchpoints = Vec::new();
         if let Some(range) = query.touchpoints {
             let shard = self.shards.get(key.shard()).read();
+            let timeline = shard.timeline(&key).map(|t| (t, shard.codes()));
             match &query.features {
                 Some(request) => {
                     let mut computed = Vec::new();
                     features_in(
-                        &shard,
-                        &key,
+                        timeline,
                         &range,
                         request,
                         Inputs::Use,
@@ -46,7 +52,7 @@ impl MemoryStore {
                     );
                     features = Some(computed);
                 }
-                None => touchpoints = touchpoints_in(&shard, &key, &range),
+                None => touchpoints = touchpoints_in(timeline, canonical, &range),
             }
         }
         let contacts = query
@@ -74,6 +80,11 @@ impl MemoryStore {
         visit: &mut (dyn for<'s> FnMut(usize, Option<DecisionStateView<'s>>) + Send),
     ) {
         let budget_used = self.budgets_in_use(&query.budgets);
+        let inputs = if self.keep_feature_inputs {
+            Inputs::Keep
+        } else {
+            Inputs::Use
+        };
         let mut buffers = FeatureBuffers::default();
         let mut features = Vec::new();
         let mut position = 0;
@@ -85,58 +96,73 @@ impl MemoryStore {
             };
             let decisions = query.contacts.map(|_| self.decisions.read());
             let mut views: Vec<StoredView<'_>> = Vec::new();
-            for id in group {
-                let i = position;
-                position += 1;
-                let canonical = directory.canonical(id);
-                let Some(customer) = directory.profile(canonical) else {
-                    visit(i, None);
-                    continue;
-                };
-                let key = self.keys.key(canonical.clone());
-                let mut touchpoints = Vec::new();
-                let mut computed = None;
-                if let (Some(range), Some(shard)) =
-                    (query.touchpoints, shards.get(key.shard().index()))
-                {
-                    match &query.features {
-                        Some(request) => {
-                            // A shard's kind codes never change meaning (its dictionary never
-                            // forgets a kind): each is matched once for the whole visit.
-                            buffers.set_code_space(Some(key.shard().index()));
-                            features_in(
-                                shard,
-                                &key,
-                                &range,
-                                request,
-                                if self.keep_feature_inputs {
-                                    Inputs::Keep
-                                } else {
-                                    Inputs::Use
-                                },
-                                &mut views,
-                                &mut buffers,
-                                &mut features,
-                            );
-                            computed = Some(features.as_slice());
+            let mut found: Vec<Found<'_>> = Vec::with_capacity(LOOKAHEAD);
+            for run in group.chunks(LOOKAHEAD) {
+                // Every customer of the run found first, and what deciding reads of them
+                // prefetched: their lookups are independent, so their cache misses overlap.
+                found.extend(run.iter().map(|id| {
+                    let canonical = directory.canonical(id);
+                    let Some(customer) = directory.profile(canonical) else {
+                        return Found::default();
+                    };
+                    let key = self.keys.key(canonical.clone());
+                    let space = key.shard().index();
+                    let found = Found {
+                        customer: Some(customer),
+                        space,
+                        timeline: shards
+                            .get(space)
+                            .and_then(|s| Some((s.timeline(&key)?, s.codes()))),
+                        contacts: match (&decisions, query.contacts) {
+                            (Some(log), Some(range)) => log.contacts(canonical, &range),
+                            _ => &[],
+                        },
+                    };
+                    found.prefetch();
+                    found
+                }));
+                for found in found.drain(..) {
+                    let i = position;
+                    position += 1;
+                    let Some(customer) = found.customer else {
+                        visit(i, None);
+                        continue;
+                    };
+                    let mut touchpoints = Vec::new();
+                    let mut computed = None;
+                    if let Some(range) = query.touchpoints {
+                        match &query.features {
+                            Some(request) => {
+                                // A shard's kind codes never change meaning (its dictionary
+                                // never forgets a kind): each is matched once for the visit.
+                                buffers.set_code_space(Some(found.space));
+                                features_in(
+                                    found.timeline,
+                                    &range,
+                                    request,
+                                    inputs,
+                                    &mut views,
+                                    &mut buffers,
+                                    &mut features,
+                                );
+                                computed = Some(features.as_slice());
+                            }
+                            None => {
+                                touchpoints = touchpoints_in(found.timeline, &customer.id, &range);
+                            }
                         }
-                        None => touchpoints = touchpoints_in(shard, &key, &range),
                     }
+                    visit(
+                        i,
+                        Some(DecisionStateView {
+                            customer,
+                            touchpoints: &touchpoints,
+                            features: computed,
+                            contacts: found.contacts,
+                            budget_used: &budget_used,
+                        }),
+                    );
                 }
-                let contacts = match (&decisions, query.contacts) {
-                    (Some(log), Some(range)) => log.contacts(canonical, &range),
-                    _ => &[],
-                };
-                visit(
-                    i,
-                    Some(DecisionStateView {
-                        customer,
-                        touchpoints: &touchpoints,
-                        features: computed,
-                        contacts,
-                        budget_used: &budget_used,
-                    }),
-                );
             }
         }
     }
@@ -166,9 +192,9 @@ enum Inputs {
     Keep,
 }
 
-/// The features `request` asks for over `key`'s touchpoints in `range`, computed where
-/// `shard` keeps them, into `out`; `views` (emptied first) and `buffers` are kept for the next
-/// customer's.
+/// The features `request` asks for over a customer's touchpoints in `range`, computed where
+/// their `timeline` keeps them (with its shard's codes), into `out`; `views` (emptied first)
+/// and `buffers` are kept for the next customer's.
 ///
 /// What the features read of the touchpoints may be kept with the timeline
 /// ([`FeatureInputs`](cx_core::arbitration::FeatureInputs), read from every touchpoint since
@@ -176,10 +202,8 @@ enum Inputs {
 /// it alone, unless the timeline changed since, the catalogue is another, or its windows
 /// reach back further. A range that does not reach `now`, or starts after the longest window
 /// does, is read as is.
-#[allow(clippy::too_many_arguments)]
 fn features_in<'s>(
-    shard: &'s Shard,
-    key: &CustomerKey,
+    timeline: Option<(&'s Timeline, &'s Codes)>,
     range: &TimeRange,
     request: &FeatureRequest,
     inputs: Inputs,
@@ -189,7 +213,7 @@ fn features_in<'s>(
 ) {
     views.clear();
     let (catalog, now) = (&request.catalog, request.now);
-    let Some(timeline) = shard.timeline(key) else {
+    let Some((timeline, codes)) = timeline else {
         catalog.compute_features_with(views, now, buffers, out);
         return;
     };
@@ -210,7 +234,7 @@ fn features_in<'s>(
         views.extend(
             timeline
                 .since(range.start)
-                .map(|t| StoredView::new(t, shard.codes())),
+                .map(|t| StoredView::new(t, codes)),
         );
         *kept = catalog
             .feature_inputs(views, range.start, buffers)
@@ -221,19 +245,53 @@ fn features_in<'s>(
             return;
         }
     } else {
-        timeline.extend_in_range(range, |t| StoredView::new(t, shard.codes()), views);
+        timeline.extend_in_range(range, |t| StoredView::new(t, codes), views);
     }
     catalog.compute_features_with(views, now, buffers, out);
 }
 
-/// `customer`'s touchpoints in `range`, oldest first, copied out of `shard`.
+/// The touchpoints of `timeline` (with its shard's codes) in `range`, oldest first, copied out
+/// for `customer`.
 pub(crate) fn touchpoints_in(
-    shard: &Shard,
-    key: &CustomerKey,
+    timeline: Option<(&Timeline, &Codes)>,
+    customer: &CustomerId,
     range: &TimeRange,
 ) -> Vec<Touchpoint> {
-    shard
-        .timeline(key)
-        .map(|timeline| timeline.map_in_range(range, |t| t.to_touchpoint(key.id(), shard.codes())))
+    timeline
+        .map(|(timeline, codes)| timeline.map_in_range(range, |t| t.to_touchpoint(customer, codes)))
         .unwrap_or_default()
+}
+
+/// A customer of a [`MemoryStore::visit_states`] run, found.
+#[derive(Default)]
+struct Found<'s> {
+    /// The profile; `None` for an id that resolves to none.
+    customer: Option<&'s Customer>,
+    /// The customer's touchpoint shard (the code space of its kinds).
+    space: usize,
+    /// The customer's timeline, with its shard's codes, if the query reads touchpoints.
+    timeline: Option<(&'s Timeline, &'s Codes)>,
+    /// The contact history the query reads.
+    contacts: &'s [ContactEvent],
+}
+
+impl Found<'_> {
+    /// Asks the processor to fetch what deciding for the customer reads first: the profile's
+    /// attributes and consents, the timeline's kept feature inputs, the contact history.
+    fn prefetch(&self) {
+        if let Some(customer) = self.customer {
+            if let Some((name, _)) = customer.attributes.iter().next() {
+                prefetch_read_data::<_, 3>(name);
+            }
+            if let Some(first) = customer.consents.first() {
+                prefetch_read_data::<_, 3>(first);
+            }
+        }
+        if let Some((timeline, _)) = self.timeline {
+            timeline.prefetch_feature_inputs();
+        }
+        for event in self.contacts {
+            prefetch_read_data::<_, 3>(event);
+        }
+    }
 }

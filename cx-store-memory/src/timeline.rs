@@ -56,6 +56,15 @@ impl Timeline {
         self.inputs.lock()
     }
 
+    /// Asks the processor to fetch the kept feature inputs, if any (and if no one holds them).
+    pub(crate) fn prefetch_feature_inputs(&self) {
+        if let Some(inputs) = self.inputs.try_lock()
+            && let Some(held) = inputs.as_deref()
+        {
+            mem_prefetch::prefetch_read_data::<_, 3>(held);
+        }
+    }
+
     /// The touchpoints that occurred in `range`, oldest first.
     pub(crate) fn in_range(&self, range: &TimeRange) -> impl Iterator<Item = &Stored> {
         self.runs_in(range).flatten()

@@ -145,7 +145,8 @@ impl TouchpointStore for MemoryStore {
         let directory = self.directory.read();
         let key = self.keys.key(directory.canonical(customer).clone());
         let shard = self.shards.get(key.shard()).read();
-        Ok(crate::state::touchpoints_in(&shard, &key, &range))
+        let timeline = shard.timeline(&key).map(|t| (t, shard.codes()));
+        Ok(crate::state::touchpoints_in(timeline, key.id(), &range))
     }
 
     async fn scan_touchpoints(&self, query: &ScanQuery) -> Result<ScanPage> {
