@@ -276,12 +276,13 @@ struct Found<'s> {
 }
 
 impl Found<'_> {
-    /// Asks the processor to fetch what deciding for the customer reads first: the profile's
+    /// Asks the processor to fetch what deciding for the customer reads: the profile's
     /// attributes and consents, the timeline's kept feature inputs, the contact history.
     fn prefetch(&self) {
         if let Some(customer) = self.customer {
-            if let Some((name, _)) = customer.attributes.iter().next() {
+            for (name, value) in customer.attributes.iter() {
                 prefetch_read_data::<_, 3>(name);
+                prefetch_read_data::<_, 3>(value);
             }
             if let Some(first) = customer.consents.first() {
                 prefetch_read_data::<_, 3>(first);
@@ -291,7 +292,9 @@ impl Found<'_> {
             timeline.prefetch_feature_inputs();
         }
         for event in self.contacts {
-            prefetch_read_data::<_, 3>(event);
+            // An event spans lines: the fields a decision reads first.
+            prefetch_read_data::<_, 3>(&event.at);
+            prefetch_read_data::<_, 3>(&event.kind);
         }
     }
 }

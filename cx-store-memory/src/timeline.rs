@@ -61,7 +61,7 @@ impl Timeline {
         if let Some(inputs) = self.inputs.try_lock()
             && let Some(held) = inputs.as_deref()
         {
-            mem_prefetch::prefetch_read_data::<_, 3>(held);
+            held.prefetch();
         }
     }
 

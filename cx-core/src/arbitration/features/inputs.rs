@@ -161,6 +161,17 @@ impl FeatureInputs {
             + std::mem::size_of_val(&*self.values)
     }
 
+    /// Asks the processor to fetch these inputs into its caches, for a computation soon after
+    /// (a store prefetches the next customers' while it decides for one): every cache line of
+    /// the rows and their ends, the first of the other values.
+    pub fn prefetch(&self) {
+        prefetch_lines(&self.ends);
+        prefetch_lines(&self.rows);
+        if let Some(first) = self.values.first() {
+            mem_prefetch::prefetch_read_data::<_, 3>(first);
+        }
+    }
+
     /// Whether these are inputs of `set` that hold every window at `now`.
     pub(crate) fn serve(&self, set: &FeatureSet, now: i64) -> bool {
         self.set == set.id && now.saturating_sub(set.longest) >= self.from
@@ -252,6 +263,15 @@ impl FeatureInputs {
 #[inline]
 fn first_at(rows: &[Row], at: i64) -> usize {
     partition_point_ends(rows, |r| r.at < at)
+}
+
+/// Prefetches every cache line `items` spans.
+fn prefetch_lines<T>(items: &[T]) {
+    const LINE: usize = 64;
+    let step = (LINE / std::mem::size_of::<T>().max(1)).max(1);
+    for item in items.iter().step_by(step) {
+        mem_prefetch::prefetch_read_data::<_, 3>(item);
+    }
 }
 
 #[cfg(test)]
