@@ -8,7 +8,7 @@ use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch, recycle};
 use super::policy::{CompiledContactRule, Lift};
 use super::propensity::PropensityModel;
-use super::screen::{Look, Settled};
+use super::screen::{Look, Screened, Settled};
 use super::trace::{Exclusion, RuleRef, Trace};
 use crate::model::{
     Attributes, ContactEvent, ContactScope, Customer, Decision, DecisionId, DecisionRequest,
@@ -177,6 +177,7 @@ impl Arbitrator {
                 .map(|(i, b)| input.budget_used.get(i).copied().unwrap_or(0) >= b.limit),
         );
         let screened = on_channel.screen.run(
+            std::mem::take(&mut kept.screened),
             now,
             &consent,
             &shared,
@@ -351,6 +352,7 @@ impl Arbitrator {
         let explanation = if !request.explain {
             // Nothing keeps them: the next decision reuses them.
             kept.shared = shared;
+            kept.screened = screened;
             kept.factored = factored;
             kept.picks = picks;
             None
@@ -480,6 +482,7 @@ struct Kept {
     consent: Vec<bool>,
     budget_out: Vec<bool>,
     shared: ClauseResults,
+    screened: Screened,
     survivors: Vec<u32>,
     propensities: Vec<f64>,
     factored: Vec<(u32, ScoreFactors)>,

@@ -165,8 +165,12 @@ impl ChannelScreen {
     /// Screens every candidate for one decision: `granted` per purpose, the decision's
     /// `shared` clause results, `capped` per category, `capped_offers` (positions held back by
     /// offer-scoped rules) and `used_up` per budget.
+    ///
+    /// `reuse` lends its vectors (a decision's scratch keeps the last decision's).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
+        reuse: Screened,
         now: i64,
         granted: &[bool],
         shared: &ClauseResults,
@@ -175,21 +179,30 @@ impl ChannelScreen {
         used_up: impl Fn(usize) -> bool,
     ) -> Screened {
         let words = self.len.div_ceil(64);
-        let mut not_valid = vec![0; words];
+        let Screened {
+            mut not_valid,
+            mut no_consent,
+            mut ineligible,
+            mut closer,
+            mut unsuitable,
+            ..
+        } = reuse;
+        zeroed(&mut not_valid, words);
         for &(position, from, until) in self.windows.iter() {
             if now < from || now >= until {
                 insert(&mut not_valid, position as usize);
             }
         }
-        let mut no_consent = vec![0; words];
+        zeroed(&mut no_consent, words);
         for (purpose, set) in self.by_purpose.iter().enumerate() {
             if !granted.get(purpose).copied().unwrap_or(false) {
                 union_into(&mut no_consent, set);
             }
         }
-        let ineligible = failing(&self.eligibility_uses, shared, words);
-        let unsuitable = failing(&self.suitability_uses, shared, words);
-        let mut closer = self.slow_set.to_vec();
+        failing(&self.eligibility_uses, shared, words, &mut ineligible);
+        failing(&self.suitability_uses, shared, words, &mut unsuitable);
+        closer.clear();
+        closer.extend_from_slice(&self.slow_set);
         closer.resize(words, 0);
         for (category, set) in self.by_category.iter().enumerate() {
             if capped(category) {
@@ -242,8 +255,8 @@ fn uses<'a>(rules: impl Iterator<Item = &'a [u32]>) -> Uses {
 ///
 /// Branch-free over the clauses: which clauses fail changes from one customer to the next, so
 /// a branch on it is mispredicted often, and costs more than or-ing a word with nothing.
-fn failing(uses: &Uses, shared: &ClauseResults, words: usize) -> Vec<u64> {
-    let mut set = vec![0; words];
+fn failing(uses: &Uses, shared: &ClauseResults, words: usize, set: &mut Vec<u64>) {
+    zeroed(set, words);
     for &(id, word, bits) in uses.iter() {
         // All ones if the clause does not hold (`passes` is 0 or 1), else none.
         let fails = u64::from(shared.passes(id)).wrapping_sub(1);
@@ -251,7 +264,12 @@ fn failing(uses: &Uses, shared: &ClauseResults, words: usize) -> Vec<u64> {
             *w |= bits & fails;
         }
     }
-    set
+}
+
+/// Empties `set` and makes it `words` empty words.
+fn zeroed(set: &mut Vec<u64>, words: usize) {
+    set.clear();
+    set.resize(words, 0);
 }
 
 fn index(i: usize) -> u32 {
@@ -259,7 +277,7 @@ fn index(i: usize) -> u32 {
 }
 
 /// What the screen found for one decision's candidates.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Screened {
     len: usize,
     not_valid: Vec<u64>,
@@ -373,7 +391,20 @@ mod tests {
         let screen = ChannelScreen::new(&rows, 2, 1, 1);
         // Clause 0 is false, clause 1 true; purpose 1 not granted; candidate 6 capped.
         let shared = ClauseResults::of(&[false, true]);
+        // The vectors of a run that settled everything are lent to the next: none of its
+        // sets may leak into it.
+        let everything = screen.run(
+            Screened::default(),
+            100,
+            &[false, false],
+            &ClauseResults::of(&[false, false]),
+            |_| true,
+            0..130,
+            |_| true,
+        );
+        assert_eq!(everything.unsettled().count(), 0);
         let screened = screen.run(
+            everything,
             20,
             &[true, false],
             &shared,
