@@ -445,6 +445,7 @@ impl Engine {
                 customer: &customer,
                 touchpoints: &touchpoints,
                 features: features.as_deref(),
+                customer_inputs: None,
                 contacts: &contacts,
                 budget_used: &budget_used,
                 now,

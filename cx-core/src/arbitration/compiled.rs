@@ -6,11 +6,12 @@ use super::policy::CompiledContactRule;
 use super::screen::{ChannelScreen, Look, Row};
 use crate::error::{Error, Result};
 use crate::model::{
-    ArbitrationConfig, Budget, Catalog, Category, Channel, Name, Offer, OfferId, Purpose, Text,
-    Value, ValueType,
+    ArbitrationConfig, Budget, Catalog, Category, Channel, Customer, Name, Offer, OfferId, Purpose,
+    Text, Value, ValueType,
 };
 use crate::rules::{
-    ClauseInterner, ClausePlan, CompiledRule, Namespace, SlotTable, Vocabulary, compile_rule,
+    ClauseInterner, ClausePlan, ClauseResults, CompiledRule, Env, Namespace, Scalar, SlotTable,
+    Vocabulary, compile_rule,
 };
 use crate::text_key::TextKey;
 use foldhash::HashMap;
@@ -144,6 +145,47 @@ pub(crate) struct ChannelOffers {
     pub(crate) screen: ChannelScreen,
     /// The plan evaluating the shared clauses of their rules.
     pub(crate) plan: ClausePlan,
+    /// The same but the clauses reading the customer's attributes alone: for decisions given
+    /// those clauses' results ([`CustomerInputs`]).
+    pub(crate) rest: ClausePlan,
+}
+
+/// What decisions under one compiled catalogue read of one customer's profile alone, read once
+/// ([`CompiledCatalog::customer_inputs`]): their `customer.*` values as rules read them, and
+/// the results of the shared clauses that read nothing else (`customer.plan in ["S", "M"]`,
+/// `has(customer.contract_end_at)`; not `now - customer.signed_up_at > ...`). A decision given
+/// them computes the same as one reading the profile.
+#[derive(Debug, Clone)]
+pub struct CustomerInputs {
+    /// The [`CompiledCatalog::id`] they were read for.
+    catalog: u64,
+    /// Per `customer.*` slot, its value if the profile has one of the slot's type.
+    slots: Box<[Option<Value>]>,
+    /// The results of the shared clauses that read the customer's attributes alone; the
+    /// others read false.
+    shared: ClauseResults,
+}
+
+impl CustomerInputs {
+    /// The bytes they hold on the heap (the values' own text and lists aside).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots) + self.shared.heap_bytes()
+    }
+
+    /// Whether they were read for `catalog`.
+    pub fn serve(&self, catalog: &CompiledCatalog) -> bool {
+        self.catalog == catalog.id
+    }
+
+    /// The customer slots, as rules read them.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = Option<Scalar<'_>>> {
+        self.slots.iter().map(|v| v.as_ref().map(Scalar::of))
+    }
+
+    /// The results of the clauses reading the customer alone.
+    pub(crate) fn shared(&self) -> &ClauseResults {
+        &self.shared
+    }
 }
 
 /// A segment rule, compiled.
@@ -157,6 +199,8 @@ pub struct CompiledSegment {
 /// A catalogue compiled for decisions.
 #[derive(Debug)]
 pub struct CompiledCatalog {
+    /// Unique to this compilation (in this process): what [`CustomerInputs`] were built for.
+    pub(crate) id: u64,
     pub(crate) version: u64,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) vocabulary: Arc<Vocabulary>,
@@ -189,6 +233,9 @@ pub struct CompiledCatalog {
     pub(crate) touchpoint_lookback: i64,
     /// How many distinct clauses offer rules share.
     pub(crate) shared_clauses: usize,
+    /// The plan evaluating every shared clause that reads the customer's attributes alone
+    /// (see [`CustomerInputs`]).
+    pub(crate) customer_plan: ClausePlan,
     /// Per offer, what the candidate loop reads.
     pub(crate) hot: Box<[Hot]>,
     /// The shared clause ids of eligibility rules, offer after offer (see [`Hot::eligibility`]).
@@ -196,6 +243,9 @@ pub struct CompiledCatalog {
     /// The names offers give context weights, interned.
     pub(crate) weight_names: HashMap<Text, u32>,
 }
+
+/// The [`CompiledCatalog::id`] of the next compilation.
+static NEXT_CATALOG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl CompiledCatalog {
     /// Validates `catalog` and compiles every rule in it. `version` is the catalogue version the
@@ -295,6 +345,9 @@ impl CompiledCatalog {
             }
         }
         let shared_clauses = interner.count();
+        let customer_only = interner.customer_only();
+        let is_customer_only = |id: &u32| customer_only.get(*id as usize).copied().unwrap_or(false);
+        let customer_plan = interner.plan((0..index(shared_clauses)).filter(is_customer_only));
         let mut eligibility_ids = Vec::new();
         let hot: Box<[Hot]> = offers
             .iter()
@@ -348,7 +401,8 @@ impl CompiledCatalog {
                     .flat_map(|o| [&o.eligibility, &o.suitability])
                     .flatten()
                     .flat_map(|rule| rule.shared_ids().iter().copied());
-                let plan = interner.plan(ids);
+                let plan = interner.plan(ids.clone());
+                let rest = interner.plan(ids.filter(|id| !is_customer_only(id)));
                 let channel_rows: Vec<Row<'_>> = indices
                     .iter()
                     .filter_map(|&i| rows.get(i as usize).cloned())
@@ -365,6 +419,7 @@ impl CompiledCatalog {
                         offers: indices.into_boxed_slice(),
                         screen,
                         plan,
+                        rest,
                     },
                 )
             })
@@ -435,6 +490,7 @@ impl CompiledCatalog {
             .as_ref()
             .and_then(|id| offer_index.get(id).copied());
         Ok(CompiledCatalog {
+            id: NEXT_CATALOG.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             version,
             vocabulary,
             offers: offers.into_boxed_slice(),
@@ -455,6 +511,7 @@ impl CompiledCatalog {
             contact_kinds,
             touchpoint_lookback,
             shared_clauses,
+            customer_plan,
             hot,
             eligibility_ids: eligibility_ids.into_boxed_slice(),
             weight_names,
@@ -633,6 +690,34 @@ impl CompiledCatalog {
                 slots,
             );
         });
+    }
+
+    /// What decisions under this catalogue read of `customer`'s profile alone, read once:
+    /// their attributes as rules read them, and the results of the shared clauses that read
+    /// nothing else. For a store to keep with the profile (and drop when it changes); a
+    /// decision given them ([`DecisionInput::customer_inputs`](super::DecisionInput)) reads
+    /// neither the attributes nor those clauses again.
+    pub fn customer_inputs(&self, customer: &Customer) -> CustomerInputs {
+        let slots = self.vocabulary.customer.resolve_owned(&customer.attributes);
+        let scalars: Vec<Option<Scalar<'_>>> =
+            slots.iter().map(|v| v.as_ref().map(Scalar::of)).collect();
+        let env = Env {
+            customer: &scalars,
+            context: &[],
+            touchpoint: &[],
+            offer: &[],
+            features: &[],
+            segments: &[],
+            now: 0,
+        };
+        let mut shared = ClauseResults::default();
+        shared.reset(self.shared_clauses);
+        self.customer_plan.eval(&env, &mut shared);
+        CustomerInputs {
+            catalog: self.id,
+            slots,
+            shared,
+        }
     }
 
     /// What the catalogue's features read of a customer's `touchpoints` (oldest first: all

@@ -3,7 +3,9 @@
 //! fallback. No I/O, no locks but the propensity model's read of its table, a fixed number of
 //! allocations per decision.
 
-use super::compiled::{ChannelOffers, CompiledCatalog, CompiledOffer, Hot, WeightKeys};
+use super::compiled::{
+    ChannelOffers, CompiledCatalog, CompiledOffer, CustomerInputs, Hot, WeightKeys,
+};
 use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch, recycle};
 use super::policy::{CompiledContactRule, Lift};
@@ -30,6 +32,10 @@ pub struct DecisionInput<'a> {
     /// [`CompiledCatalog::compute_features`] gives them), e.g. by a store where it keeps the
     /// touchpoints; `None`: computed from `touchpoints`.
     pub features: Option<&'a [Option<Value>]>,
+    /// What the catalogue reads of their profile alone, read ahead
+    /// ([`CompiledCatalog::customer_inputs`], e.g. kept by a store with the profile); `None`,
+    /// or inputs read for another catalogue: read from `customer`.
+    pub customer_inputs: Option<&'a CustomerInputs>,
     /// Their contact history, oldest first (at least the longest contact-policy lookback).
     pub contacts: &'a [ContactEvent],
     /// How much of each catalogue budget is used in its current period, in catalogue order
@@ -94,11 +100,15 @@ impl Arbitrator {
         let mut kept = std::mem::take(&mut scratch.kept);
         // Slots every rule reads, resolved once.
         let mut customer_slots = reuse(&mut kept.customer_slots, catalog.vocabulary.customer.len());
-        catalog.vocabulary.customer.resolve_hinted(
-            &input.customer.attributes,
-            &mut scratch.customer,
-            &mut customer_slots,
-        );
+        let read_ahead = input.customer_inputs.filter(|c| c.serve(catalog));
+        match read_ahead {
+            Some(given) => customer_slots.extend(given.slots()),
+            None => catalog.vocabulary.customer.resolve_hinted(
+                &input.customer.attributes,
+                &mut scratch.customer,
+                &mut customer_slots,
+            ),
+        }
         let mut feature_slots = reuse(&mut kept.feature_slots, catalog.features.len());
         match input.features {
             Some(given) => {
@@ -164,8 +174,16 @@ impl Arbitrator {
         let none = ChannelOffers::default();
         let on_channel = catalog.channel(channel).unwrap_or(&none);
         let mut shared = std::mem::take(&mut kept.shared);
-        shared.reset(catalog.shared_clauses);
-        on_channel.plan.eval(&base_env, &mut shared);
+        match read_ahead {
+            Some(given) => {
+                shared.copy_from(given.shared());
+                on_channel.rest.eval(&base_env, &mut shared);
+            }
+            None => {
+                shared.reset(catalog.shared_clauses);
+                on_channel.plan.eval(&base_env, &mut shared);
+            }
+        }
 
         // The first look at every candidate, which settles most of them.
         let mut budget_out = reuse(&mut kept.budget_out, catalog.budgets.len());

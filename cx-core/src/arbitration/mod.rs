@@ -27,7 +27,7 @@ pub mod propensity;
 mod screen;
 mod trace;
 
-pub use compiled::{CompiledCatalog, CompiledOffer, CompiledSegment};
+pub use compiled::{CompiledCatalog, CompiledOffer, CompiledSegment, CustomerInputs};
 pub use decide::{Arbitrator, DecisionInput, DecisionScratch};
 pub use explore::{DecisionRng, Pick, Scored};
 pub use features::{CompiledFeature, FeatureBuffers, FeatureInputs, TouchpointFields};

@@ -543,118 +543,119 @@ impl fmt::Display for Show<'_, L> {
 
 /// The slots an expression reads, in first-use order, without repeats.
 pub(crate) fn slots_of(b: &B, out: &mut Vec<SlotRef>) {
-    let push = |s: SlotRef, out: &mut Vec<SlotRef>| {
-        if !out.contains(&s) {
-            out.push(s);
+    leaves(b, &mut |leaf| {
+        if let Some(slot) = leaf
+            && !out.contains(&slot)
+        {
+            out.push(slot);
         }
-    };
-    fn n(x: &N, out: &mut Vec<SlotRef>) {
+    });
+}
+
+/// Whether an expression reads `now`.
+pub(crate) fn reads_now(b: &B) -> bool {
+    let mut now = false;
+    leaves(b, &mut |leaf| now |= leaf.is_none());
+    now
+}
+
+/// Calls `f` with every slot an expression reads, in order (repeats included), and with
+/// `None` wherever it reads `now`.
+fn leaves(b: &B, f: &mut dyn FnMut(Option<SlotRef>)) {
+    fn n(x: &N, f: &mut dyn FnMut(Option<SlotRef>)) {
         match x {
             N::Const(_) => {}
-            N::Slot(s) | N::ListSize(s) => {
-                if !out.contains(s) {
-                    out.push(*s);
-                }
-            }
+            N::Slot(slot) | N::ListSize(slot) => f(Some(*slot)),
             N::Arith(_, a, b) => {
-                n(a, out);
-                n(b, out);
+                n(a, f);
+                n(b, f);
             }
-            N::Neg(a) => n(a, out),
-            N::StrSize(x) => s(x, out),
+            N::Neg(a) => n(a, f),
+            N::StrSize(x) => s(x, f),
             N::Cond(c, a, b) => {
-                slots_of(c, out);
-                n(a, out);
-                n(b, out);
+                leaves(c, f);
+                n(a, f);
+                n(b, f);
             }
         }
     }
-    fn s(x: &S, out: &mut Vec<SlotRef>) {
+    fn s(x: &S, f: &mut dyn FnMut(Option<SlotRef>)) {
         match x {
             S::Const(_) => {}
-            S::Slot(slot) => {
-                if !out.contains(slot) {
-                    out.push(*slot);
-                }
-            }
+            S::Slot(slot) => f(Some(*slot)),
             S::Cond(c, a, b) => {
-                slots_of(c, out);
-                s(a, out);
-                s(b, out);
+                leaves(c, f);
+                s(a, f);
+                s(b, f);
             }
         }
     }
-    fn t(x: &T, out: &mut Vec<SlotRef>) {
+    fn t(x: &T, f: &mut dyn FnMut(Option<SlotRef>)) {
         match x {
-            T::Const(_) | T::Now => {}
-            T::Slot(slot) => {
-                if !out.contains(slot) {
-                    out.push(*slot);
-                }
-            }
+            T::Const(_) => {}
+            T::Now => f(None),
+            T::Slot(slot) => f(Some(*slot)),
             T::Shift(a, b, _) => {
-                t(a, out);
-                d(b, out);
+                t(a, f);
+                d(b, f);
             }
         }
     }
-    fn d(x: &D, out: &mut Vec<SlotRef>) {
+    fn d(x: &D, f: &mut dyn FnMut(Option<SlotRef>)) {
         match x {
             D::Const(_) => {}
             D::Between(a, b) => {
-                t(a, out);
-                t(b, out);
+                t(a, f);
+                t(b, f);
             }
             D::Sum(a, b, _) => {
-                d(a, out);
-                d(b, out);
+                d(a, f);
+                d(b, f);
             }
         }
     }
-    fn l(x: &L, out: &mut Vec<SlotRef>) {
-        if let L::Slot(slot) = x
-            && !out.contains(slot)
-        {
-            out.push(*slot);
+    fn l(x: &L, f: &mut dyn FnMut(Option<SlotRef>)) {
+        if let L::Slot(slot) = x {
+            f(Some(*slot));
         }
     }
     match b {
         B::Const(_) => {}
-        B::Slot(slot) | B::Has(slot) => push(*slot, out),
-        B::Not(x) => slots_of(x, out),
-        B::And(xs) | B::Or(xs) => xs.iter().for_each(|x| slots_of(x, out)),
+        B::Slot(slot) | B::Has(slot) => f(Some(*slot)),
+        B::Not(x) => leaves(x, f),
+        B::And(xs) | B::Or(xs) => xs.iter().for_each(|x| leaves(x, f)),
         B::Num(_, a, b2) => {
-            n(a, out);
-            n(b2, out);
+            n(a, f);
+            n(b2, f);
         }
         B::Str(_, a, b2) | B::StrTest(_, a, b2) => {
-            s(a, out);
-            s(b2, out);
+            s(a, f);
+            s(b2, f);
         }
         B::Bool(_, a, b2) => {
-            slots_of(a, out);
-            slots_of(b2, out);
+            leaves(a, f);
+            leaves(b2, f);
         }
         B::Time(_, a, b2) => {
-            t(a, out);
-            t(b2, out);
+            t(a, f);
+            t(b2, f);
         }
         B::Dur(_, a, b2) => {
-            d(a, out);
-            d(b2, out);
+            d(a, f);
+            d(b2, f);
         }
         B::StrIn(a, list) => {
-            s(a, out);
-            l(list, out);
+            s(a, f);
+            l(list, f);
         }
         B::NumIn(a, list) => {
-            n(a, out);
-            l(list, out);
+            n(a, f);
+            l(list, f);
         }
         B::Cond(c, a, b2) => {
-            slots_of(c, out);
-            slots_of(a, out);
-            slots_of(b2, out);
+            leaves(c, f);
+            leaves(a, f);
+            leaves(b2, f);
         }
     }
 }

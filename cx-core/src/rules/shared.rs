@@ -15,7 +15,7 @@
 //!   verdict (and the clause an explanation names) is exactly what plain evaluation gives.
 
 use super::compile::CompiledRule;
-use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, Verdict, slots_of};
+use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, Verdict, reads_now, slots_of};
 use super::vocabulary::{Env, Namespace, SlotRef, Vocabulary};
 use crate::model::{Text, Value};
 use crate::text_key::TextKey;
@@ -97,6 +97,20 @@ impl<'v> ClauseInterner<'v> {
     /// How many distinct shared clauses there are: the size of [`ClauseResults`].
     pub(crate) fn count(&self) -> usize {
         self.clauses.len()
+    }
+
+    /// Per shared clause id, whether the clause reads the customer's attributes alone (not
+    /// `now`, nor any other namespace): its result is the same for every decision about the
+    /// customer until their profile changes.
+    pub(crate) fn customer_only(&self) -> Vec<bool> {
+        self.clauses
+            .iter()
+            .map(|clause| {
+                let mut slots = Vec::new();
+                slots_of(clause, &mut slots);
+                !reads_now(clause) && slots.iter().all(|s| s.namespace == Namespace::Customer)
+            })
+            .collect()
     }
 
     /// A plan evaluating the shared clauses `ids` (each at most once, whatever the order).
@@ -553,7 +567,7 @@ impl ClausePlan {
 }
 
 /// The results of a catalogue's shared clauses for one decision, by clause id.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ClauseResults {
     /// Per clause id, 1 if the clause holds, else 0.
     passes: Vec<u8>,
@@ -577,6 +591,18 @@ impl ClauseResults {
         self.passes.clear();
         self.passes.resize(count, 0);
         self.faults.clear();
+    }
+
+    /// These results replaced by a copy of `other`'s (the allocations are kept).
+    pub(crate) fn copy_from(&mut self, other: &ClauseResults) {
+        self.passes.clone_from(&other.passes);
+        self.faults.clone_from(&other.faults);
+    }
+
+    /// The bytes these results hold on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val(self.passes.as_slice())
+            + std::mem::size_of_val(self.faults.as_slice())
     }
 
     /// Results saying clause `i` holds where `holds[i]` is true.

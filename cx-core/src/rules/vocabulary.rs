@@ -185,6 +185,20 @@ impl SlotTable {
         }));
     }
 
+    /// The values [`resolve`](Self::resolve) reads, owned.
+    pub(crate) fn resolve_owned(&self, attributes: &Attributes) -> Box<[Option<Value>]> {
+        self.names
+            .iter()
+            .zip(&self.types)
+            .map(|(name, ty)| {
+                attributes
+                    .get(name.as_str())
+                    .filter(|v| ty.admits(v))
+                    .cloned()
+            })
+            .collect()
+    }
+
     /// The same values as [`resolve`](Self::resolve), found with `hints` from the last
     /// attributes resolved: see [`resolve_hinted_with`](Self::resolve_hinted_with).
     pub fn resolve_hinted<'a>(

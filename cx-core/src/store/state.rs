@@ -133,6 +133,7 @@ impl DecisionState {
             customer: &self.customer,
             touchpoints: &self.touchpoints,
             features: self.features.as_deref(),
+            customer_inputs: None,
             contacts: &self.contacts,
             budget_used: &self.budget_used,
         }
@@ -158,6 +159,10 @@ pub struct DecisionStateView<'a> {
     pub touchpoints: &'a [Touchpoint],
     /// The features computed in place, if they were (see [`DecisionState::features`]).
     pub features: Option<&'a [Option<Value>]>,
+    /// What the query's catalogue reads of the profile alone, if the backend keeps it
+    /// ([`CompiledCatalog::customer_inputs`](crate::arbitration::CompiledCatalog::customer_inputs));
+    /// a [`DecisionState`] has none.
+    pub customer_inputs: Option<&'a crate::arbitration::CustomerInputs>,
     /// The contact history asked for, oldest first.
     pub contacts: &'a [ContactEvent],
     /// How much of each budget counter is used, in the order of the query's keys.
@@ -171,6 +176,7 @@ impl<'a> DecisionStateView<'a> {
             customer: self.customer,
             touchpoints: self.touchpoints,
             features: self.features,
+            customer_inputs: self.customer_inputs,
             contacts: self.contacts,
             budget_used: self.budget_used,
             now,

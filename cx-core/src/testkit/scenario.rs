@@ -448,6 +448,7 @@ impl Scenario {
             customer: &self.customer,
             touchpoints: &self.touchpoints,
             features: None,
+            customer_inputs: None,
             contacts: &self.contacts,
             budget_used: &self.budget_used,
             now: self.now,
@@ -460,6 +461,7 @@ impl Scenario {
             customer: &customer.customer,
             touchpoints: &customer.touchpoints,
             features: None,
+            customer_inputs: None,
             contacts: &customer.contacts,
             budget_used: &self.budget_used,
             now: self.now,
@@ -2850,6 +2852,54 @@ mod tests {
         assert!(picks.iter().any(|&n| n > 0));
         let ids: Vec<&str> = customers.iter().map(|c| c.customer.id.as_str()).collect();
         assert_eq!(ids.first(), Some(&"c-00001"));
+    }
+
+    /// A decision given the customer's inputs read ahead chooses, scores and explains every
+    /// candidate exactly as one reading the profile; inputs read under another compilation of
+    /// the catalogue are not used; and another customer's are (so the inputs are read).
+    #[test]
+    fn customer_inputs_decide_as_the_profile_does() {
+        use crate::arbitration::CustomerInputs;
+        {
+            let s = ScenarioSpec::telco_100().generate();
+            let arbitrator = s.arbitrator().unwrap();
+            let catalog = arbitrator.catalog();
+            let elsewhere = s.compiled().unwrap();
+            let customers = s.customers(40);
+            let shown = |d: &Decision| {
+                let why: Vec<String> = catalog
+                    .offers
+                    .iter()
+                    .map(|o| d.why_not(&o.offer.id))
+                    .collect();
+                (d.offers.clone(), why)
+            };
+            let mut read = 0;
+            for (i, c) in customers.iter().enumerate() {
+                let next = &customers[(i + 1) % customers.len()].customer;
+                let mut request = c.request.clone();
+                request.seed = Some(i as u64);
+                let decide = |inputs: Option<&CustomerInputs>| {
+                    let input = DecisionInput {
+                        customer_inputs: inputs,
+                        ..s.input_for(c)
+                    };
+                    shown(&arbitrator.decide(&input, &request, DecisionId::new("d")))
+                };
+                let expected = decide(None);
+                let own = catalog.customer_inputs(&c.customer);
+                assert_eq!(decide(Some(&own)), expected, "{}", c.customer.id);
+                let stale = elsewhere.customer_inputs(next);
+                assert_eq!(decide(Some(&stale)), expected, "{}", c.customer.id);
+                if decide(Some(&catalog.customer_inputs(next))) != expected {
+                    read += 1;
+                }
+            }
+            assert!(
+                read > 0,
+                "another customer's inputs never changed a decision"
+            );
+        }
     }
 
     #[test]
