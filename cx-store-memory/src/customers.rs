@@ -3,10 +3,56 @@
 
 use crate::MemoryStore;
 use async_trait::async_trait;
+use cx_core::arbitration::CustomerInputs;
 use cx_core::model::{Customer, CustomerId, Identity};
 use cx_core::store::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
 use cx_core::{Error, Result};
 use foldhash::{HashMap, HashMapExt};
+use parking_lot::{Mutex, MutexGuard};
+
+/// A customer's profile, with what a catalogue's decisions read of it alone, if kept
+/// ([`CustomerInputs`]: kept by batches of decisions, dropped with the profile when it changes).
+#[derive(Debug)]
+pub(crate) struct Profile {
+    customer: Customer,
+    inputs: Mutex<Option<Box<CustomerInputs>>>,
+}
+
+impl Profile {
+    fn new(customer: Customer) -> Self {
+        Profile {
+            customer,
+            inputs: Mutex::new(None),
+        }
+    }
+
+    /// The profile.
+    pub(crate) fn customer(&self) -> &Customer {
+        &self.customer
+    }
+
+    /// Asks the processor to fetch the inputs kept for this profile, if any (and if no one
+    /// holds them); whether there were.
+    pub(crate) fn prefetch_customer_inputs(&self) -> bool {
+        match self.inputs.try_lock() {
+            Some(inputs) => match inputs.as_deref() {
+                Some(held) => {
+                    held.prefetch();
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        }
+    }
+
+    /// The inputs kept for this profile, locked (`None` until some are kept, and after the
+    /// profile changed). A leaf lock: nothing else is locked while it is held, but the kept
+    /// feature inputs of the customer's timeline.
+    pub(crate) fn customer_inputs(&self) -> MutexGuard<'_, Option<Box<CustomerInputs>>> {
+        self.inputs.lock()
+    }
+}
 
 /// Profiles, the identity index and merge aliases, behind the store's `directory` lock.
 ///
@@ -18,7 +64,7 @@ use foldhash::{HashMap, HashMapExt};
 /// - an id is never both an alias and a profile.
 #[derive(Debug, Default)]
 pub(crate) struct Directory {
-    profiles: HashMap<CustomerId, Customer>,
+    profiles: HashMap<CustomerId, Profile>,
     identities: HashMap<Identity, CustomerId>,
     /// Merged id -> the customer that holds its data now.
     aliases: HashMap<CustomerId, CustomerId>,
@@ -44,7 +90,17 @@ impl Directory {
 
     /// The profile of `id` (a canonical id).
     pub(crate) fn profile(&self, id: &CustomerId) -> Option<&Customer> {
+        self.profiles.get(id).map(Profile::customer)
+    }
+
+    /// The profile of `id` (a canonical id), with the inputs kept for it.
+    pub(crate) fn profile_entry(&self, id: &CustomerId) -> Option<&Profile> {
         self.profiles.get(id)
+    }
+
+    /// Every profile.
+    pub(crate) fn profiles(&self) -> impl Iterator<Item = &Profile> {
+        self.profiles.values()
     }
 
     /// How many profiles there are.
@@ -119,7 +175,7 @@ impl Directory {
         // customers of the batch ends up with its new holder whatever the order.
         for c in &customers {
             if let Some(old) = self.profiles.get(&c.id) {
-                for identity in &old.identities {
+                for identity in &old.customer.identities {
                     if self.identities.get(identity) == Some(&c.id) {
                         self.identities.remove(identity);
                     }
@@ -131,7 +187,8 @@ impl Directory {
             for identity in &c.identities {
                 self.identities.insert(identity.clone(), c.id.clone());
             }
-            match self.profiles.insert(c.id.clone(), c) {
+            // A new profile: the inputs kept for the old one are dropped with it.
+            match self.profiles.insert(c.id.clone(), Profile::new(c)) {
                 Some(_) => updated += 1,
                 None => inserted += 1,
             }
@@ -154,10 +211,12 @@ impl Directory {
             return Err(Error::not_found("customer", survivor.as_str()));
         };
 
-        for identity in &gone.identities {
+        for identity in &gone.customer.identities {
             self.identities.insert(identity.clone(), survivor.clone());
         }
-        let identities_added = kept.absorb(gone);
+        let identities_added = kept.customer.absorb(gone.customer);
+        // The profile changed: what was read of it no longer holds.
+        *kept.inputs.get_mut() = None;
 
         // Keep aliases one hop: ids merged into `absorbed` before now point at `survivor`.
         let mut moved = self.merged.remove(absorbed).unwrap_or_default();
@@ -178,7 +237,7 @@ impl Directory {
     fn forget(&mut self, canonical: &CustomerId) -> bool {
         let profile = self.profiles.remove(canonical);
         if let Some(profile) = &profile {
-            for identity in &profile.identities {
+            for identity in &profile.customer.identities {
                 if self.identities.get(identity) == Some(canonical) {
                     self.identities.remove(identity);
                 }
@@ -203,14 +262,14 @@ impl CustomerStore for MemoryStore {
     }
 
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>> {
-        Ok(self.directory.read().profiles.get(id).cloned())
+        Ok(self.directory.read().profile(id).cloned())
     }
 
     async fn customers(&self, ids: &[CustomerId]) -> Result<Vec<Option<Customer>>> {
         let directory = self.directory.read();
         Ok(ids
             .iter()
-            .map(|id| directory.profiles.get(id).cloned())
+            .map(|id| directory.profile(id).cloned())
             .collect())
     }
 
@@ -314,7 +373,7 @@ impl cx_core::store::CustomerScan for MemoryStore {
         ids.sort_unstable();
         Ok(ids
             .into_iter()
-            .filter_map(|id| directory.profiles.get(id).cloned())
+            .filter_map(|id| directory.profile(id).cloned())
             .collect())
     }
 }

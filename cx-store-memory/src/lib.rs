@@ -44,8 +44,12 @@
 //!   it admits occurred and its attribute's value, about 24 bytes each). The next decisions
 //!   for the customer, in a batch or alone, compute the features from those packed rows
 //!   instead of walking the touchpoints and their attributes; any change to the timeline
-//!   drops them. [`MemoryStore::kept_feature_inputs`] says how much is kept, and
-//!   [`MemoryStore::with_kept_feature_inputs`] turns keeping them off.
+//!   drops them. It keeps too, with each profile, what the catalogue's rules read of the
+//!   profile alone ([`CustomerInputs`](cx_core::arbitration::CustomerInputs): the attributes
+//!   rules read, and the results of the clauses reading nothing else), used by the next
+//!   batches; a new profile (upsert) or a merge drops them. [`MemoryStore::kept_feature_inputs`]
+//!   says how much is kept, and [`MemoryStore::with_kept_feature_inputs`] turns keeping both
+//!   off.
 //! - **Decision log** (`decisions.rs`): decisions by id with their recorded outcome keys, and
 //!   per customer the decision ids and the contact history.
 //! - **Journey tracks** (`journeys.rs`) per customer, and **follow-up cases** (`follow_ups.rs`)
@@ -65,7 +69,9 @@
 //! 5. `cases` (follow-up cases),
 //! 6. `budgets` (taken with others only to commit a decision and its budget draws together).
 //!
-//! `catalog` and the append scratch buffers are never held together with another lock.
+//! `catalog` and the append scratch buffers are never held together with another lock. The
+//! kept inputs of a profile, then those of the customer's timeline, are leaf locks taken under
+//! the directory's and the shard's read locks, in that order.
 //! Writers that change which
 //! id data lives under (merge, forget) hold the directory's write lock, and everything that
 //! resolves an id and then reads or writes under it (ingest, reads of one customer, recording a
@@ -124,20 +130,26 @@ pub struct MemoryStore {
     budgets: Mutex<foldhash::HashMap<BudgetKey, u64>>,
     /// Reusable per-shard buffers for appends; never held together with another lock.
     scratch: Mutex<Vec<touchpoints::Groups>>,
-    /// Whether batches of decisions keep what the features read of each customer's
-    /// touchpoints ([`MemoryStore::with_kept_feature_inputs`]).
+    /// Whether batches of decisions keep what the catalogue reads of each customer's
+    /// touchpoints and profile ([`MemoryStore::with_kept_feature_inputs`]).
     keep_feature_inputs: bool,
 }
 
-/// What a [`MemoryStore`] keeps of its customers' feature inputs
+/// What a [`MemoryStore`] keeps of its customers' feature inputs, and of their profiles
 /// ([`MemoryStore::kept_feature_inputs`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeptFeatureInputs {
-    /// Customers whose inputs are kept.
+    /// Customers whose feature inputs are kept
+    /// ([`FeatureInputs`](cx_core::arbitration::FeatureInputs)).
     pub customers: usize,
     /// The bytes those inputs take (on the heap, not counting long text they hold).
     pub bytes: usize,
+    /// Customers whose profile inputs are kept
+    /// ([`CustomerInputs`](cx_core::arbitration::CustomerInputs)).
+    pub profiles: usize,
+    /// The bytes those take (on the heap, not counting long text they hold).
+    pub profile_bytes: usize,
 }
 
 impl MemoryStore {
@@ -159,18 +171,25 @@ impl MemoryStore {
 
     /// Whether batches of decisions
     /// ([`visit_decision_states`](cx_core::Store::visit_decision_states)) keep what the
-    /// catalogue's features read of each customer's touchpoints, for the next decisions about
-    /// them (true by default; see the [crate docs](crate)). Without, every decision reads the
-    /// touchpoints, and the store holds no more than its data.
+    /// catalogue's features read of each customer's touchpoints, and what its rules read of
+    /// their profile alone, for the next decisions about them (true by default; see the
+    /// [crate docs](crate)). Without, every decision reads the touchpoints and the profile, and
+    /// the store holds no more than its data.
     pub fn with_kept_feature_inputs(mut self, keep: bool) -> Self {
         self.keep_feature_inputs = keep;
         self
     }
 
-    /// How many customers' feature inputs the store keeps, and their size. Locks each shard
-    /// in turn, and each customer's inputs.
+    /// How many customers' feature inputs and profile inputs the store keeps, and their
+    /// size. Locks the directory, then each shard in turn, and each customer's inputs.
     pub fn kept_feature_inputs(&self) -> KeptFeatureInputs {
         let mut kept = KeptFeatureInputs::default();
+        for profile in self.directory.read().profiles() {
+            if let Some(inputs) = profile.customer_inputs().as_deref() {
+                kept.profiles += 1;
+                kept.profile_bytes += std::mem::size_of_val(inputs) + inputs.heap_bytes();
+            }
+        }
         for shard in self.shards.iter() {
             for (_, timeline) in shard.read().timelines() {
                 if let Some(inputs) = timeline.feature_inputs().as_deref() {

@@ -5,10 +5,11 @@
 //! each lock taken once per group of them and nothing copied at all.
 
 use crate::MemoryStore;
+use crate::customers::Profile;
 use crate::stored::{Codes, StoredView};
 use crate::timeline::Timeline;
 use cx_core::arbitration::FeatureBuffers;
-use cx_core::model::{ContactEvent, Customer, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
+use cx_core::model::{ContactEvent, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
 use cx_core::store::{
     BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView, FeatureRequest,
 };
@@ -102,13 +103,13 @@ impl MemoryStore {
                 // prefetched: their lookups are independent, so their cache misses overlap.
                 found.extend(run.iter().map(|id| {
                     let canonical = directory.canonical(id);
-                    let Some(customer) = directory.profile(canonical) else {
+                    let Some(profile) = directory.profile_entry(canonical) else {
                         return Found::default();
                     };
                     let key = self.keys.key(canonical.clone());
                     let space = key.shard().index();
                     let found = Found {
-                        customer: Some(customer),
+                        profile: Some(profile),
                         space,
                         timeline: shards
                             .get(space)
@@ -124,10 +125,25 @@ impl MemoryStore {
                 for found in found.drain(..) {
                     let i = position;
                     position += 1;
-                    let Some(customer) = found.customer else {
+                    let Some(profile) = found.profile else {
                         visit(i, None);
                         continue;
                     };
+                    let customer = profile.customer();
+                    // What the catalogue reads of the profile alone: read and kept (as the
+                    // feature inputs are), and locked until the visit is over.
+                    let kept = query.features.as_ref().map(|request| {
+                        let mut kept = profile.customer_inputs();
+                        if inputs == Inputs::Keep
+                            && !kept.as_ref().is_some_and(|c| c.serve(&request.catalog))
+                        {
+                            *kept = Some(Box::new(request.catalog.customer_inputs(customer)));
+                        }
+                        (kept, &request.catalog)
+                    });
+                    let customer_inputs = kept
+                        .as_ref()
+                        .and_then(|(kept, catalog)| kept.as_deref().filter(|c| c.serve(catalog)));
                     let mut touchpoints = Vec::new();
                     let mut computed = None;
                     if let Some(range) = query.touchpoints {
@@ -158,6 +174,7 @@ impl MemoryStore {
                             customer,
                             touchpoints: &touchpoints,
                             features: computed,
+                            customer_inputs,
                             contacts: found.contacts,
                             budget_used: &budget_used,
                         }),
@@ -266,7 +283,7 @@ pub(crate) fn touchpoints_in(
 #[derive(Default)]
 struct Found<'s> {
     /// The profile; `None` for an id that resolves to none.
-    customer: Option<&'s Customer>,
+    profile: Option<&'s Profile>,
     /// The customer's touchpoint shard (the code space of its kinds).
     space: usize,
     /// The customer's timeline, with its shard's codes, if the query reads touchpoints.
@@ -279,10 +296,13 @@ impl Found<'_> {
     /// Asks the processor to fetch what deciding for the customer reads: the profile's
     /// attributes and consents, the timeline's kept feature inputs, the contact history.
     fn prefetch(&self) {
-        if let Some(customer) = self.customer {
-            for (name, value) in customer.attributes.iter() {
-                prefetch_read_data::<_, 3>(name);
-                prefetch_read_data::<_, 3>(value);
+        if let Some(profile) = self.profile {
+            let customer = profile.customer();
+            if !profile.prefetch_customer_inputs() {
+                for (name, value) in customer.attributes.iter() {
+                    prefetch_read_data::<_, 3>(name);
+                    prefetch_read_data::<_, 3>(value);
+                }
             }
             if let Some(first) = customer.consents.first() {
                 prefetch_read_data::<_, 3>(first);

@@ -1237,3 +1237,127 @@ features:
         Some(Some(vec![Some(cx_core::model::Value::Number(10.0))]))
     );
 }
+
+/// Batches keep what the catalogue's rules read of each profile alone, and decide from it; an
+/// upsert of the profile or a merge into it drops it, so decisions follow the new profile; a
+/// store told not to keep it decides the same from the profiles.
+#[tokio::test]
+async fn kept_customer_inputs_follow_every_change_to_the_profile() {
+    use cx_core::arbitration::{Arbitrator, BetaBernoulli, CompiledCatalog, PropensityModel};
+    use cx_core::model::{Catalog, Channel, Consent, DecisionId, DecisionRequest, Purpose};
+    use cx_core::store::DecisionStateQuery;
+    let catalog = Arc::new(
+        CompiledCatalog::compile(
+            Catalog::from_yaml(
+                r#"
+schema:
+  customer: { plan: string }
+offers:
+  - { id: small, name: Small, category: a, channels: [app], consent_purpose: service, value: 2, eligibility: 'customer.plan == "S"' }
+  - { id: larger, name: Larger, category: b, channels: [app], consent_purpose: service, value: 1, eligibility: 'customer.plan in ["M", "L"]' }
+arbitration: { k: 2, scoring: { propensity: false } }
+"#,
+            )
+            .unwrap(),
+            1,
+        )
+        .unwrap(),
+    );
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
+    let arbitrator = Arbitrator::new(Arc::clone(&catalog), model);
+    let now = ts(3_600);
+    let customer = |name: &str, plan: Option<&str>| {
+        let c = Customer::new(name).with_consent(Consent::granted(
+            Channel::App,
+            Purpose::new("service"),
+            ts(0),
+        ));
+        match plan {
+            Some(plan) => c.with_attribute("plan", plan),
+            None => c,
+        }
+    };
+    let query = DecisionStateQuery::new("_")
+        .touchpoints(Some(TimeRange::new(ts(0), ts(3_601))))
+        .features(Arc::clone(&catalog), now);
+    // The offers each customer gets, and whether the inputs were handed over.
+    let decide = async |store: &MemoryStore, customers: &[&str]| {
+        let ids: Vec<CustomerId> = customers.iter().map(|c| id(c)).collect();
+        let mut chosen = Vec::new();
+        store
+            .visit_decision_states(&query, &ids, &mut |i, state| {
+                let state = state.unwrap();
+                let request = DecisionRequest::new(ids[i].clone(), Channel::App);
+                let decision = arbitrator.decide(&state.input(now), &request, DecisionId::new("d"));
+                let offers: Vec<String> = decision
+                    .offers
+                    .iter()
+                    .map(|o| o.offer.to_string())
+                    .collect();
+                chosen.push((offers, state.customer_inputs.is_some()));
+            })
+            .await
+            .unwrap();
+        chosen
+    };
+    let offers = |chosen: Vec<(Vec<String>, bool)>| -> Vec<Vec<String>> {
+        chosen.into_iter().map(|(offers, _)| offers).collect()
+    };
+    let names = |list: &[&[&str]]| -> Vec<Vec<String>> {
+        list.iter()
+            .map(|o| o.iter().map(|s| s.to_string()).collect())
+            .collect()
+    };
+    for keep in [true, false] {
+        let store = MemoryStore::new().with_kept_feature_inputs(keep);
+        store
+            .upsert_customers(vec![
+                customer("c-1", Some("S")),
+                customer("c-2", None),
+                customer("c-3", Some("M")),
+            ])
+            .await
+            .unwrap();
+        let all = ["c-1", "c-2", "c-3"];
+        let first = decide(&store, &all).await;
+        assert!(
+            first.iter().all(|(_, handed)| *handed == keep),
+            "keep: {keep}"
+        );
+        assert_eq!(
+            store.kept_feature_inputs().profiles,
+            if keep { 3 } else { 0 }
+        );
+        assert!((store.kept_feature_inputs().profile_bytes > 0) == keep);
+        assert_eq!(offers(first), names(&[&["small"], &[], &["larger"]]));
+        // From the kept inputs: the same.
+        assert_eq!(
+            offers(decide(&store, &all).await),
+            names(&[&["small"], &[], &["larger"]])
+        );
+        // A new profile drops them.
+        store
+            .upsert_customers(vec![customer("c-1", Some("M"))])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.kept_feature_inputs().profiles,
+            if keep { 2 } else { 0 }
+        );
+        assert_eq!(
+            offers(decide(&store, &all).await),
+            names(&[&["larger"], &[], &["larger"]])
+        );
+        // A merge changes the survivor's profile (it gains the plan): it drops them too.
+        store.merge_customers(&id("c-2"), &id("c-3")).await.unwrap();
+        assert_eq!(
+            store.kept_feature_inputs().profiles,
+            if keep { 1 } else { 0 }
+        );
+        assert_eq!(
+            offers(decide(&store, &["c-1", "c-2", "c-3"]).await),
+            names(&[&["larger"], &["larger"], &["larger"]])
+        );
+    }
+}

@@ -599,6 +599,13 @@ impl ClauseResults {
         self.faults.clone_from(&other.faults);
     }
 
+    /// Asks the processor to fetch the results (a line in 64 clauses).
+    pub(crate) fn prefetch(&self) {
+        for pass in self.passes.iter().step_by(64) {
+            mem_prefetch::prefetch_read_data::<_, 3>(pass);
+        }
+    }
+
     /// The bytes these results hold on the heap.
     pub(crate) fn heap_bytes(&self) -> usize {
         std::mem::size_of_val(self.passes.as_slice())
