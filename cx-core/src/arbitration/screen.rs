@@ -228,41 +228,47 @@ impl ChannelScreen {
     }
 }
 
-/// (shared clause id, word, bits): the candidates whose rule has the clause, as the words of
-/// their set that have any, sorted by clause id then word.
-type Uses = Box<[(u32, u32, u64)]>;
+/// Per word of a channel's candidate sets, (shared clause id, bits): the candidates of that
+/// word whose rule has the clause, in clause id order.
+type Uses = Box<[Box<[(u32, u64)]>]>;
 
 /// Which candidates' rules have each clause, from each candidate's clause ids.
 fn uses<'a>(rules: impl Iterator<Item = &'a [u32]>) -> Uses {
-    let mut uses: Vec<(u32, u32, u64)> = Vec::new();
+    let mut uses: Vec<Vec<(u32, u64)>> = Vec::new();
     for (position, ids) in rules.enumerate() {
-        let word = index(position / 64);
+        let word = position / 64;
+        if uses.len() <= word {
+            uses.resize(word + 1, Vec::new());
+        }
+        let Some(in_word) = uses.get_mut(word) else {
+            continue;
+        };
         for &id in ids {
-            match uses.binary_search_by_key(&(id, word), |&(clause, w, _)| (clause, w)) {
+            match in_word.binary_search_by_key(&id, |&(clause, _)| clause) {
                 Ok(at) => {
-                    if let Some((_, _, bits)) = uses.get_mut(at) {
+                    if let Some((_, bits)) = in_word.get_mut(at) {
                         *bits |= 1 << (position % 64);
                     }
                 }
-                Err(at) => uses.insert(at, (id, word, 1 << (position % 64))),
+                Err(at) => in_word.insert(at, (id, 1 << (position % 64))),
             }
         }
     }
-    uses.into_boxed_slice()
+    uses.into_iter().map(Vec::into_boxed_slice).collect()
 }
 
 /// The candidates (of `words` words) whose rule has a clause that does not hold.
 ///
 /// Branch-free over the clauses: which clauses fail changes from one customer to the next, so
-/// a branch on it is mispredicted often, and costs more than or-ing a word with nothing.
+/// a branch on it is mispredicted often, and costs more than or-ing a word with nothing. Each
+/// word is gathered in a register and stored once.
 fn failing(uses: &Uses, shared: &ClauseResults, words: usize, set: &mut Vec<u64>) {
     zeroed(set, words);
-    for &(id, word, bits) in uses.iter() {
-        // All ones if the clause does not hold (`passes` is 0 or 1), else none.
-        let fails = u64::from(shared.passes(id)).wrapping_sub(1);
-        if let Some(w) = set.get_mut(word as usize) {
-            *w |= bits & fails;
-        }
+    for (word, in_word) in set.iter_mut().zip(uses.iter()) {
+        *word = in_word.iter().fold(0, |failed, &(id, bits)| {
+            // All ones if the clause does not hold (`passes` is 0 or 1), else none.
+            failed | bits & u64::from(shared.passes(id)).wrapping_sub(1)
+        });
     }
 }
 
@@ -385,6 +391,8 @@ mod tests {
             ..row(1, &[], 0)
         };
         rows[129] = row(0, &[], Look::RULE);
+        // In the second word: settled by the same false clause.
+        rows[126] = row(0, &b, 0);
         // Unsuitable: settled, unless a closer look comes first (candidate 6 is capped).
         rows[8].suitability = &a;
         rows[6].suitability = &a;
@@ -415,13 +423,14 @@ mod tests {
         assert_eq!(screened.settled(3), Some(Settled::Ineligible));
         assert_eq!(screened.settled(4), Some(Settled::NoConsent));
         assert_eq!(screened.settled(5), Some(Settled::Ineligible));
+        assert_eq!(screened.settled(126), Some(Settled::Ineligible));
         assert_eq!(screened.settled(70), Some(Settled::NotValid));
         assert_eq!(screened.settled(0), None);
         assert_eq!(screened.settled(8), Some(Settled::Unsuitable));
         assert_eq!(screened.settled(6), None);
         let open: Vec<(usize, bool)> = screened.unsettled().collect();
         let expected: Vec<(usize, bool)> = (0..130)
-            .filter(|&p| (p % 2 == 0 && p != 4 && p != 8 && p != 70) || p == 129)
+            .filter(|&p| (p % 2 == 0 && p != 4 && p != 8 && p != 70 && p != 126) || p == 129)
             .map(|p| (p, p == 6 || p == 129))
             .collect();
         assert_eq!(open, expected);
