@@ -10,6 +10,7 @@ use crate::stored::{Codes, StoredView};
 use crate::timeline::Timeline;
 use cx_core::arbitration::FeatureBuffers;
 use cx_core::model::{ContactEvent, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
+use cx_core::rules::SlotHints;
 use cx_core::store::{
     BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView, FeatureRequest,
 };
@@ -87,6 +88,7 @@ impl MemoryStore {
             Inputs::Use
         };
         let mut buffers = FeatureBuffers::default();
+        let mut hints = SlotHints::default();
         let mut features = Vec::new();
         let mut position = 0;
         for group in customers.chunks(VISIT_GROUP) {
@@ -137,7 +139,9 @@ impl MemoryStore {
                         if inputs == Inputs::Keep
                             && !kept.as_ref().is_some_and(|c| c.serve(&request.catalog))
                         {
-                            *kept = Some(Box::new(request.catalog.customer_inputs(customer)));
+                            *kept = Some(Box::new(
+                                request.catalog.customer_inputs(customer, &mut hints),
+                            ));
                         }
                         (kept, &request.catalog)
                     });

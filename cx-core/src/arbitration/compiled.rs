@@ -10,8 +10,8 @@ use crate::model::{
     Text, Value, ValueType,
 };
 use crate::rules::{
-    ClauseInterner, ClausePlan, ClauseResults, CompiledRule, Env, Namespace, Scalar, SlotTable,
-    Vocabulary, compile_rule,
+    ClauseInterner, ClausePlan, ClauseResults, CompiledRule, Env, Namespace, Scalar, SlotHints,
+    SlotTable, Vocabulary, compile_rule,
 };
 use crate::text_key::TextKey;
 use foldhash::HashMap;
@@ -705,9 +705,13 @@ impl CompiledCatalog {
     /// their attributes as rules read them, and the results of the shared clauses that read
     /// nothing else. For a store to keep with the profile (and drop when it changes); a
     /// decision given them ([`DecisionInput::customer_inputs`](super::DecisionInput)) reads
-    /// neither the attributes nor those clauses again.
-    pub fn customer_inputs(&self, customer: &Customer) -> CustomerInputs {
-        let slots = self.vocabulary.customer.resolve_owned(&customer.attributes);
+    /// neither the attributes nor those clauses again. `hints` are kept from one customer to
+    /// the next: profiles mostly carry the same names, each then found with one comparison.
+    pub fn customer_inputs(&self, customer: &Customer, hints: &mut SlotHints) -> CustomerInputs {
+        let slots = self
+            .vocabulary
+            .customer
+            .resolve_owned(&customer.attributes, hints);
         let scalars: Vec<Option<Scalar<'_>>> =
             slots.iter().map(|v| v.as_ref().map(Scalar::of)).collect();
         let env = Env {

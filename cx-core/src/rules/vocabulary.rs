@@ -185,18 +185,29 @@ impl SlotTable {
         }));
     }
 
-    /// The values [`resolve`](Self::resolve) reads, owned.
-    pub(crate) fn resolve_owned(&self, attributes: &Attributes) -> Box<[Option<Value>]> {
-        self.names
-            .iter()
-            .zip(&self.types)
-            .map(|(name, ty)| {
-                attributes
-                    .get(name.as_str())
+    /// The values [`resolve`](Self::resolve) reads, owned, found with `hints` as
+    /// [`resolve_hinted`](Self::resolve_hinted) finds them.
+    pub(crate) fn resolve_owned(
+        &self,
+        attributes: &Attributes,
+        hints: &mut SlotHints,
+    ) -> Box<[Option<Value>]> {
+        let mut values = vec![None; self.names.len()];
+        let mut cursor = 0;
+        for (&slot, gap) in self.by_name.iter().zip(hints.fit(self.by_name.len())) {
+            let slot = usize::from(slot);
+            if let (Some(name), Some(ty), Some(value)) = (
+                self.names.get(slot),
+                self.types.get(slot),
+                values.get_mut(slot),
+            ) {
+                *value = attributes
+                    .get_from(name.as_str(), &mut cursor, gap)
                     .filter(|v| ty.admits(v))
-                    .cloned()
-            })
-            .collect()
+                    .cloned();
+            }
+        }
+        values.into_boxed_slice()
     }
 
     /// The same values as [`resolve`](Self::resolve), found with `hints` from the last

@@ -2860,6 +2860,7 @@ mod tests {
     #[test]
     fn customer_inputs_decide_as_the_profile_does() {
         use crate::arbitration::CustomerInputs;
+        use crate::rules::SlotHints;
         {
             let s = ScenarioSpec::telco_100().generate();
             let arbitrator = s.arbitrator().unwrap();
@@ -2887,11 +2888,12 @@ mod tests {
                     shown(&arbitrator.decide(&input, &request, DecisionId::new("d")))
                 };
                 let expected = decide(None);
-                let own = catalog.customer_inputs(&c.customer);
+                let own = catalog.customer_inputs(&c.customer, &mut SlotHints::default());
                 assert_eq!(decide(Some(&own)), expected, "{}", c.customer.id);
-                let stale = elsewhere.customer_inputs(next);
+                let stale = elsewhere.customer_inputs(next, &mut SlotHints::default());
                 assert_eq!(decide(Some(&stale)), expected, "{}", c.customer.id);
-                if decide(Some(&catalog.customer_inputs(next))) != expected {
+                let theirs = catalog.customer_inputs(next, &mut SlotHints::default());
+                if decide(Some(&theirs)) != expected {
                     read += 1;
                 }
             }
