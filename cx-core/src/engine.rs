@@ -714,21 +714,48 @@ fn new_decision_id() -> DecisionId {
     new_decision_ids(1).pop().unwrap_or_default()
 }
 
-/// `n` fresh decision ids (as [`new_decision_id`]) from one call to the operating system's
-/// generator.
+/// `n` fresh decision ids: the first from 128 random bits of the operating system's
+/// generator, each next one the number after it (wrapping). Unique within the batch, and as
+/// unlikely to meet another batch's as random ids are; each after the first costs an
+/// increment of its digits instead of a number written out in base 62.
 fn new_decision_ids(n: usize) -> Vec<DecisionId> {
-    let mut bytes = vec![0u8; n * 16];
-    let fill = getrandom::fill(&mut bytes);
-    bytes
-        .chunks_exact(16)
-        .map(|chunk| {
-            let bits = match (&fill, <[u8; 16]>::try_from(chunk)) {
-                (Ok(()), Ok(bytes)) => u128::from_le_bytes(bytes),
-                _ => rand::random::<u128>(),
-            };
-            decision_id(bits)
-        })
-        .collect()
+    let mut bytes = [0u8; 16];
+    let first = match getrandom::fill(&mut bytes) {
+        Ok(()) => u128::from_le_bytes(bytes),
+        Err(_) => rand::random::<u128>(),
+    };
+    decision_ids_from(first, n)
+}
+
+/// The ids of the `n` numbers from `first` on (wrapping): `decision_id(first + i)`.
+fn decision_ids_from(first: u128, n: usize) -> Vec<DecisionId> {
+    let mut text = id_text(first);
+    let mut number = first;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(DecisionId::new(
+            std::str::from_utf8(&text).unwrap_or_default(),
+        ));
+        number = number.wrapping_add(1);
+        if number == 0 {
+            text = id_text(0);
+        } else {
+            // Below 2^128, the 22 digits never carry out.
+            for byte in text.iter_mut().skip(2).rev() {
+                let (next, carry) = match *byte {
+                    b'9' => (b'A', false),
+                    b'Z' => (b'a', false),
+                    b'z' => (b'0', true),
+                    digit => (digit + 1, false),
+                };
+                *byte = next;
+                if !carry {
+                    break;
+                }
+            }
+        }
+    }
+    ids
 }
 
 /// The digits of a decision id, in ASCII order: ids of one length sort as their numbers do.
@@ -737,7 +764,13 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// `d-` and `bits` in 22 base-62 digits (62^22 > 2^128), most significant first: 24 bytes,
 /// which an id keeps inline, so copying one (into a decision, a contact history read by the
 /// next decision, a table) allocates nothing. Hex took 34 bytes, on the heap.
+#[cfg(test)]
 fn decision_id(bits: u128) -> DecisionId {
+    DecisionId::new(std::str::from_utf8(&id_text(bits)).unwrap_or_default())
+}
+
+/// The text of [`decision_id`]`(bits)`.
+fn id_text(bits: u128) -> [u8; 24] {
     // 62^10 fits a u64: two 128-bit divisions split `bits` into words of 10, 10 and 2 digits,
     // whose digits 64-bit arithmetic finds (a division by 62 is then a multiplication).
     const WORD: u128 = 62u128.pow(10);
@@ -759,7 +792,7 @@ fn decision_id(bits: u128) -> DecisionId {
             word /= 62;
         }
     }
-    DecisionId::new(std::str::from_utf8(&text).unwrap_or_default())
+    text
 }
 
 /// The counters of `catalog`'s budgets for the periods that hold `now`, in catalogue order.
@@ -825,5 +858,27 @@ mod ids {
         let fresh = super::new_decision_ids(3);
         assert!(fresh.iter().all(|id| id.as_str().len() == 24));
         assert!(fresh[0] != fresh[1] && fresh[1] != fresh[2]);
+    }
+
+    /// A batch's ids are the numbers after the first, written out: across a carry through
+    /// every digit, the digit ranges' ends and the wrap past 2^128 - 1.
+    #[test]
+    fn a_batch_counts_up_from_its_first_id() {
+        const WORD: u128 = 62u128.pow(10);
+        for first in [
+            0,
+            9,
+            35,
+            61,
+            62u128.pow(2) - 3,
+            WORD * WORD - 2,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            u128::MAX - 2,
+        ] {
+            let ids = super::decision_ids_from(first, 130);
+            for (i, id) in (0u128..).zip(&ids) {
+                assert_eq!(id, &decision_id(first.wrapping_add(i)), "{first} + {i}");
+            }
+        }
     }
 }
