@@ -761,14 +761,26 @@ const RUNS_PER_WORKER: usize = 8;
 const MIN_RUN: usize = 512;
 
 fn decisions_table(decisions: &[Decision]) -> PyResult<arrow_array::RecordBatch> {
+    // Every column sized once, not grown by doubling (a copy of each column every time).
+    let rows: usize = decisions.iter().map(|d| d.offers.len().max(1)).sum();
+    let (mut customers, mut ids, mut offers, mut categories) = (0, 0, 0, 0);
+    for d in decisions {
+        let n = d.offers.len().max(1);
+        customers += n * d.customer.as_str().len();
+        ids += n * d.id.as_str().len();
+        for s in &d.offers {
+            offers += s.offer.as_str().len();
+            categories += s.category.as_str().len();
+        }
+    }
     let mut t = Rows::new(vec![
-        ("customer_id", Builder::str()),
-        ("decision_id", Builder::str()),
-        ("rank", Builder::int()),
-        ("offer_id", Builder::str()),
-        ("category", Builder::str()),
-        ("score", Builder::num()),
-        ("probability", Builder::num()),
+        ("customer_id", Builder::str_with(rows, customers)),
+        ("decision_id", Builder::str_with(rows, ids)),
+        ("rank", Builder::int_with(rows)),
+        ("offer_id", Builder::str_with(rows, offers)),
+        ("category", Builder::str_with(rows, categories)),
+        ("score", Builder::num_with(rows)),
+        ("probability", Builder::num_with(rows)),
     ]);
     for d in decisions {
         if d.offers.is_empty() {

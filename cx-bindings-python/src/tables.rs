@@ -745,6 +745,18 @@ impl Builder {
     pub(crate) fn int() -> Builder {
         Builder::Int(Int64Builder::new())
     }
+    /// A string column with room for `rows` values of `bytes` bytes in all.
+    pub(crate) fn str_with(rows: usize, bytes: usize) -> Builder {
+        Builder::Str(StringBuilder::with_capacity(rows, bytes))
+    }
+    /// A number column with room for `rows` values.
+    pub(crate) fn num_with(rows: usize) -> Builder {
+        Builder::Num(Float64Builder::with_capacity(rows))
+    }
+    /// An integer column with room for `rows` values.
+    pub(crate) fn int_with(rows: usize) -> Builder {
+        Builder::Int(Int64Builder::with_capacity(rows))
+    }
     pub(crate) fn time() -> Builder {
         Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
     }
