@@ -93,7 +93,6 @@ impl Arbitrator {
         let config = catalog.config();
         let now = input.now.timestamp_micros();
         let channel = &request.channel;
-        let placement = request.placement.as_ref();
         let k = request.k.unwrap_or(config.k).max(1) as usize;
 
         // The vectors the last decision left, emptied (given back at the end).
@@ -125,13 +124,20 @@ impl Arbitrator {
                 &mut feature_slots,
             ),
         }
+        // What the decision reads of the request alone: read once for a batch of requests that
+        // differ in the customer only.
+        if scratch
+            .request
+            .as_ref()
+            .is_some_and(|reads| !reads.serve(catalog, request))
+        {
+            scratch.request = None;
+        }
+        let reads = &*scratch
+            .request
+            .get_or_insert_with(|| RequestReads::read(catalog, request, &mut scratch.context));
         let mut context_slots = reuse(&mut kept.context_slots, catalog.vocabulary.context.len());
-        resolve_context(
-            &catalog.vocabulary.context,
-            request,
-            &mut scratch.context,
-            &mut context_slots,
-        );
+        context_slots.extend(reads.slots.iter().map(|v| v.as_ref().map(Scalar::of)));
         let mut base_env = Env {
             customer: &customer_slots,
             context: &context_slots,
@@ -279,7 +285,7 @@ impl Arbitrator {
         let mut propensities = reuse(&mut kept.propensities, survivors.len());
         self.model
             .fill_means(&survivors, segment, &mut propensities);
-        let weights = catalog.weight_keys(channel, placement);
+        let weights = reads.weights;
         let mut factored = reuse(&mut kept.factored, survivors.len());
         let mut scored = reuse(&mut kept.scored, survivors.len());
         for (&index, &p) in survivors.iter().zip(&propensities) {
@@ -342,7 +348,7 @@ impl Arbitrator {
             && offer.offer.channels.contains(channel)
             && stage.exclude(*hot, index, offer, None).is_none()
         {
-            let f = factors(*hot, offer, catalog.weight_keys(channel, placement));
+            let f = factors(*hot, offer, reads.weights);
             picks.push(Pick {
                 offer: index,
                 category: offer.category,
@@ -481,6 +487,46 @@ pub struct DecisionScratch {
     /// The vectors of the last decision, emptied, for the next one to fill (those its
     /// explanation kept, it kept).
     kept: Kept,
+    /// What the last decision read of its request alone.
+    request: Option<RequestReads>,
+}
+
+/// What a decision reads of its request alone (its `context.*` slots, its context-weight
+/// names), kept for the next decision of a batch under the same catalogue, on the same
+/// channel and placement, with the same context.
+#[derive(Debug)]
+struct RequestReads {
+    /// The [`CompiledCatalog::id`] they were read under.
+    catalog: u64,
+    channel: crate::model::Channel,
+    placement: Option<Name>,
+    context: Attributes,
+    /// Per `context.*` slot, its value (as [`resolve_context`] reads it), owned.
+    slots: Box<[Option<Value>]>,
+    weights: WeightKeys,
+}
+
+impl RequestReads {
+    fn read(catalog: &CompiledCatalog, request: &DecisionRequest, hints: &mut SlotHints) -> Self {
+        let mut slots = Vec::new();
+        resolve_context(&catalog.vocabulary.context, request, hints, &mut slots);
+        RequestReads {
+            catalog: catalog.id,
+            channel: request.channel.clone(),
+            placement: request.placement.clone(),
+            context: request.context.clone(),
+            slots: slots.into_iter().map(features::owned).collect(),
+            weights: catalog.weight_keys(&request.channel, request.placement.as_ref()),
+        }
+    }
+
+    /// Whether `request` under `catalog` reads these.
+    fn serve(&self, catalog: &CompiledCatalog, request: &DecisionRequest) -> bool {
+        self.catalog == catalog.id
+            && self.channel == request.channel
+            && self.placement == request.placement
+            && self.context.same(&request.context)
+    }
 }
 
 /// The vector `kept` left, taken out of it, emptied and with room for `room` items; of the

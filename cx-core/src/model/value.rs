@@ -245,6 +245,15 @@ impl PartialEq for Attributes {
 }
 
 impl Attributes {
+    /// Whether `other` holds the same attributes: at once if they share their storage (a
+    /// clone), else compared.
+    pub(crate) fn same(&self, other: &Attributes) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) if std::sync::Arc::ptr_eq(a, b) => true,
+            _ => self == other,
+        }
+    }
+
     /// No attributes.
     pub const fn new() -> Self {
         Attributes(None)

@@ -2904,6 +2904,64 @@ mod tests {
         }
     }
 
+    /// One scratch for a run of decisions whose requests change channel, placement and
+    /// context from one to the next (a context equal to the last but not shared too), and
+    /// whose customers come with their inputs or without: every decision chooses, scores and
+    /// explains as with a fresh scratch.
+    #[test]
+    fn one_scratch_decides_as_fresh_ones_whatever_the_requests() {
+        use crate::arbitration::DecisionScratch;
+        use crate::rules::SlotHints;
+        let s = ScenarioSpec::telco_100().generate();
+        let arbitrator = s.arbitrator().unwrap();
+        let catalog = arbitrator.catalog();
+        let customers = s.customers(24);
+        let shown = |d: &Decision| {
+            let why: Vec<String> = catalog
+                .offers
+                .iter()
+                .map(|o| d.why_not(&o.offer.id))
+                .collect();
+            (d.offers.clone(), why)
+        };
+        let mut scratch = DecisionScratch::default();
+        let mut hints = SlotHints::default();
+        for (i, c) in customers.iter().enumerate() {
+            let mut request = s.request.clone();
+            request.customer = c.customer.id.clone();
+            request.seed = Some(i as u64);
+            match i % 6 {
+                // The same request but the customer (its context shared), twice.
+                0 | 1 => {}
+                2 => request.placement = None,
+                3 => request.context = request.context.clone().with("session_pages", 9.0),
+                // Equal to the shared context, but not a clone of it.
+                4 => {
+                    request.context = request
+                        .context
+                        .iter()
+                        .fold(Attributes::new(), |a, (n, v)| a.with(n.clone(), v.clone()));
+                }
+                _ => request.channel = Channel::Web,
+            }
+            let inputs = catalog.customer_inputs(&c.customer, &mut hints);
+            let input = DecisionInput {
+                customer_inputs: (i % 2 == 0).then_some(&inputs),
+                ..s.input_for(c)
+            };
+            let batch =
+                arbitrator.decide_with(&input, &request, DecisionId::new("d"), &mut scratch);
+            let fresh = arbitrator.decide(&s.input_for(c), &request, DecisionId::new("d"));
+            assert_eq!(
+                shown(&batch),
+                shown(&fresh),
+                "{} ({})",
+                c.customer.id,
+                i % 6
+            );
+        }
+    }
+
     #[test]
     fn edge_specs_do_not_panic() {
         let tiny = ScenarioSpec::telco_100()
