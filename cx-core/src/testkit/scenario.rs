@@ -2854,6 +2854,16 @@ mod tests {
         assert_eq!(ids.first(), Some(&"c-00001"));
     }
 
+    /// What `d` chose, and why it chose or did not choose each offer of `catalog`.
+    fn shown(catalog: &CompiledCatalog, d: &Decision) -> (Vec<SelectedOffer>, Vec<String>) {
+        let why = catalog
+            .offers
+            .iter()
+            .map(|o| d.why_not(&o.offer.id))
+            .collect();
+        (d.offers.clone(), why)
+    }
+
     /// A decision given the customer's inputs read ahead chooses, scores and explains every
     /// candidate exactly as one reading the profile; inputs read under another compilation of
     /// the catalogue are not used; and another customer's are (so the inputs are read).
@@ -2861,47 +2871,38 @@ mod tests {
     fn customer_inputs_decide_as_the_profile_does() {
         use crate::arbitration::CustomerInputs;
         use crate::rules::SlotHints;
-        {
-            let s = ScenarioSpec::telco_100().generate();
-            let arbitrator = s.arbitrator().unwrap();
-            let catalog = arbitrator.catalog();
-            let elsewhere = s.compiled().unwrap();
-            let customers = s.customers(40);
-            let shown = |d: &Decision| {
-                let why: Vec<String> = catalog
-                    .offers
-                    .iter()
-                    .map(|o| d.why_not(&o.offer.id))
-                    .collect();
-                (d.offers.clone(), why)
-            };
-            let mut read = 0;
-            for (i, c) in customers.iter().enumerate() {
-                let next = &customers[(i + 1) % customers.len()].customer;
-                let mut request = c.request.clone();
-                request.seed = Some(i as u64);
-                let decide = |inputs: Option<&CustomerInputs>| {
-                    let input = DecisionInput {
-                        customer_inputs: inputs,
-                        ..s.input_for(c)
-                    };
-                    shown(&arbitrator.decide(&input, &request, DecisionId::new("d")))
+        let s = ScenarioSpec::telco_100().generate();
+        let arbitrator = s.arbitrator().unwrap();
+        let catalog = arbitrator.catalog();
+        let elsewhere = s.compiled().unwrap();
+        let customers = s.customers(40);
+        let shown = |d: &Decision| shown(catalog, d);
+        let mut read = 0;
+        for (i, c) in customers.iter().enumerate() {
+            let next = &customers[(i + 1) % customers.len()].customer;
+            let mut request = c.request.clone();
+            request.seed = Some(i as u64);
+            let decide = |inputs: Option<&CustomerInputs>| {
+                let input = DecisionInput {
+                    customer_inputs: inputs,
+                    ..s.input_for(c)
                 };
-                let expected = decide(None);
-                let own = catalog.customer_inputs(&c.customer, &mut SlotHints::default());
-                assert_eq!(decide(Some(&own)), expected, "{}", c.customer.id);
-                let stale = elsewhere.customer_inputs(next, &mut SlotHints::default());
-                assert_eq!(decide(Some(&stale)), expected, "{}", c.customer.id);
-                let theirs = catalog.customer_inputs(next, &mut SlotHints::default());
-                if decide(Some(&theirs)) != expected {
-                    read += 1;
-                }
+                shown(&arbitrator.decide(&input, &request, DecisionId::new("d")))
+            };
+            let expected = decide(None);
+            let own = catalog.customer_inputs(&c.customer, &mut SlotHints::default());
+            assert_eq!(decide(Some(&own)), expected, "{}", c.customer.id);
+            let stale = elsewhere.customer_inputs(next, &mut SlotHints::default());
+            assert_eq!(decide(Some(&stale)), expected, "{}", c.customer.id);
+            let theirs = catalog.customer_inputs(next, &mut SlotHints::default());
+            if decide(Some(&theirs)) != expected {
+                read += 1;
             }
-            assert!(
-                read > 0,
-                "another customer's inputs never changed a decision"
-            );
         }
+        assert!(
+            read > 0,
+            "another customer's inputs never changed a decision"
+        );
     }
 
     /// One scratch for a run of decisions whose requests change channel, placement and
@@ -2916,14 +2917,7 @@ mod tests {
         let arbitrator = s.arbitrator().unwrap();
         let catalog = arbitrator.catalog();
         let customers = s.customers(24);
-        let shown = |d: &Decision| {
-            let why: Vec<String> = catalog
-                .offers
-                .iter()
-                .map(|o| d.why_not(&o.offer.id))
-                .collect();
-            (d.offers.clone(), why)
-        };
+        let shown = |d: &Decision| shown(catalog, d);
         let mut scratch = DecisionScratch::default();
         let mut hints = SlotHints::default();
         for (i, c) in customers.iter().enumerate() {
