@@ -74,7 +74,10 @@ impl MemoryStore {
     /// [`VISIT_GROUP`] customers, the directory, every shard and the decision log are read
     /// locked once (in the crate's lock order) and each customer's profile and contact history
     /// handed over where they are, the features computed in place with buffers kept across
-    /// customers; the budget counters are read once for the whole visit.
+    /// customers, and what the catalogue reads of the profile alone read once and kept with it
+    /// ([`CustomerInputs`](cx_core::arbitration::CustomerInputs)); the budget counters are read
+    /// once for the whole visit. Customers are found [`LOOKAHEAD`] at a time, and what deciding
+    /// reads of them prefetched.
     pub(crate) fn visit_states(
         &self,
         query: &DecisionStateQuery,
