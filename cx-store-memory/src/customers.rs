@@ -34,16 +34,10 @@ impl Profile {
     /// Asks the processor to fetch the inputs kept for this profile, if any (and if no one
     /// holds them); whether there were.
     pub(crate) fn prefetch_customer_inputs(&self) -> bool {
-        match self.inputs.try_lock() {
-            Some(inputs) => match inputs.as_deref() {
-                Some(held) => {
-                    held.prefetch();
-                    true
-                }
-                None => false,
-            },
-            None => false,
-        }
+        self.inputs
+            .try_lock()
+            .and_then(|inputs| inputs.as_deref().map(CustomerInputs::prefetch))
+            .is_some()
     }
 
     /// The inputs kept for this profile, locked (`None` until some are kept, and after the

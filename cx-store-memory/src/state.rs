@@ -8,13 +8,14 @@ use crate::MemoryStore;
 use crate::customers::Profile;
 use crate::stored::{Codes, StoredView};
 use crate::timeline::Timeline;
-use cx_core::arbitration::FeatureBuffers;
+use cx_core::arbitration::{CustomerInputs, FeatureBuffers};
 use cx_core::model::{ContactEvent, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
 use cx_core::rules::SlotHints;
 use cx_core::store::{
     BudgetKey, DecisionState, DecisionStateQuery, DecisionStateView, FeatureRequest,
 };
 use mem_prefetch::prefetch_read_data;
+use parking_lot::{MappedMutexGuard, MutexGuard};
 
 /// How many customers [`MemoryStore::visit_states`] reads under one taking of its locks: enough
 /// to spread the cost of taking them (every shard's), few enough that a writer waits for no
@@ -135,22 +136,9 @@ impl MemoryStore {
                         continue;
                     };
                     let customer = profile.customer();
-                    // What the catalogue reads of the profile alone: read and kept (as the
-                    // feature inputs are), and locked until the visit is over.
-                    let kept = query.features.as_ref().map(|request| {
-                        let mut kept = profile.customer_inputs();
-                        if inputs == Inputs::Keep
-                            && !kept.as_ref().is_some_and(|c| c.serve(&request.catalog))
-                        {
-                            *kept = Some(Box::new(
-                                request.catalog.customer_inputs(customer, &mut hints),
-                            ));
-                        }
-                        (kept, &request.catalog)
+                    let kept = query.features.as_ref().and_then(|request| {
+                        customer_inputs_in(profile, request, inputs, &mut hints)
                     });
-                    let customer_inputs = kept
-                        .as_ref()
-                        .and_then(|(kept, catalog)| kept.as_deref().filter(|c| c.serve(catalog)));
                     let mut touchpoints = Vec::new();
                     let mut computed = None;
                     if let Some(range) = query.touchpoints {
@@ -181,7 +169,7 @@ impl MemoryStore {
                             customer,
                             touchpoints: &touchpoints,
                             features: computed,
-                            customer_inputs,
+                            customer_inputs: kept.as_deref(),
                             contacts: found.contacts,
                             budget_used: &budget_used,
                         }),
@@ -272,6 +260,27 @@ fn features_in<'s>(
         timeline.extend_in_range(range, |t| StoredView::new(t, codes), views);
     }
     catalog.compute_features_with(views, now, buffers, out);
+}
+
+/// What `request`'s catalogue reads of `profile` alone, kept with the profile: read and kept
+/// first if those kept do not serve and `inputs` says to keep them (as the feature inputs
+/// are); locked until the guard is dropped (after the visit of the customer). `None` if none
+/// serve.
+fn customer_inputs_in<'p>(
+    profile: &'p Profile,
+    request: &FeatureRequest,
+    inputs: Inputs,
+    hints: &mut SlotHints,
+) -> Option<MappedMutexGuard<'p, CustomerInputs>> {
+    let catalog = &request.catalog;
+    let mut kept = profile.customer_inputs();
+    if inputs == Inputs::Keep && !kept.as_ref().is_some_and(|c| c.serve(catalog)) {
+        *kept = Some(Box::new(catalog.customer_inputs(profile.customer(), hints)));
+    }
+    MutexGuard::try_map(kept, |kept| {
+        kept.as_deref_mut().filter(|c| c.serve(catalog))
+    })
+    .ok()
 }
 
 /// The touchpoints of `timeline` (with its shard's codes) in `range`, oldest first, copied out

@@ -188,7 +188,7 @@ impl CustomerInputs {
 
     /// The customer slots, as rules read them.
     pub(crate) fn slots(&self) -> impl Iterator<Item = Option<Scalar<'_>>> {
-        self.slots.iter().map(|v| v.as_ref().map(Scalar::of))
+        Scalar::each(&self.slots)
     }
 
     /// The results of the clauses reading the customer alone.
@@ -712,8 +712,7 @@ impl CompiledCatalog {
             .vocabulary
             .customer
             .resolve_owned(&customer.attributes, hints);
-        let scalars: Vec<Option<Scalar<'_>>> =
-            slots.iter().map(|v| v.as_ref().map(Scalar::of)).collect();
+        let scalars: Vec<Option<Scalar<'_>>> = Scalar::each(&slots).collect();
         let env = Env {
             customer: &scalars,
             context: &[],

@@ -111,7 +111,7 @@ impl Arbitrator {
         let mut feature_slots = reuse(&mut kept.feature_slots, catalog.features.len());
         match input.features {
             Some(given) => {
-                feature_slots.extend(given.iter().map(|v| v.as_ref().map(Scalar::of)));
+                feature_slots.extend(Scalar::each(given));
                 // A shorter list (from another catalogue version) leaves the rest missing.
                 feature_slots.resize(catalog.features.len(), None);
             }
@@ -137,7 +137,7 @@ impl Arbitrator {
             .request
             .get_or_insert_with(|| RequestReads::read(catalog, request, &mut scratch.context));
         let mut context_slots = reuse(&mut kept.context_slots, catalog.vocabulary.context.len());
-        context_slots.extend(reads.slots.iter().map(|v| v.as_ref().map(Scalar::of)));
+        context_slots.extend(Scalar::each(&reads.slots));
         let mut base_env = Env {
             customer: &customer_slots,
             context: &context_slots,

@@ -113,11 +113,7 @@ impl Trace {
             .resolve(&self.customer.attributes, &mut customer);
         let mut context = Vec::new();
         vocabulary.context.resolve(&self.context, &mut context);
-        let features: Vec<Option<Scalar<'_>>> = self
-            .features
-            .iter()
-            .map(|v| v.as_ref().map(Scalar::of))
-            .collect();
+        let features: Vec<Option<Scalar<'_>>> = Scalar::each(&self.features).collect();
         let segments: Vec<Option<Scalar<'_>>> =
             self.segments.iter().map(|m| m.map(Scalar::Bool)).collect();
         let env = Env {

@@ -1,6 +1,6 @@
 //! The compiled form of a rule and its evaluation: typed trees over slots, no allocation.
 
-use super::vocabulary::{Env, Scalar, SlotRef, Vocabulary};
+use super::vocabulary::{Env, Namespace, Scalar, SlotRef, Vocabulary};
 use crate::model::{Text, Value};
 use std::fmt;
 
@@ -552,11 +552,13 @@ pub(crate) fn slots_of(b: &B, out: &mut Vec<SlotRef>) {
     });
 }
 
-/// Whether an expression reads `now`.
-pub(crate) fn reads_now(b: &B) -> bool {
-    let mut now = false;
-    leaves(b, &mut |leaf| now |= leaf.is_none());
-    now
+/// Whether an expression reads nothing but slots of `namespace` (not `now`).
+pub(crate) fn reads_only(b: &B, namespace: Namespace) -> bool {
+    let mut only = true;
+    leaves(b, &mut |leaf| {
+        only &= leaf.is_some_and(|slot| slot.namespace == namespace);
+    });
+    only
 }
 
 /// Calls `f` with every slot an expression reads, in order (repeats included), and with

@@ -15,7 +15,7 @@
 //!   verdict (and the clause an explanation names) is exactly what plain evaluation gives.
 
 use super::compile::CompiledRule;
-use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, Verdict, reads_now, slots_of};
+use super::eval::{B, Cmp, D, Fault, L, N, S, Show, T, Verdict, reads_only, slots_of};
 use super::vocabulary::{Env, Namespace, SlotRef, Vocabulary};
 use crate::model::{Text, Value};
 use crate::text_key::TextKey;
@@ -105,11 +105,7 @@ impl<'v> ClauseInterner<'v> {
     pub(crate) fn customer_only(&self) -> Vec<bool> {
         self.clauses
             .iter()
-            .map(|clause| {
-                let mut slots = Vec::new();
-                slots_of(clause, &mut slots);
-                !reads_now(clause) && slots.iter().all(|s| s.namespace == Namespace::Customer)
-            })
+            .map(|clause| reads_only(clause, Namespace::Customer))
             .collect()
     }
 

@@ -85,6 +85,12 @@ impl<'a> Scalar<'a> {
         }
     }
 
+    /// The scalar view of each of `values` (`None` for a missing one).
+    #[inline]
+    pub(crate) fn each(values: &'a [Option<Value>]) -> impl Iterator<Item = Option<Scalar<'a>>> {
+        values.iter().map(|v| v.as_ref().map(Scalar::of))
+    }
+
     /// The type of the value.
     pub fn value_type(&self) -> ValueType {
         match self {
