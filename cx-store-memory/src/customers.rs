@@ -3,19 +3,22 @@
 
 use crate::MemoryStore;
 use async_trait::async_trait;
-use cx_core::arbitration::CustomerInputs;
-use cx_core::model::{Customer, CustomerId, Identity};
+use cx_core::arbitration::{CompiledCatalog, ContactInputs, CustomerInputs};
+use cx_core::model::{Customer, CustomerId, Identity, TimeRange};
 use cx_core::store::{CustomerStore, ForgetReport, MergeReport, UpsertReport};
 use cx_core::{Error, Result};
 use foldhash::{HashMap, HashMapExt};
 use parking_lot::{Mutex, MutexGuard};
 
 /// A customer's profile, with what a catalogue's decisions read of it alone, if kept
-/// ([`CustomerInputs`]: kept by batches of decisions, dropped with the profile when it changes).
+/// ([`CustomerInputs`]: kept by batches of decisions, dropped with the profile when it changes),
+/// and of the customer's contact history ([`ContactInputs`]: kept the same way, dropped when
+/// the history changes).
 #[derive(Debug)]
 pub(crate) struct Profile {
     customer: Customer,
     inputs: Mutex<Option<Box<CustomerInputs>>>,
+    contacts: Mutex<Option<Box<ContactInputs>>>,
 }
 
 impl Profile {
@@ -23,6 +26,7 @@ impl Profile {
         Profile {
             customer,
             inputs: Mutex::new(None),
+            contacts: Mutex::new(None),
         }
     }
 
@@ -45,6 +49,34 @@ impl Profile {
     /// feature inputs of the customer's timeline.
     pub(crate) fn customer_inputs(&self) -> MutexGuard<'_, Option<Box<CustomerInputs>>> {
         self.inputs.lock()
+    }
+
+    /// Whether the contact inputs kept for this customer serve `catalog` over `range` (and no
+    /// one holds them); if so, asks the processor to fetch them.
+    pub(crate) fn prefetch_contact_inputs(
+        &self,
+        catalog: &CompiledCatalog,
+        range: &TimeRange,
+    ) -> bool {
+        self.contacts
+            .try_lock()
+            .and_then(|kept| {
+                kept.as_deref()
+                    .filter(|c| c.serve(catalog, range))
+                    .map(ContactInputs::prefetch)
+            })
+            .is_some()
+    }
+
+    /// The contact inputs kept for this customer, locked (`None` until some are kept, and
+    /// after the contact history changed). A leaf lock, taken after the profile's inputs.
+    pub(crate) fn contact_inputs(&self) -> MutexGuard<'_, Option<Box<ContactInputs>>> {
+        self.contacts.lock()
+    }
+
+    /// Drops the contact inputs kept for this customer: their contact history changed.
+    pub(crate) fn forget_contact_inputs(&self) {
+        *self.contacts.lock() = None;
     }
 }
 
@@ -209,8 +241,9 @@ impl Directory {
             self.identities.insert(identity.clone(), survivor.clone());
         }
         let identities_added = kept.customer.absorb(gone.customer);
-        // The profile changed: what was read of it no longer holds.
+        // The profile and the contact history changed: what was read of them no longer holds.
         *kept.inputs.get_mut() = None;
+        *kept.contacts.get_mut() = None;
 
         // Keep aliases one hop: ids merged into `absorbed` before now point at `survivor`.
         let mut moved = self.merged.remove(absorbed).unwrap_or_default();

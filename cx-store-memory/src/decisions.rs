@@ -5,6 +5,7 @@ use crate::sorted::merge_sorted;
 use async_trait::async_trait;
 use cx_core::model::{
     ContactEvent, CustomerId, Decision, DecisionId, OfferId, Outcome, OutcomeKind, TimeRange,
+    Timestamp,
 };
 use cx_core::store::{
     BudgetDraw, BudgetKey, ContactCount, DecisionCommit, DecisionStore, OutcomeRecorded,
@@ -50,7 +51,7 @@ impl History {
 /// The position of the first of `events` (sorted by instant) at or after `at`. The ends are
 /// looked at first: a decision's range usually holds the whole history, so the search reads
 /// two events instead of a binary search's scattered ones.
-fn first_at(events: &[ContactEvent], at: cx_core::model::Timestamp) -> usize {
+fn first_at(events: &[ContactEvent], at: Timestamp) -> usize {
     match (events.first(), events.last()) {
         (Some(first), _) if first.at >= at => 0,
         (_, Some(last)) if last.at < at => events.len(),
@@ -119,6 +120,18 @@ impl DecisionLog {
         self.customers
             .get(customer)
             .map(|history| history.contacts_in(range))
+            .unwrap_or_default()
+    }
+
+    /// The contact history of `customer` (a canonical id) from `start` on, oldest first.
+    pub(crate) fn contacts_since(
+        &self,
+        customer: &CustomerId,
+        start: Timestamp,
+    ) -> &[ContactEvent] {
+        self.customers
+            .get(customer)
+            .and_then(|history| history.contacts.get(first_at(&history.contacts, start)..))
             .unwrap_or_default()
     }
 
@@ -256,9 +269,19 @@ impl DecisionStore for MemoryStore {
     }
 
     async fn record_outcome(&self, outcome: &Outcome) -> Result<OutcomeRecorded> {
-        // The decision's customer is canonical and only merge/forget change it, under this same
-        // lock: no directory lock needed.
-        self.decisions.write().record_outcome(outcome)
+        // The decision's customer is canonical (merge and forget change it under this same
+        // lock); the directory is read for their profile, whose kept contact inputs no longer
+        // hold once the event is in, and which no decision reads until the log is released.
+        let directory = self.directory.read();
+        let mut log = self.decisions.write();
+        let recorded = log.record_outcome(outcome)?;
+        if recorded == OutcomeRecorded::New
+            && let Some(logged) = log.decisions.get(&outcome.decision)
+            && let Some(profile) = directory.profile_entry(&logged.decision.customer)
+        {
+            profile.forget_contact_inputs();
+        }
+        Ok(recorded)
     }
 
     async fn contact_history(

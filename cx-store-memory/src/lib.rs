@@ -47,9 +47,13 @@
 //!   drops them. It keeps too, with each profile, what the catalogue's rules read of the
 //!   profile alone ([`CustomerInputs`](cx_core::arbitration::CustomerInputs): the attributes
 //!   rules read, and the results of the clauses reading nothing else), used by the next
-//!   batches; a new profile (upsert) or a merge drops them. [`MemoryStore::kept_feature_inputs`]
-//!   says how much is kept, and [`MemoryStore::with_kept_feature_inputs`] turns keeping both
-//!   off.
+//!   batches; a new profile (upsert) or a merge drops them. And it keeps with each profile
+//!   what the catalogue's contact policies read of the customer's contact history
+//!   ([`ContactInputs`](cx_core::arbitration::ContactInputs): each event of a kind they count,
+//!   its offer and category found in the catalogue, 48 bytes an event), so the next batches find
+//!   no history in the decision log; a new outcome, a merge or a new profile drops them.
+//!   [`MemoryStore::kept_feature_inputs`] says how much is kept, and
+//!   [`MemoryStore::with_kept_feature_inputs`] turns keeping all three off.
 //! - **Decision log** (`decisions.rs`): decisions by id with their recorded outcome keys, and
 //!   per customer the decision ids and the contact history.
 //! - **Journey tracks** (`journeys.rs`) per customer, and **follow-up cases** (`follow_ups.rs`)
@@ -70,8 +74,9 @@
 //! 6. `budgets` (taken with others only to commit a decision and its budget draws together).
 //!
 //! `catalog` and the append scratch buffers are never held together with another lock. The
-//! kept inputs of a profile, then those of the customer's timeline, are leaf locks taken under
-//! the directory's and the shard's read locks, in that order.
+//! kept inputs of a profile, then its kept contact inputs, then the kept inputs of the
+//! customer's timeline, are leaf locks taken under the directory's, the shards' and the
+//! decision log's locks, in that order.
 //! Writers that change which
 //! id data lives under (merge, forget) hold the directory's write lock, and everything that
 //! resolves an id and then reads or writes under it (ingest, reads of one customer, recording a
@@ -150,6 +155,11 @@ pub struct KeptFeatureInputs {
     pub profiles: usize,
     /// The bytes those take (on the heap, not counting long text they hold).
     pub profile_bytes: usize,
+    /// Customers whose contact inputs are kept
+    /// ([`ContactInputs`](cx_core::arbitration::ContactInputs)).
+    pub contacts: usize,
+    /// The bytes those take (on the heap).
+    pub contact_bytes: usize,
 }
 
 impl MemoryStore {
@@ -188,6 +198,10 @@ impl MemoryStore {
             if let Some(inputs) = profile.customer_inputs().as_deref() {
                 kept.profiles += 1;
                 kept.profile_bytes += std::mem::size_of_val(inputs) + inputs.heap_bytes();
+            }
+            if let Some(inputs) = profile.contact_inputs().as_deref() {
+                kept.contacts += 1;
+                kept.contact_bytes += std::mem::size_of_val(inputs) + inputs.heap_bytes();
             }
         }
         for shard in self.shards.iter() {

@@ -6,9 +6,10 @@
 
 use crate::MemoryStore;
 use crate::customers::Profile;
+use crate::decisions::DecisionLog;
 use crate::stored::{Codes, StoredView};
 use crate::timeline::Timeline;
-use cx_core::arbitration::{CustomerInputs, FeatureBuffers};
+use cx_core::arbitration::{ContactInputs, CustomerInputs, FeatureBuffers};
 use cx_core::model::{ContactEvent, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
 use cx_core::rules::SlotHints;
 use cx_core::store::{
@@ -121,8 +122,10 @@ impl MemoryStore {
                             .get(space)
                             .and_then(|s| Some((s.timeline(&key)?, s.codes()))),
                         contacts: match (&decisions, query.contacts) {
-                            (Some(log), Some(range)) => log.contacts(canonical, &range),
-                            _ => &[],
+                            (Some(log), Some(range)) => {
+                                find_contacts(profile, log, query, &range, inputs)
+                            }
+                            _ => Contacts::None,
                         },
                     };
                     found.prefetch();
@@ -139,6 +142,12 @@ impl MemoryStore {
                     let kept = query.features.as_ref().and_then(|request| {
                         customer_inputs_in(profile, request, inputs, &mut hints)
                     });
+                    let (contacts, kept_contacts) = match (&decisions, query.contacts) {
+                        (Some(log), Some(range)) => {
+                            contacts_of(profile, log, query, &range, found.contacts, inputs)
+                        }
+                        _ => (&[][..], None),
+                    };
                     let mut touchpoints = Vec::new();
                     let mut computed = None;
                     if let Some(range) = query.touchpoints {
@@ -170,7 +179,11 @@ impl MemoryStore {
                             touchpoints: &touchpoints,
                             features: computed,
                             customer_inputs: kept.as_deref(),
-                            contacts: found.contacts,
+                            contacts,
+                            contact_inputs: match (&kept_contacts, query.contacts) {
+                                (Some(held), Some(range)) => Some(held.window(&range)),
+                                _ => None,
+                            },
                             budget_used: &budget_used,
                         }),
                     );
@@ -283,6 +296,68 @@ fn customer_inputs_in<'p>(
     .ok()
 }
 
+/// How the contact history of the customer of `profile` is read for a decision over `range`
+/// (a query with a catalogue reads the contact inputs kept for it, if they serve; reading them
+/// to keep takes the history from the start of `range` on; a query without reads the events
+/// of `range`).
+fn find_contacts<'s>(
+    profile: &Profile,
+    log: &'s DecisionLog,
+    query: &DecisionStateQuery,
+    range: &TimeRange,
+    inputs: Inputs,
+) -> Contacts<'s> {
+    let id = &profile.customer().id;
+    match &query.features {
+        Some(request) if profile.prefetch_contact_inputs(&request.catalog, range) => Contacts::Kept,
+        Some(_) if inputs == Inputs::Keep => Contacts::ToKeep(log.contacts_since(id, range.start)),
+        _ => Contacts::Range(log.contacts(id, range)),
+    }
+}
+
+/// The contact history of the customer of `profile` over `range` as a decision reads it, as
+/// [`find_contacts`] found it: the events, or the contact inputs kept for the query's
+/// catalogue (read and kept first if `inputs` says to keep them and those kept do not serve),
+/// locked until the guard is dropped (after the visit of the customer).
+fn contacts_of<'p, 's>(
+    profile: &'p Profile,
+    log: &'s DecisionLog,
+    query: &DecisionStateQuery,
+    range: &TimeRange,
+    found: Contacts<'s>,
+    inputs: Inputs,
+) -> (
+    &'s [ContactEvent],
+    Option<MappedMutexGuard<'p, ContactInputs>>,
+) {
+    let id = &profile.customer().id;
+    let Some(request) = &query.features else {
+        return (
+            found.events().unwrap_or_else(|| log.contacts(id, range)),
+            None,
+        );
+    };
+    let catalog = &request.catalog;
+    let mut kept = profile.contact_inputs();
+    if inputs == Inputs::Keep && !kept.as_ref().is_some_and(|c| c.serve(catalog, range)) {
+        let history = match found {
+            Contacts::ToKeep(events) => events,
+            _ => log.contacts_since(id, range.start),
+        };
+        *kept = Some(Box::new(catalog.contact_inputs(history, range.start)));
+    }
+    match MutexGuard::try_map(kept, |kept| {
+        kept.as_deref_mut().filter(|c| c.serve(catalog, range))
+    }) {
+        Ok(held) => (&[], Some(held)),
+        // Replaced by a batch under another catalogue since they were found: the events.
+        Err(_) => match found {
+            Contacts::Range(events) => (events, None),
+            _ => (log.contacts(id, range), None),
+        },
+    }
+}
+
 /// The touchpoints of `timeline` (with its shard's codes) in `range`, oldest first, copied out
 /// for `customer`.
 pub(crate) fn touchpoints_in(
@@ -305,7 +380,32 @@ struct Found<'s> {
     /// The customer's timeline, with its shard's codes, if the query reads touchpoints.
     timeline: Option<(&'s Timeline, &'s Codes)>,
     /// The contact history the query reads.
-    contacts: &'s [ContactEvent],
+    contacts: Contacts<'s>,
+}
+
+/// A customer's contact history, as [`find_contacts`] found it.
+#[derive(Debug, Default, Clone, Copy)]
+enum Contacts<'s> {
+    /// The query reads none.
+    #[default]
+    None,
+    /// The contact inputs kept for the query's catalogue serve.
+    Kept,
+    /// The events from the start of the query's range on, to read contact inputs from.
+    ToKeep(&'s [ContactEvent]),
+    /// The events of the query's range.
+    Range(&'s [ContactEvent]),
+}
+
+impl<'s> Contacts<'s> {
+    /// The events of the query's range, if these are they.
+    fn events(self) -> Option<&'s [ContactEvent]> {
+        match self {
+            Contacts::None => Some(&[]),
+            Contacts::Range(events) => Some(events),
+            Contacts::Kept | Contacts::ToKeep(_) => None,
+        }
+    }
 }
 
 impl Found<'_> {
@@ -327,10 +427,12 @@ impl Found<'_> {
         if let Some((timeline, _)) = self.timeline {
             timeline.prefetch_feature_inputs();
         }
-        for event in self.contacts {
-            // An event spans lines: the fields a decision reads first.
-            prefetch_read_data::<_, 3>(&event.at);
-            prefetch_read_data::<_, 3>(&event.kind);
+        if let Contacts::ToKeep(events) | Contacts::Range(events) = self.contacts {
+            for event in events {
+                // An event spans lines: the fields a decision reads first.
+                prefetch_read_data::<_, 3>(&event.at);
+                prefetch_read_data::<_, 3>(&event.kind);
+            }
         }
     }
 }

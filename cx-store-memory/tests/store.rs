@@ -1361,3 +1361,135 @@ arbitration: { k: 2, scoring: { propensity: false } }
         );
     }
 }
+
+/// Batches keep what the catalogue's contact policies read of each customer's contact history,
+/// and decide from it; a new outcome, a merge into the customer and an erasure drop it, so
+/// decisions follow the history; a store told not to keep it decides the same from the events.
+#[tokio::test]
+async fn kept_contact_inputs_follow_every_change_to_the_history() {
+    use cx_core::arbitration::{Arbitrator, BetaBernoulli, CompiledCatalog, PropensityModel};
+    use cx_core::model::{Catalog, Consent, DecisionRequest, Purpose};
+    use cx_core::store::DecisionStateQuery;
+    let catalog = Arc::new(
+        CompiledCatalog::compile(
+            Catalog::from_yaml(
+                r#"
+offers:
+  - { id: first, name: First, category: upsell, channels: [sms], consent_purpose: service, value: 2 }
+  - { id: second, name: Second, category: upsell, channels: [sms], consent_purpose: service, value: 1 }
+contact_policy:
+  - { rule: cap, scope: offer, outcome: shown, max: 1, window: 1d }
+arbitration: { k: 1, scoring: { propensity: false } }
+"#,
+            )
+            .unwrap(),
+            1,
+        )
+        .unwrap(),
+    );
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
+    let arbitrator = Arbitrator::new(Arc::clone(&catalog), model);
+    let now = ts(3_600);
+    let customer = |name: &str| {
+        Customer::new(name).with_consent(Consent::granted(
+            Channel::Sms,
+            Purpose::new("service"),
+            ts(0),
+        ))
+    };
+    let query = DecisionStateQuery::new("_")
+        .features(Arc::clone(&catalog), now)
+        .contacts(Some(TimeRange::new(ts(3_600 - 86_400), ts(3_601))));
+    // The offer each customer gets (`-` for none), and whether contact inputs were handed over.
+    let decide = async |store: &MemoryStore, customers: &[&str]| {
+        let ids: Vec<CustomerId> = customers.iter().map(|c| id(c)).collect();
+        let mut chosen = Vec::new();
+        store
+            .visit_decision_states(&query, &ids, &mut |i, state| {
+                let Some(state) = state else {
+                    chosen.push(("-".to_owned(), false));
+                    return;
+                };
+                let request = DecisionRequest::new(ids[i].clone(), Channel::Sms);
+                let decision = arbitrator.decide(&state.input(now), &request, DecisionId::new("d"));
+                let offer = decision
+                    .offers
+                    .first()
+                    .map_or("-".to_owned(), |o| o.offer.to_string());
+                chosen.push((offer, state.contact_inputs.is_some()));
+            })
+            .await
+            .unwrap();
+        chosen
+    };
+    let offers = |chosen: Vec<(String, bool)>| -> Vec<String> {
+        chosen.into_iter().map(|(offer, _)| offer).collect()
+    };
+    let shown = async |store: &MemoryStore, decision_id: &str, customer: &str| {
+        store
+            .record_decision(&decision(decision_id, customer, &["first"]))
+            .await
+            .unwrap();
+        let event = outcome(decision_id, "first", OutcomeKind::Shown, 3_000);
+        assert_eq!(
+            store.record_outcome(&event).await.unwrap(),
+            OutcomeRecorded::New
+        );
+    };
+    for keep in [true, false] {
+        let store = MemoryStore::new().with_kept_feature_inputs(keep);
+        store
+            .upsert_customers(vec![customer("c-1"), customer("c-2"), customer("c-3")])
+            .await
+            .unwrap();
+        let all = ["c-1", "c-2", "c-3"];
+        let first = decide(&store, &all).await;
+        assert!(
+            first.iter().all(|(_, handed)| *handed == keep),
+            "keep: {keep}"
+        );
+        assert_eq!(
+            store.kept_feature_inputs().contacts,
+            if keep { 3 } else { 0 }
+        );
+        assert_eq!(offers(first), ["first", "first", "first"]);
+        // An outcome drops them: the offer shown is capped.
+        shown(&store, "d-1", "c-1").await;
+        assert_eq!(
+            store.kept_feature_inputs().contacts,
+            if keep { 2 } else { 0 }
+        );
+        assert_eq!(
+            offers(decide(&store, &all).await),
+            ["second", "first", "first"]
+        );
+        // From the kept inputs: the same.
+        let again = decide(&store, &all).await;
+        assert!(again.iter().all(|(_, handed)| *handed == keep));
+        assert_eq!(offers(again), ["second", "first", "first"]);
+        // A merge moves the absorbed customer's history to the survivor: it drops theirs.
+        shown(&store, "d-3", "c-3").await;
+        decide(&store, &all).await;
+        store.merge_customers(&id("c-2"), &id("c-3")).await.unwrap();
+        assert_eq!(
+            store.kept_feature_inputs().contacts,
+            if keep { 1 } else { 0 }
+        );
+        assert_eq!(
+            offers(decide(&store, &all).await),
+            ["second", "second", "second"]
+        );
+        // Erased, then back: no history.
+        store.forget_customer(&id("c-1")).await.unwrap();
+        assert_eq!(
+            offers(decide(&store, &all).await),
+            ["-", "second", "second"]
+        );
+        store.upsert_customers(vec![customer("c-1")]).await.unwrap();
+        assert_eq!(
+            offers(decide(&store, &all).await),
+            ["first", "second", "second"]
+        );
+    }
+}

@@ -6,6 +6,7 @@
 use super::compiled::{
     ChannelOffers, CompiledCatalog, CompiledOffer, CustomerInputs, Hot, WeightKeys,
 };
+use super::contacts::ContactWindow;
 use super::explore::{DecisionRng, Pick, Scored, select};
 use super::features::{self, FeatureScratch, recycle};
 use super::policy::{CompiledContactRule, Lift};
@@ -37,7 +38,11 @@ pub struct DecisionInput<'a> {
     /// or inputs read for another catalogue: read from `customer`.
     pub customer_inputs: Option<&'a CustomerInputs>,
     /// Their contact history, oldest first (at least the longest contact-policy lookback).
+    /// Not read when `contact_inputs` read for the catalogue are given.
     pub contacts: &'a [ContactEvent],
+    /// The same read ahead ([`CompiledCatalog::contact_inputs`], e.g. kept by a store with the
+    /// customer); `None`, or inputs read for another catalogue: `contacts` is read.
+    pub contact_inputs: Option<ContactWindow<'a>>,
     /// How much of each catalogue budget is used in its current period, in catalogue order
     /// ([`CompiledCatalog::budgets`]); missing entries count as unused.
     pub budget_used: &'a [u64],
@@ -173,7 +178,10 @@ impl Arbitrator {
                 .map(|p| input.customer.has_consent(channel, p, input.now)),
         );
 
-        let history = History::new(catalog, input.contacts, channel, now);
+        let history = match input.contact_inputs.filter(|w| w.serve(catalog)) {
+            Some(window) => History::kept(catalog, window, channel, now),
+            None => History::new(catalog, input.contacts, channel, now),
+        };
         let blocks = Blocks::new(catalog, &history, now);
 
         // Every clause the channel's offers share, evaluated once.
@@ -868,29 +876,18 @@ impl History {
         channel: &crate::model::Channel,
         now: i64,
     ) -> Self {
-        // No rule counts an event at or before `now` minus the longest lookback (see
-        // `CompiledContactRule::horizon`).
-        let from = catalog
-            .policies
-            .iter()
-            .map(|rule| rule.horizon(now))
-            .fold(now.saturating_sub(catalog.contact_lookback), i64::min);
+        let from = Self::horizon(catalog, now);
         let mut events = Vec::with_capacity(contacts.len());
         for e in contacts {
             // Events of a kind no rule counts never matter.
-            if catalog.contact_kinds & 1 << e.kind as u8 == 0 {
+            if !catalog.counts(e.kind) {
                 continue;
             }
             let at = e.at.timestamp_micros();
             if at <= from || at > now {
                 continue;
             }
-            let offer = catalog.offer_of(&e.offer);
-            // The event's category is usually its offer's: one comparison, not a lookup.
-            let category = match offer.and_then(|o| catalog.offers.get(o as usize)) {
-                Some(o) if o.in_category(e.category.as_str()) => Some(o.category),
-                _ => catalog.category_index.get(&e.category).copied(),
-            };
+            let (offer, category) = catalog.contact_keys(e);
             events.push(Event {
                 offer,
                 category,
@@ -900,6 +897,41 @@ impl History {
             });
         }
         History { events }
+    }
+
+    /// The same from contact inputs read ahead (of the kinds the catalogue's rules count, their
+    /// offers and categories found).
+    fn kept(
+        catalog: &CompiledCatalog,
+        window: ContactWindow<'_>,
+        channel: &crate::model::Channel,
+        now: i64,
+    ) -> Self {
+        let from = Self::horizon(catalog, now);
+        let code = window.channel_code(channel);
+        let events = window
+            .events()
+            .iter()
+            .filter(|e| e.micros > from && e.micros <= now)
+            .map(|e| Event {
+                offer: e.offer,
+                category: e.category,
+                on_channel: Some(e.channel) == code,
+                kind: e.kind,
+                at: e.micros,
+            })
+            .collect();
+        History { events }
+    }
+
+    /// The instant at or before which no rule counts an event at `now`: `now` minus the longest
+    /// lookback (see `CompiledContactRule::horizon`).
+    fn horizon(catalog: &CompiledCatalog, now: i64) -> i64 {
+        catalog
+            .policies
+            .iter()
+            .map(|rule| rule.horizon(now))
+            .fold(now.saturating_sub(catalog.contact_lookback), i64::min)
     }
 
     /// The instants of events of `kind` in `scope` relative to the offer `key`, ascending.

@@ -19,6 +19,7 @@
 //! its input from the store, consumes budgets atomically and records the decision.
 
 mod compiled;
+mod contacts;
 mod decide;
 pub mod explore;
 pub(crate) mod features;
@@ -28,6 +29,7 @@ mod screen;
 mod trace;
 
 pub use compiled::{CompiledCatalog, CompiledOffer, CompiledSegment, CustomerInputs};
+pub use contacts::{ContactInputs, ContactWindow};
 pub use decide::{Arbitrator, DecisionInput, DecisionScratch};
 pub use explore::{DecisionRng, Pick, Scored};
 pub use features::{CompiledFeature, FeatureBuffers, FeatureInputs, TouchpointFields};

@@ -135,6 +135,7 @@ impl DecisionState {
             features: self.features.as_deref(),
             customer_inputs: None,
             contacts: &self.contacts,
+            contact_inputs: None,
             budget_used: &self.budget_used,
         }
     }
@@ -163,8 +164,12 @@ pub struct DecisionStateView<'a> {
     /// ([`CompiledCatalog::customer_inputs`](crate::arbitration::CompiledCatalog::customer_inputs));
     /// a [`DecisionState`] has none.
     pub customer_inputs: Option<&'a crate::arbitration::CustomerInputs>,
-    /// The contact history asked for, oldest first.
+    /// The contact history asked for, oldest first; empty when `contact_inputs` are given.
     pub contacts: &'a [ContactEvent],
+    /// The same read ahead for the query's catalogue, if the backend keeps it
+    /// ([`CompiledCatalog::contact_inputs`](crate::arbitration::CompiledCatalog::contact_inputs));
+    /// a [`DecisionState`] has none.
+    pub contact_inputs: Option<crate::arbitration::ContactWindow<'a>>,
     /// How much of each budget counter is used, in the order of the query's keys.
     pub budget_used: &'a [u64],
 }
@@ -178,6 +183,7 @@ impl<'a> DecisionStateView<'a> {
             features: self.features,
             customer_inputs: self.customer_inputs,
             contacts: self.contacts,
+            contact_inputs: self.contact_inputs,
             budget_used: self.budget_used,
             now,
         }

@@ -1120,6 +1120,8 @@ features:
   - { id: views, aggregate: count, kinds: [product_view], window: 1d }
   - { id: dwell, aggregate: sum, attribute: dwell_seconds, window: 1d }
   - { id: last_product, aggregate: last, attribute: product, window: 1d }
+contact_policy:
+  - { rule: cap, id: shown-twice, scope: offer, outcome: shown, max: 2, window: 1d }
 "#,
             )
             .unwrap(),
@@ -1179,9 +1181,13 @@ features:
         .contacts(Some(range))
         .budgets(vec![key]);
     for query in [plain.clone(), plain.features(Arc::clone(&catalog), now)] {
+        // A backend may hand over, instead of the contact history, what the query's catalogue
+        // reads of it: then how many events it holds.
         let mut visited: Vec<(usize, Option<DecisionState>)> = Vec::new();
+        let mut windows: Vec<Option<usize>> = Vec::new();
         store
             .visit_decision_states(&query, &asked, &mut |i, state| {
+                windows.push(state.and_then(|s| s.contact_inputs).map(|w| w.len()));
                 visited.push((
                     i,
                     state.map(|s| {
@@ -1205,13 +1211,29 @@ features:
             (0..asked.len()).collect::<Vec<_>>(),
             "each customer once, in order"
         );
-        for ((_, state), id) in visited.iter().zip(&asked) {
+        for (((_, state), window), id) in visited.iter_mut().zip(&windows).zip(&asked) {
             let mut one = query.clone();
             one.customer = id.clone();
             let expected = store
                 .decision_state(&one)
                 .await
                 .expect("decision_state failed");
+            if let (Some(held), Some(state), Some(expected)) = (window, state.as_mut(), &expected) {
+                assert!(
+                    query.features.is_some(),
+                    "contact inputs for a catalogue's query only"
+                );
+                assert!(
+                    state.contacts.is_empty(),
+                    "the history or the inputs, not both"
+                );
+                let counted = expected
+                    .contacts
+                    .iter()
+                    .filter(|e| e.kind == OutcomeKind::Shown);
+                assert_eq!(*held, counted.count(), "the contact inputs of {id}");
+                state.contacts = expected.contacts.clone();
+            }
             assert_eq!(state, &expected, "the state of {id}");
         }
         assert!(visited[150].1.is_none(), "an unknown id has no state");
@@ -1219,6 +1241,10 @@ features:
         assert_eq!(merged.customer.id, survivor, "the survivor's");
         let with_contacts = visited[3].1.as_ref().expect("a state");
         assert_eq!(with_contacts.contacts.len(), 1, "the contact history");
+        assert!(
+            windows[3].is_none_or(|held| held == 1),
+            "the contact inputs"
+        );
         assert_eq!(with_contacts.budget_used, vec![4]);
         if let Some(features) = &with_contacts.features {
             assert_eq!(features.len(), 3, "every feature");

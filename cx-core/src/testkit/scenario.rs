@@ -449,6 +449,7 @@ impl Scenario {
             touchpoints: &self.touchpoints,
             features: None,
             customer_inputs: None,
+            contact_inputs: None,
             contacts: &self.contacts,
             budget_used: &self.budget_used,
             now: self.now,
@@ -462,6 +463,7 @@ impl Scenario {
             touchpoints: &customer.touchpoints,
             features: None,
             customer_inputs: None,
+            contact_inputs: None,
             contacts: &customer.contacts,
             budget_used: &self.budget_used,
             now: self.now,
@@ -2885,6 +2887,7 @@ mod tests {
             let decide = |inputs: Option<&CustomerInputs>| {
                 let input = DecisionInput {
                     customer_inputs: inputs,
+                    contact_inputs: None,
                     ..s.input_for(c)
                 };
                 shown(&arbitrator.decide(&input, &request, DecisionId::new("d")))
@@ -2899,6 +2902,95 @@ mod tests {
                 read += 1;
             }
         }
+        assert!(
+            read > 0,
+            "another customer's inputs never changed a decision"
+        );
+    }
+
+    /// A decision given a window of the customer's contact inputs counts, chooses, scores and
+    /// explains exactly as one given the events of that window, at the instant they were read
+    /// for and days later; inputs read under another compilation of the catalogue are not used;
+    /// and another customer's are (so the inputs are read).
+    #[test]
+    fn contact_inputs_decide_as_the_history_does() {
+        use crate::arbitration::ContactWindow;
+        use crate::model::TimeRange;
+        let mut s = ScenarioSpec::telco_100().generate();
+        // Rules of every scope, and a cap of zero (which counts events of any age).
+        s.catalog.contact_policy.extend([
+            ContactRule::Cap {
+                id: None,
+                scope: ContactScope::Channel,
+                outcome: OutcomeKind::Shown,
+                max: 4,
+                window: Span::days(7),
+            },
+            ContactRule::Cap {
+                id: None,
+                scope: ContactScope::Offer,
+                outcome: OutcomeKind::Converted,
+                max: 0,
+                window: Span::days(3),
+            },
+        ]);
+        let arbitrator = s.arbitrator().unwrap();
+        let catalog = arbitrator.catalog();
+        let elsewhere = s.compiled().unwrap();
+        let customers = s.customers(40);
+        let shown = |d: &Decision| shown(catalog, d);
+        // The range the engine asks a store for at `now`.
+        let range = |now: Timestamp| {
+            let start = TimeRange::ending_at(now, catalog.contact_lookback()).start;
+            TimeRange::new(start, now + TimeDelta::microseconds(1))
+        };
+        let (mut read, mut counted) = (0, 0);
+        for (i, c) in customers.iter().enumerate() {
+            let next = &customers[(i + 1) % customers.len()];
+            let mut request = c.request.clone();
+            request.seed = Some(i as u64);
+            let read_at = range(s.now);
+            let own = catalog.contact_inputs(&c.contacts, read_at.start);
+            let stale = elsewhere.contact_inputs(&c.contacts, read_at.start);
+            let theirs = catalog.contact_inputs(&next.contacts, read_at.start);
+            for days in [0, 2] {
+                let now = s.now + TimeDelta::days(days);
+                let range = range(now);
+                let events: Vec<ContactEvent> = c
+                    .contacts
+                    .iter()
+                    .filter(|e| range.start <= e.at && e.at < range.end)
+                    .cloned()
+                    .collect();
+                let decide = |contacts: &[ContactEvent], window: Option<ContactWindow<'_>>| {
+                    let input = DecisionInput {
+                        contacts,
+                        contact_inputs: window,
+                        now,
+                        ..s.input_for(c)
+                    };
+                    shown(&arbitrator.decide(&input, &request, DecisionId::new("d")))
+                };
+                let expected = decide(&events, None);
+                assert!(own.serve(catalog, &range));
+                let window = own.window(&range);
+                let kinds = events.iter().filter(|e| catalog.counts(e.kind));
+                assert_eq!(window.len(), kinds.count(), "{} at +{days}d", c.customer.id);
+                assert_eq!(
+                    decide(&[], Some(window)),
+                    expected,
+                    "{} at +{days}d",
+                    c.customer.id
+                );
+                counted += window.len();
+                let old = stale.window(&range);
+                assert_eq!(decide(&events, Some(old)), expected, "{}", c.customer.id);
+                if decide(&[], Some(theirs.window(&range))) != expected {
+                    read += 1;
+                }
+            }
+        }
+        assert!(counted > 0, "no event counted");
         assert!(
             read > 0,
             "another customer's inputs never changed a decision"
@@ -2941,6 +3033,7 @@ mod tests {
             let inputs = catalog.customer_inputs(&c.customer, &mut hints);
             let input = DecisionInput {
                 customer_inputs: (i % 2 == 0).then_some(&inputs),
+                contact_inputs: None,
                 ..s.input_for(c)
             };
             let batch =
