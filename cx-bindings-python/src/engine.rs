@@ -727,24 +727,32 @@ async fn decide_many(
                     request
                 })
                 .collect();
-            let decisions = if record {
-                let mut out = Vec::with_capacity(requests.len());
+            let mut table = DecisionRows::new(requests.len());
+            if record {
                 for request in &requests {
-                    out.push(engine.decide(request).await?);
+                    table.push(&engine.decide(request).await?);
                 }
-                out
             } else {
+                // Each decision written out as it is made, then dropped: the next one reuses
+                // its memory, still in the caches.
+                let mut failed = None;
                 engine
-                    .preview_many(&requests)
-                    .await?
-                    .into_iter()
-                    .collect::<cx::Result<Vec<Decision>>>()?
-            };
-            Ok::<_, cx::Error>(decisions_table(&decisions))
+                    .preview_each(&requests, &mut |_, decision| match decision {
+                        Ok(d) => table.push(&d),
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
+                    })
+                    .await?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
+            Ok::<_, cx::Error>(table.finish())
         }));
     }
     if tasks.is_empty() {
-        return Ok(vec![decisions_table(&[])]);
+        return Ok(vec![DecisionRows::new(0).finish()]);
     }
     let mut parts = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -763,29 +771,52 @@ const RUNS_PER_WORKER: usize = 8;
 /// The fewest customers in a run of a `decide_batch` (fewer cost more in tasks than they save).
 const MIN_RUN: usize = 512;
 
-fn decisions_table(decisions: &[Decision]) -> PyResult<arrow_array::RecordBatch> {
-    // Every column sized once, not grown by doubling (a copy of each column every time).
-    let rows: usize = decisions.iter().map(|d| d.offers.len().max(1)).sum();
-    let (mut customers, mut ids, mut offers, mut categories) = (0, 0, 0, 0);
-    for d in decisions {
-        let n = d.offers.len().max(1);
-        customers += n * d.customer.as_str().len();
-        ids += n * d.id.as_str().len();
-        for s in &d.offers {
-            offers += s.offer.as_str().len();
-            categories += s.category.as_str().len();
+/// The `decide_batch` table, written a decision at a time (the decisions are not kept): its
+/// columns are sized, at the first decision, for as many decisions like it as expected.
+struct DecisionRows {
+    expected: usize,
+    rows: Option<Rows>,
+}
+
+impl DecisionRows {
+    fn new(expected: usize) -> Self {
+        DecisionRows {
+            expected,
+            rows: None,
         }
     }
-    let mut t = Rows::new(vec![
-        ("customer_id", Builder::str_with(rows, customers)),
-        ("decision_id", Builder::str_with(rows, ids)),
-        ("rank", Builder::int_with(rows)),
-        ("offer_id", Builder::str_with(rows, offers)),
-        ("category", Builder::str_with(rows, categories)),
-        ("score", Builder::num_with(rows)),
-        ("probability", Builder::num_with(rows)),
-    ]);
-    for d in decisions {
+
+    /// Columns for `expected` decisions like `d` (an eighth more bytes of text, for longer
+    /// ids): sized once, not grown by doubling (a copy of each column every time).
+    fn sized_like(d: &Decision, expected: usize) -> Rows {
+        let n = d.offers.len().max(1);
+        let rows = expected * n;
+        let text = |bytes: usize| expected * bytes * 9 / 8;
+        let (offers, categories) = d.offers.iter().fold((0, 0), |(o, c), s| {
+            (o + s.offer.as_str().len(), c + s.category.as_str().len())
+        });
+        Rows::new(vec![
+            (
+                "customer_id",
+                Builder::str_with(rows, text(n * d.customer.as_str().len())),
+            ),
+            (
+                "decision_id",
+                Builder::str_with(rows, text(n * d.id.as_str().len())),
+            ),
+            ("rank", Builder::int_with(rows)),
+            ("offer_id", Builder::str_with(rows, text(offers))),
+            ("category", Builder::str_with(rows, text(categories))),
+            ("score", Builder::num_with(rows)),
+            ("probability", Builder::num_with(rows)),
+        ])
+    }
+
+    /// Writes `d`'s rows: one per offer, or one without an offer.
+    fn push(&mut self, d: &Decision) {
+        let t = self
+            .rows
+            .get_or_insert_with(|| Self::sized_like(d, self.expected));
         if d.offers.is_empty() {
             t.row()
                 .str(Some(d.customer.as_str()))
@@ -807,7 +838,22 @@ fn decisions_table(decisions: &[Decision]) -> PyResult<arrow_array::RecordBatch>
                 .num(Some(s.probability));
         }
     }
-    t.finish()
+
+    fn finish(self) -> PyResult<arrow_array::RecordBatch> {
+        match self.rows {
+            Some(rows) => rows.finish(),
+            None => Rows::new(vec![
+                ("customer_id", Builder::str()),
+                ("decision_id", Builder::str()),
+                ("rank", Builder::int()),
+                ("offer_id", Builder::str()),
+                ("category", Builder::str()),
+                ("score", Builder::num()),
+                ("probability", Builder::num()),
+            ])
+            .finish(),
+        }
+    }
 }
 
 fn range_of(

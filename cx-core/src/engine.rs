@@ -499,6 +499,21 @@ impl Engine {
         &self,
         requests: &[DecisionRequest],
     ) -> Result<Vec<Result<Decision>>> {
+        let mut out = Vec::with_capacity(requests.len());
+        self.preview_each(requests, &mut |_, decision| out.push(decision))
+            .await?;
+        Ok(out)
+    }
+
+    /// [`preview_many`](Self::preview_many), handing each decision (or its error) with its
+    /// request's position to `visit` as soon as it is made, in order, instead of collecting
+    /// them: a caller that writes decisions out (as rows of a table) keeps none of them, and
+    /// each decision's memory is reused by the next while it is in the caches.
+    pub async fn preview_each(
+        &self,
+        requests: &[DecisionRequest],
+        visit: &mut (dyn FnMut(usize, Result<Decision>) + Send),
+    ) -> Result<()> {
         let arbitrator = self.arbitrator()?;
         let catalog = Arc::clone(arbitrator.catalog());
         let now = self.now();
@@ -510,34 +525,40 @@ impl Engine {
         );
         let customers: Vec<CustomerId> = requests.iter().map(|r| r.customer.clone()).collect();
         let mut ids = new_decision_ids(requests.len()).into_iter();
-        let mut out = Vec::with_capacity(requests.len());
+        let mut visited = 0;
         let mut scratch = DecisionScratch::default();
         self.store
             .visit_decision_states(&query, &customers, &mut |i, state| {
                 let Some(request) = requests.get(i) else {
                     return;
                 };
+                visited += 1;
                 let id = ids.next().unwrap_or_else(new_decision_id);
-                out.push(match state {
-                    Some(state) => {
-                        Ok(arbitrator.decide_with(&state.input(now), request, id, &mut scratch))
-                    }
-                    None => Err(Error::not_found("customer", request.customer.as_str())),
-                });
+                visit(
+                    i,
+                    match state {
+                        Some(state) => Ok(arbitrator.decide_with(
+                            &state.input(now),
+                            request,
+                            id,
+                            &mut scratch,
+                        )),
+                        None => Err(Error::not_found("customer", request.customer.as_str())),
+                    },
+                );
             })
             .await?;
-        if out.len() != requests.len() {
+        if visited != requests.len() {
             return Err(Error::Storage {
                 backend: self.store.backend(),
                 message: format!(
-                    "visit_decision_states visited {} of {} customers",
-                    out.len(),
+                    "visit_decision_states visited {visited} of {} customers",
                     requests.len()
                 ),
                 source: None,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The budget keys of `catalog` at `now`, and everything a decision for `request` reads,
