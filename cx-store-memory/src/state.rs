@@ -420,8 +420,10 @@ impl Found<'_> {
                     prefetch_read_data::<_, 3>(value);
                 }
             }
-            if let Some(first) = customer.consents.first() {
-                prefetch_read_data::<_, 3>(first);
+            // A consent record spans more than a line: every line.
+            for consent in &customer.consents {
+                prefetch_read_data::<_, 3>(&consent.channel);
+                prefetch_read_data::<_, 3>(&consent.expires_at);
             }
         }
         if let Some((timeline, _)) = self.timeline {

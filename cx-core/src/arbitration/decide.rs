@@ -185,8 +185,15 @@ impl Arbitrator {
         let blocks = Blocks::new(catalog, &history, now);
 
         // Every clause the channel's offers share, evaluated once.
-        let none = ChannelOffers::default();
-        let on_channel = catalog.channel(channel).unwrap_or(&none);
+        // Made (and dropped) only for a channel the catalogue does not have.
+        let none;
+        let on_channel = match catalog.channel(channel) {
+            Some(offers) => offers,
+            None => {
+                none = ChannelOffers::default();
+                &none
+            }
+        };
         let mut shared = std::mem::take(&mut kept.shared);
         match read_ahead {
             Some(given) => {
