@@ -446,6 +446,7 @@ impl Engine {
                 touchpoints: &touchpoints,
                 features: features.as_deref(),
                 customer_inputs: None,
+                feature_inputs: None,
                 contact_inputs: None,
                 contacts: &contacts,
                 budget_used: &budget_used,

@@ -214,7 +214,7 @@ proptest! {
         let customer = customer(&case);
         let contacts = history(&case);
         let channel = CHANNELS[case.channel].clone();
-        let input = DecisionInput { customer: &customer, touchpoints: &[], features: None, customer_inputs: None, contact_inputs: None, contacts: &contacts, budget_used: &case.budget_used, now: now() };
+        let input = DecisionInput { customer: &customer, touchpoints: &[], features: None, customer_inputs: None, feature_inputs: None, contact_inputs: None, contacts: &contacts, budget_used: &case.budget_used, now: now() };
         let request = DecisionRequest::new("c", channel.clone()).seed(case.seed);
         let decision = arbitrator.decide(&input, &request, DecisionId::new("d"));
         let cat = catalog();
@@ -278,6 +278,7 @@ fn the_generated_cases_exercise_every_stage() {
             touchpoints: &[],
             features: None,
             customer_inputs: None,
+            feature_inputs: None,
             contact_inputs: None,
             contacts: &contacts,
             budget_used: &case.budget_used,

@@ -9,7 +9,7 @@ use crate::customers::Profile;
 use crate::decisions::DecisionLog;
 use crate::stored::{Codes, StoredView};
 use crate::timeline::Timeline;
-use cx_core::arbitration::{ContactInputs, CustomerInputs, FeatureBuffers};
+use cx_core::arbitration::{ContactInputs, CustomerInputs, FeatureBuffers, FeatureInputs};
 use cx_core::model::{ContactEvent, CustomerId, TimeRange, Timestamp, Touchpoint, Value};
 use cx_core::rules::SlotHints;
 use cx_core::store::{
@@ -150,22 +150,31 @@ impl MemoryStore {
                     };
                     let mut touchpoints = Vec::new();
                     let mut computed = None;
+                    let mut held = None;
                     if let Some(range) = query.touchpoints {
                         match &query.features {
                             Some(request) => {
                                 // A shard's kind codes never change meaning (its dictionary
                                 // never forgets a kind): each is matched once for the visit.
                                 buffers.set_code_space(Some(found.space));
-                                features_in(
-                                    found.timeline,
-                                    &range,
-                                    request,
-                                    inputs,
-                                    &mut views,
-                                    &mut buffers,
-                                    &mut features,
-                                );
-                                computed = Some(features.as_slice());
+                                held = found.timeline.and_then(|(timeline, codes)| {
+                                    let (views, buffers) = (&mut views, &mut buffers);
+                                    feature_inputs_in(
+                                        timeline, codes, &range, request, inputs, views, buffers,
+                                    )
+                                });
+                                if held.is_none() {
+                                    features_in(
+                                        found.timeline,
+                                        &range,
+                                        request,
+                                        Inputs::Use,
+                                        &mut views,
+                                        &mut buffers,
+                                        &mut features,
+                                    );
+                                    computed = Some(features.as_slice());
+                                }
                             }
                             None => {
                                 touchpoints = touchpoints_in(found.timeline, &customer.id, &range);
@@ -179,6 +188,7 @@ impl MemoryStore {
                             touchpoints: &touchpoints,
                             features: computed,
                             customer_inputs: kept.as_deref(),
+                            feature_inputs: held.as_deref(),
                             contacts,
                             contact_inputs: match (&kept_contacts, query.contacts) {
                                 (Some(held), Some(range)) => Some(held.window(&range)),
@@ -218,15 +228,9 @@ enum Inputs {
 }
 
 /// The features `request` asks for over a customer's touchpoints in `range`, computed where
-/// their `timeline` keeps them (with its shard's codes), into `out`; `views` (emptied first)
-/// and `buffers` are kept for the next customer's.
-///
-/// What the features read of the touchpoints may be kept with the timeline
-/// ([`FeatureInputs`](cx_core::arbitration::FeatureInputs), read from every touchpoint since
-/// the start of the range, as `inputs` says): a later decision for the customer computes from
-/// it alone, unless the timeline changed since, the catalogue is another, or its windows
-/// reach back further. A range that does not reach `now`, or starts after the longest window
-/// does, is read as is.
+/// their `timeline` keeps them (with its shard's codes), into `out`, from the feature inputs
+/// kept with it if they serve ([`feature_inputs_in`], `inputs` saying whether to read and keep
+/// them if not); `views` (emptied first) and `buffers` are kept for the next customer's.
 fn features_in<'s>(
     timeline: Option<(&'s Timeline, &'s Codes)>,
     range: &TimeRange,
@@ -236,26 +240,52 @@ fn features_in<'s>(
     buffers: &mut FeatureBuffers,
     out: &mut Vec<Option<Value>>,
 ) {
-    views.clear();
     let (catalog, now) = (&request.catalog, request.now);
     let Some((timeline, codes)) = timeline else {
+        views.clear();
         catalog.compute_features_with(views, now, buffers, out);
         return;
     };
+    if let Some(held) = feature_inputs_in(timeline, codes, range, request, inputs, views, buffers)
+        && catalog.compute_features_from(&held, now, buffers, out)
+    {
+        return;
+    }
+    views.clear();
+    timeline.extend_in_range(range, |t| StoredView::new(t, codes), views);
+    catalog.compute_features_with(views, now, buffers, out);
+}
+
+/// What `request`'s catalogue's features read of the touchpoints of `timeline` (with its
+/// shard's codes), kept with it, if they serve a decision at the request's instant over
+/// `range`; read and kept first if those kept do not and `inputs` says to keep them; locked
+/// until the guard is dropped (after the visit of the customer). `None` if none serve.
+///
+/// The inputs ([`FeatureInputs`]) are read from every touchpoint since the start of the range:
+/// a later decision for the customer computes from them alone, unless the timeline changed
+/// since, the catalogue is another, or its windows reach back further. A range that does not
+/// reach `now`, or starts after the longest window does, is read as is.
+fn feature_inputs_in<'s>(
+    timeline: &'s Timeline,
+    codes: &'s Codes,
+    range: &TimeRange,
+    request: &FeatureRequest,
+    inputs: Inputs,
+    views: &mut Vec<StoredView<'s>>,
+    buffers: &mut FeatureBuffers,
+) -> Option<MappedMutexGuard<'s, FeatureInputs>> {
+    let (catalog, now) = (&request.catalog, request.now);
     let windows_start = now
         .checked_sub_signed(catalog.touchpoint_lookback().as_delta())
         .unwrap_or(Timestamp::MIN_UTC);
     // Inputs hold the windows at `now`: they serve only a range that holds them too.
-    let reaches = range.end >= now && range.start <= windows_start;
-    let mut kept = timeline.feature_inputs();
-    if reaches
-        && let Some(held) = kept.as_deref()
-        && catalog.compute_features_from(held, now, buffers, out)
-    {
-        return;
+    if range.end < now || range.start > windows_start {
+        return None;
     }
-    if reaches && inputs == Inputs::Keep {
+    let mut kept = timeline.feature_inputs();
+    if inputs == Inputs::Keep && !kept.as_deref().is_some_and(|held| held.serve(catalog, now)) {
         // Touchpoints at or after `now` are read by no feature: the range's are the same.
+        views.clear();
         views.extend(
             timeline
                 .since(range.start)
@@ -264,15 +294,11 @@ fn features_in<'s>(
         *kept = catalog
             .feature_inputs(views, range.start, buffers)
             .map(Box::new);
-        if let Some(held) = kept.as_deref()
-            && catalog.compute_features_from(held, now, buffers, out)
-        {
-            return;
-        }
-    } else {
-        timeline.extend_in_range(range, |t| StoredView::new(t, codes), views);
     }
-    catalog.compute_features_with(views, now, buffers, out);
+    MutexGuard::try_map(kept, |kept| {
+        kept.as_deref_mut().filter(|held| held.serve(catalog, now))
+    })
+    .ok()
 }
 
 /// What `request`'s catalogue reads of `profile` alone, kept with the profile: read and kept

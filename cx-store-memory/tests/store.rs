@@ -35,6 +35,25 @@ fn id(s: &str) -> CustomerId {
     CustomerId::new(s)
 }
 
+/// The features a visited state gives a decision under `catalog` at `now`: computed in place,
+/// or from the feature inputs handed over instead.
+fn features_of(
+    state: &cx_core::store::DecisionStateView<'_>,
+    catalog: &cx_core::arbitration::CompiledCatalog,
+    now: Timestamp,
+) -> Option<Vec<Option<cx_core::model::Value>>> {
+    match state.feature_inputs {
+        Some(held) => {
+            let mut out = Vec::new();
+            let buffers = &mut cx_core::arbitration::FeatureBuffers::default();
+            assert!(state.features.is_none(), "the features or their inputs");
+            assert!(catalog.compute_features_from(held, now, buffers, &mut out));
+            Some(out)
+        }
+        None => state.features.map(<[_]>::to_vec),
+    }
+}
+
 async fn touchpoint_ids(store: &MemoryStore, customer: &str) -> Vec<String> {
     store
         .customer_touchpoints(&id(customer), TimeRange::all())
@@ -1105,7 +1124,7 @@ features:
                 &query(catalog, "_", now),
                 &[id("c-1"), id("c-2")],
                 &mut |_, state| {
-                    visited.push(state.and_then(|s| s.features.map(<[_]>::to_vec)));
+                    visited.push(state.and_then(|s| features_of(&s, catalog, now)));
                 },
             )
             .await
@@ -1208,15 +1227,21 @@ features:
             0,
             "one decision keeps none"
         );
-        let mut features = Vec::new();
+        let (mut features, mut handed_over) = (Vec::new(), 0);
         store
             .visit_decision_states(
                 &query("_"),
                 &[id("c-1"), id("c-2"), id("c-3")],
-                &mut |_, state| features.push(state.and_then(|s| s.features.map(<[_]>::to_vec))),
+                &mut |_, state| {
+                    let handed = state.is_some_and(|s| s.feature_inputs.is_some());
+                    features.push(state.and_then(|s| features_of(&s, &catalog, now)));
+                    handed_over += usize::from(handed);
+                },
             )
             .await
             .unwrap();
+        // Handed over to the decisions, instead of the features computed from them.
+        assert_eq!(handed_over, if keep { 2 } else { 0 });
         let kept = store.kept_feature_inputs();
         // c-3 has no touchpoints, so no timeline to keep them with.
         assert_eq!(kept.customers, if keep { 2 } else { 0 }, "keep: {keep}");

@@ -769,7 +769,7 @@ impl CompiledCatalog {
         out: &mut Vec<Option<Value>>,
     ) -> bool {
         let now = now.timestamp_micros();
-        if !inputs.serve(&self.features, now) {
+        if !inputs.hold(&self.features, now) {
             return false;
         }
         buffers.values_into(out, |scratch, slots| {

@@ -8,7 +8,7 @@ use super::compiled::{
 };
 use super::contacts::ContactWindow;
 use super::explore::{DecisionRng, Pick, Scored, select};
-use super::features::{self, FeatureScratch, recycle};
+use super::features::{self, FeatureBuffers, FeatureInputs, FeatureScratch, recycle};
 use super::policy::{CompiledContactRule, Lift};
 use super::propensity::PropensityModel;
 use super::screen::{Look, Screened, Settled};
@@ -31,8 +31,14 @@ pub struct DecisionInput<'a> {
     pub touchpoints: &'a [Touchpoint],
     /// Their features at `now`, already computed (in catalogue order, as
     /// [`CompiledCatalog::compute_features`] gives them), e.g. by a store where it keeps the
-    /// touchpoints; `None`: computed from `touchpoints`.
+    /// touchpoints; `None`: computed from `touchpoints`. Not read when `feature_inputs` that
+    /// serve are given.
     pub features: Option<&'a [Option<Value>]>,
+    /// What the catalogue's features read of their touchpoints, read ahead
+    /// ([`CompiledCatalog::feature_inputs`], e.g. kept by a store with the timeline): if they
+    /// [`serve`](FeatureInputs::serve) the catalogue at `now`, the features are computed from
+    /// them, and neither `features` nor `touchpoints` is read.
+    pub feature_inputs: Option<&'a FeatureInputs>,
     /// What the catalogue reads of their profile alone, read ahead
     /// ([`CompiledCatalog::customer_inputs`], e.g. kept by a store with the profile); `None`,
     /// or inputs read for another catalogue: read from `customer`.
@@ -114,7 +120,15 @@ impl Arbitrator {
             ),
         }
         let mut feature_slots = reuse(&mut kept.feature_slots, catalog.features.len());
+        let held = input
+            .feature_inputs
+            .filter(|held| held.serve(catalog, input.now));
         match input.features {
+            _ if let Some(held) = held => {
+                let mut lent = scratch.features.lend();
+                held.compute(&catalog.features, now, &mut lent, &mut feature_slots);
+                scratch.features.give_back(lent);
+            }
             Some(given) => {
                 feature_slots.extend(Scalar::each(given));
                 // A shorter list (from another catalogue version) leaves the rest missing.
@@ -504,6 +518,8 @@ pub struct DecisionScratch {
     kept: Kept,
     /// What the last decision read of its request alone.
     request: Option<RequestReads>,
+    /// For features computed from their inputs.
+    features: FeatureBuffers,
 }
 
 /// What a decision reads of its request alone (its `context.*` slots, its context-weight

@@ -134,6 +134,7 @@ impl DecisionState {
             touchpoints: &self.touchpoints,
             features: self.features.as_deref(),
             customer_inputs: None,
+            feature_inputs: None,
             contacts: &self.contacts,
             contact_inputs: None,
             budget_used: &self.budget_used,
@@ -164,6 +165,11 @@ pub struct DecisionStateView<'a> {
     /// ([`CompiledCatalog::customer_inputs`](crate::arbitration::CompiledCatalog::customer_inputs));
     /// a [`DecisionState`] has none.
     pub customer_inputs: Option<&'a crate::arbitration::CustomerInputs>,
+    /// What the query's catalogue's features read of the touchpoints, if the backend keeps it
+    /// ([`CompiledCatalog::feature_inputs`](crate::arbitration::CompiledCatalog::feature_inputs))
+    /// and it serves the query's instant: then `features` is `None`. A [`DecisionState`] has
+    /// none.
+    pub feature_inputs: Option<&'a crate::arbitration::FeatureInputs>,
     /// The contact history asked for, oldest first; empty when `contact_inputs` are given.
     pub contacts: &'a [ContactEvent],
     /// The same read ahead for the query's catalogue, if the backend keeps it
@@ -182,6 +188,7 @@ impl<'a> DecisionStateView<'a> {
             touchpoints: self.touchpoints,
             features: self.features,
             customer_inputs: self.customer_inputs,
+            feature_inputs: self.feature_inputs,
             contacts: self.contacts,
             contact_inputs: self.contact_inputs,
             budget_used: self.budget_used,

@@ -1197,7 +1197,24 @@ contact_policy:
                             s.contacts.to_vec(),
                             s.budget_used.to_vec(),
                         );
-                        match s.features {
+                        // Or the inputs the features are computed from.
+                        let mut computed = Vec::new();
+                        let features = match (s.feature_inputs, &query.features) {
+                            (Some(held), Some(request)) => {
+                                let buffers = &mut crate::arbitration::FeatureBuffers::default();
+                                let catalog = &request.catalog;
+                                assert!(s.features.is_none(), "the features or their inputs");
+                                assert!(catalog.compute_features_from(
+                                    held,
+                                    now,
+                                    buffers,
+                                    &mut computed
+                                ));
+                                Some(computed.as_slice())
+                            }
+                            _ => s.features,
+                        };
+                        match features {
                             Some(f) => owned.with_features(f.to_vec()),
                             None => owned,
                         }

@@ -449,6 +449,7 @@ impl Scenario {
             touchpoints: &self.touchpoints,
             features: None,
             customer_inputs: None,
+            feature_inputs: None,
             contact_inputs: None,
             contacts: &self.contacts,
             budget_used: &self.budget_used,
@@ -463,6 +464,7 @@ impl Scenario {
             touchpoints: &customer.touchpoints,
             features: None,
             customer_inputs: None,
+            feature_inputs: None,
             contact_inputs: None,
             contacts: &customer.contacts,
             budget_used: &self.budget_used,
@@ -2887,6 +2889,7 @@ mod tests {
             let decide = |inputs: Option<&CustomerInputs>| {
                 let input = DecisionInput {
                     customer_inputs: inputs,
+                    feature_inputs: None,
                     contact_inputs: None,
                     ..s.input_for(c)
                 };
@@ -2997,6 +3000,77 @@ mod tests {
         );
     }
 
+    /// A decision given the feature inputs read from the customer's touchpoints computes,
+    /// chooses, scores and explains exactly as one given the touchpoints, at the instant they
+    /// were read for and hours later; inputs read under another compilation, or from too late
+    /// an instant for the windows, are not used; and another customer's are (so they are read).
+    #[test]
+    fn feature_inputs_decide_as_the_touchpoints_do() {
+        use crate::arbitration::{FeatureBuffers, FeatureInputs};
+        use crate::model::TimeRange;
+        let s = ScenarioSpec::telco_100().generate();
+        let arbitrator = s.arbitrator().unwrap();
+        let catalog = arbitrator.catalog();
+        let elsewhere = s.compiled().unwrap();
+        let customers = s.customers(40);
+        let shown = |d: &Decision| shown(catalog, d);
+        let buffers = &mut FeatureBuffers::default();
+        let from = TimeRange::ending_at(s.now, catalog.touchpoint_lookback()).start;
+        let since = |c: &ScenarioCustomer, from: Timestamp| -> Vec<Touchpoint> {
+            c.touchpoints
+                .iter()
+                .filter(|t| t.occurred_at >= from)
+                .cloned()
+                .collect()
+        };
+        let mut read = 0;
+        for (i, c) in customers.iter().enumerate() {
+            let next = &customers[(i + 1) % customers.len()];
+            let mut request = c.request.clone();
+            request.seed = Some(i as u64);
+            let own = catalog
+                .feature_inputs(&since(c, from), from, buffers)
+                .unwrap();
+            let stale = elsewhere
+                .feature_inputs(&since(c, from), from, buffers)
+                .unwrap();
+            let late = from + TimeDelta::hours(1);
+            let short = catalog
+                .feature_inputs(&since(next, late), late, buffers)
+                .unwrap();
+            let theirs = catalog
+                .feature_inputs(&since(next, from), from, buffers)
+                .unwrap();
+            for hours in [0, 5] {
+                let now = s.now + TimeDelta::hours(hours);
+                let decide = |inputs: Option<&FeatureInputs>| {
+                    let input = DecisionInput {
+                        feature_inputs: inputs,
+                        now,
+                        ..s.input_for(c)
+                    };
+                    shown(&arbitrator.decide(&input, &request, DecisionId::new("d")))
+                };
+                let expected = decide(None);
+                let id = &c.customer.id;
+                assert!(own.serve(catalog, now));
+                assert_eq!(decide(Some(&own)), expected, "{id} at +{hours}h");
+                assert!(!stale.serve(catalog, now) && !short.serve(catalog, s.now));
+                assert_eq!(decide(Some(&stale)), expected, "{id} at +{hours}h");
+                if hours == 0 {
+                    assert_eq!(decide(Some(&short)), expected, "{id}");
+                }
+                if decide(Some(&theirs)) != expected {
+                    read += 1;
+                }
+            }
+        }
+        assert!(
+            read > 0,
+            "another customer's inputs never changed a decision"
+        );
+    }
+
     /// One scratch for a run of decisions whose requests change channel, placement and
     /// context from one to the next (a context equal to the last but not shared too), and
     /// whose customers come with their inputs or without: every decision chooses, scores and
@@ -3033,6 +3107,7 @@ mod tests {
             let inputs = catalog.customer_inputs(&c.customer, &mut hints);
             let input = DecisionInput {
                 customer_inputs: (i % 2 == 0).then_some(&inputs),
+                feature_inputs: None,
                 contact_inputs: None,
                 ..s.input_for(c)
             };

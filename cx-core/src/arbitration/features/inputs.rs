@@ -15,7 +15,8 @@ use super::{
     Acc, FeatureScratch, FeatureSet, TouchpointFields, add_distinct, match_kinds,
     partition_point_ends,
 };
-use crate::model::{Aggregation, Value};
+use crate::arbitration::CompiledCatalog;
+use crate::model::{Aggregation, Timestamp, Value};
 use crate::rules::{Scalar, Vocabulary};
 
 /// What the features of one compiled catalogue read of one customer's touchpoints from an
@@ -173,13 +174,19 @@ impl FeatureInputs {
     }
 
     /// Whether these are inputs of `set` that hold every window at `now`.
-    pub(crate) fn serve(&self, set: &FeatureSet, now: i64) -> bool {
+    pub(crate) fn hold(&self, set: &FeatureSet, now: i64) -> bool {
         self.set == set.id && now.saturating_sub(set.longest) >= self.from
+    }
+
+    /// Whether they were read for `catalog`'s features and hold every window at `now`: a
+    /// decision at `now` under `catalog` computes its features from them.
+    pub fn serve(&self, catalog: &CompiledCatalog, now: Timestamp) -> bool {
+        self.hold(&catalog.features, now.timestamp_micros())
     }
 
     /// Every feature of `set` at `now`, into `out` in feature-slot order: the values
     /// [`compute`](super::compute) gives over the touchpoints these were read from. The
-    /// inputs must [`serve`](Self::serve) `set` at `now`.
+    /// inputs must [`hold`](Self::hold) `set` at `now`.
     pub(crate) fn compute<'a>(
         &'a self,
         set: &FeatureSet,
