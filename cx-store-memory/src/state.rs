@@ -263,8 +263,8 @@ fn features_in<'s>(
 ///
 /// The inputs ([`FeatureInputs`]) are read from every touchpoint since the start of the range:
 /// a later decision for the customer computes from them alone, unless the timeline changed
-/// since, the catalogue is another, or its windows reach back further. A range that does not
-/// reach `now`, or starts after the longest window does, is read as is.
+/// since, the catalogue's features are others, or its windows reach back further. A range
+/// that does not reach `now`, or starts after the longest window does, is read as is.
 fn feature_inputs_in<'s>(
     timeline: &'s Timeline,
     codes: &'s Codes,

@@ -498,6 +498,10 @@ impl CompiledCatalog {
             .fallback
             .as_ref()
             .and_then(|id| offer_index.get(id).copied());
+        // What the features read of a touchpoint depends on their definitions and on how the
+        // vocabulary types the touchpoint's attributes, nothing else.
+        let touchpoint: Vec<_> = vocabulary.touchpoint.iter().collect();
+        let features_fingerprint = format!("{:?} {touchpoint:?}", catalog.features);
         Ok(CompiledCatalog {
             id: NEXT_CATALOG.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             version,
@@ -509,7 +513,7 @@ impl CompiledCatalog {
             categories: categories.into_boxed_slice(),
             category_index,
             purposes: purposes.into_boxed_slice(),
-            features: FeatureSet::new(features),
+            features: FeatureSet::new(features, features_fingerprint),
             policies,
             budgets: catalog.budgets.clone().into_boxed_slice(),
             segments: segments.into_boxed_slice(),

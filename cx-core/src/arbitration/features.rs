@@ -220,8 +220,10 @@ pub(crate) struct FeatureSet {
     kinds: Box<[(KindKey, Kind)]>,
     /// The longest window, in microseconds: older touchpoints are read by no feature.
     longest: i64,
-    /// A number no other set has: kind ids remembered for one set are never read for another,
-    /// nor [`FeatureInputs`] read for one set.
+    /// A number no set of other features has (sets compiled from the same features over the
+    /// same touchpoint schema share it): kind ids remembered for one set are never read for
+    /// another, nor [`FeatureInputs`] read for one set; a catalogue changed elsewhere (its
+    /// offers, policies, rules) keeps the inputs read for its features.
     id: u64,
     /// Whether no filter reads `now`, so that the set has [`FeatureInputs`].
     timeless: bool,
@@ -231,8 +233,21 @@ pub(crate) struct FeatureSet {
     counting: Box<[Box<[usize]>]>,
 }
 
-/// The [`FeatureSet::id`] of the next set.
-static NEXT_SET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// The [`FeatureSet::id`] of each set compiled in this process, by what it is made of (see
+/// [`FeatureSet::new`]).
+static SET_IDS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The id of the set made of `fingerprint`: the one given before for the same, or a new one.
+fn set_id(fingerprint: String) -> u64 {
+    let mut ids = SET_IDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let next = u64::try_from(ids.len())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    *ids.entry(fingerprint).or_insert(next)
+}
 
 /// Code spaces up to this are remembered ([`FeatureBuffers::set_code_space`]); a larger one is
 /// treated as none.
@@ -249,8 +264,10 @@ const UNSEEN: u32 = u32::MAX - 1;
 const MAX_CODE: u32 = 4096;
 
 impl FeatureSet {
-    /// The set of `features`, in that order.
-    pub(crate) fn new(features: Vec<CompiledFeature>) -> Self {
+    /// The set of `features`, in that order; `fingerprint` says what they are made of (their
+    /// definitions and the touchpoint schema they were compiled against): sets of the same
+    /// fingerprint get the same [`id`](Self::id).
+    pub(crate) fn new(features: Vec<CompiledFeature>, fingerprint: String) -> Self {
         let mut kinds: Vec<(KindKey, Kind)> = Vec::new();
         let mut features = features;
         for feature in &mut features {
@@ -300,7 +317,7 @@ impl FeatureSet {
             features: features.into_boxed_slice(),
             kinds: kinds.into_boxed_slice(),
             longest,
-            id: NEXT_SET.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            id: set_id(fingerprint),
             timeless,
             counting,
         }

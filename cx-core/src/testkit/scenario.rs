@@ -3002,8 +3002,9 @@ mod tests {
 
     /// A decision given the feature inputs read from the customer's touchpoints computes,
     /// chooses, scores and explains exactly as one given the touchpoints, at the instant they
-    /// were read for and hours later; inputs read under another compilation, or from too late
-    /// an instant for the windows, are not used; and another customer's are (so they are read).
+    /// were read for and hours later, whichever compilation of the catalogue read them (another
+    /// with other offers too); inputs read for other features, or from too late an instant for
+    /// the windows, are not used; and another customer's are (so they are read).
     #[test]
     fn feature_inputs_decide_as_the_touchpoints_do() {
         use crate::arbitration::{FeatureBuffers, FeatureInputs};
@@ -3011,7 +3012,12 @@ mod tests {
         let s = ScenarioSpec::telco_100().generate();
         let arbitrator = s.arbitrator().unwrap();
         let catalog = arbitrator.catalog();
-        let elsewhere = s.compiled().unwrap();
+        let compile = |catalog: Catalog| CompiledCatalog::compile(catalog, 2).unwrap();
+        let (mut fewer_offers, mut other_features) = (s.catalog.clone(), s.catalog.clone());
+        fewer_offers.offers.truncate(10);
+        fewer_offers.arbitration.fallback = None;
+        other_features.features[0].window = Span::days(29);
+        let (same, elsewhere) = (compile(fewer_offers), compile(other_features));
         let customers = s.customers(40);
         let shown = |d: &Decision| shown(catalog, d);
         let buffers = &mut FeatureBuffers::default();
@@ -3031,6 +3037,8 @@ mod tests {
             let own = catalog
                 .feature_inputs(&since(c, from), from, buffers)
                 .unwrap();
+            let shared = same.feature_inputs(&since(c, from), from, buffers);
+            let shared = shared.unwrap();
             let stale = elsewhere
                 .feature_inputs(&since(c, from), from, buffers)
                 .unwrap();
@@ -3053,8 +3061,9 @@ mod tests {
                 };
                 let expected = decide(None);
                 let id = &c.customer.id;
-                assert!(own.serve(catalog, now));
+                assert!(own.serve(catalog, now) && shared.serve(catalog, now));
                 assert_eq!(decide(Some(&own)), expected, "{id} at +{hours}h");
+                assert_eq!(decide(Some(&shared)), expected, "{id} at +{hours}h");
                 assert!(!stale.serve(catalog, now) && !short.serve(catalog, s.now));
                 assert_eq!(decide(Some(&stale)), expected, "{id} at +{hours}h");
                 if hours == 0 {

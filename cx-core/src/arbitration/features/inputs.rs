@@ -409,8 +409,10 @@ features:
         assert!(served > 1_000, "{served}");
     }
 
+    /// Inputs serve every compilation of the same features over the same touchpoint schema
+    /// (the catalogue's other parts may change), and no other.
     #[test]
-    fn inputs_serve_only_the_catalogue_they_were_read_for() {
+    fn inputs_serve_only_catalogues_with_the_same_features() {
         let catalog = compiled(FEATURES);
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
         let from = now - TimeDelta::days(30);
@@ -418,11 +420,21 @@ features:
         let inputs = catalog
             .feature_inputs(&touchpoints(now), from, &mut buffers)
             .unwrap();
-        let mut out = vec![None];
-        // The same catalogue compiled again reads the same, but its kind ids could differ.
-        assert!(!compiled(FEATURES).compute_features_from(&inputs, now, &mut buffers, &mut out));
-        assert_eq!(out, [None], "left as it was");
-        assert!(catalog.compute_features_from(&inputs, now, &mut buffers, &mut out));
+        let mut expected = Vec::new();
+        assert!(catalog.compute_features_from(&inputs, now, &mut buffers, &mut expected));
+        let offer = "offers:\n  - { id: o, name: O, category: c, channels: [sms], value: 1 }\n";
+        for same in [FEATURES.to_owned(), format!("{FEATURES}{offer}")] {
+            let mut out = Vec::new();
+            assert!(compiled(&same).compute_features_from(&inputs, now, &mut buffers, &mut out));
+            assert_eq!(out, expected);
+        }
+        let window = FEATURES.replace("window: 10m", "window: 11m");
+        let schema = FEATURES.replace("seen: timestamp", "seen: string");
+        for other in [window, schema] {
+            let mut out = vec![None];
+            assert!(!compiled(&other).compute_features_from(&inputs, now, &mut buffers, &mut out));
+            assert_eq!(out, [None], "left as it was");
+        }
     }
 
     #[test]
