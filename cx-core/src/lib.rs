@@ -27,6 +27,7 @@ mod insight;
 pub mod journey;
 pub mod kpi;
 pub mod model;
+mod prefetch;
 pub mod rules;
 pub mod store;
 #[cfg(any(test, feature = "testkit"))]

@@ -175,9 +175,7 @@ impl CustomerInputs {
     /// Asks the processor to fetch them into its caches, for a decision soon after (a store
     /// prefetches the next customers' while it decides for one).
     pub fn prefetch(&self) {
-        for value in self.slots.iter().flatten() {
-            mem_prefetch::prefetch_read_data::<_, 3>(value);
-        }
+        crate::prefetch::prefetch_lines(&self.slots);
         self.shared.prefetch();
     }
 

@@ -69,11 +69,7 @@ impl ContactInputs {
     /// Asks the processor to fetch them into its caches, for a decision soon after (a store
     /// prefetches the next customers' while it decides for one).
     pub fn prefetch(&self) {
-        const LINE: usize = 64;
-        let step = (LINE / std::mem::size_of::<KeptEvent>()).max(1);
-        for event in self.events.iter().step_by(step) {
-            mem_prefetch::prefetch_read_data::<_, 3>(event);
-        }
+        crate::prefetch::prefetch_lines(&self.events);
         if let Some(first) = self.channels.first() {
             mem_prefetch::prefetch_read_data::<_, 3>(first);
         }

@@ -597,9 +597,8 @@ impl ClauseResults {
 
     /// Asks the processor to fetch the results (a line in 64 clauses).
     pub(crate) fn prefetch(&self) {
-        for pass in self.passes.iter().step_by(64) {
-            mem_prefetch::prefetch_read_data::<_, 3>(pass);
-        }
+        crate::prefetch::prefetch_lines(&self.passes);
+        crate::prefetch::prefetch_lines(&self.faults);
     }
 
     /// The bytes these results hold on the heap.

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::arbitration::CompiledCatalog;
 use crate::model::{Aggregation, Timestamp, Value};
+use crate::prefetch::prefetch_lines;
 use crate::rules::{Scalar, Vocabulary};
 
 /// What the features of one compiled catalogue read of one customer's touchpoints from an
@@ -270,15 +271,6 @@ impl FeatureInputs {
 #[inline]
 fn first_at(rows: &[Row], at: i64) -> usize {
     partition_point_ends(rows, |r| r.at < at)
-}
-
-/// Prefetches every cache line `items` spans.
-fn prefetch_lines<T>(items: &[T]) {
-    const LINE: usize = 64;
-    let step = (LINE / std::mem::size_of::<T>().max(1)).max(1);
-    for item in items.iter().step_by(step) {
-        mem_prefetch::prefetch_read_data::<_, 3>(item);
-    }
 }
 
 #[cfg(test)]
