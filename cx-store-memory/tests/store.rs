@@ -35,6 +35,57 @@ fn id(s: &str) -> CustomerId {
     CustomerId::new(s)
 }
 
+/// `yaml` compiled, and an arbitrator over it with an untrained model.
+fn arbitrator_for(
+    yaml: &str,
+) -> (
+    Arc<cx_core::arbitration::CompiledCatalog>,
+    cx_core::arbitration::Arbitrator,
+) {
+    use cx_core::arbitration::{Arbitrator, BetaBernoulli, CompiledCatalog, PropensityModel};
+    let catalog = cx_core::model::Catalog::from_yaml(yaml).unwrap();
+    let catalog = Arc::new(CompiledCatalog::compile(catalog, 1).unwrap());
+    let model = Arc::new(BetaBernoulli::new());
+    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
+    (Arc::clone(&catalog), Arbitrator::new(catalog, model))
+}
+
+/// A customer who consents to `service` on `channel`.
+fn consenting(name: &str, channel: Channel) -> Customer {
+    Customer::new(name).with_consent(Consent::granted(channel, Purpose::new("service"), ts(0)))
+}
+
+/// What one visit of `store` for `query` decides for `customers` on `channel` at `now`: per
+/// customer, the offers chosen and whether customer inputs and contact inputs were handed
+/// over; `None` for an id that resolves to no one.
+async fn batch_decide(
+    store: &MemoryStore,
+    query: &cx_core::store::DecisionStateQuery,
+    arbitrator: &cx_core::arbitration::Arbitrator,
+    (channel, now): (Channel, Timestamp),
+    customers: &[&str],
+) -> Vec<Option<(Vec<String>, bool, bool)>> {
+    let ids: Vec<CustomerId> = customers.iter().map(|c| id(c)).collect();
+    let mut chosen = Vec::new();
+    store
+        .visit_decision_states(query, &ids, &mut |i, state| {
+            chosen.push(state.map(|state| {
+                let request = cx_core::model::DecisionRequest::new(ids[i].clone(), channel.clone());
+                let decision = arbitrator.decide(&state.input(now), &request, DecisionId::new("d"));
+                let offers = decision
+                    .offers
+                    .iter()
+                    .map(|o| o.offer.to_string())
+                    .collect();
+                let handed = (state.customer_inputs, state.contact_inputs);
+                (offers, handed.0.is_some(), handed.1.is_some())
+            }));
+        })
+        .await
+        .unwrap();
+    chosen
+}
+
 /// The features a visited state gives a decision under `catalog` at `now`: computed in place,
 /// or from the feature inputs handed over instead.
 fn features_of(
@@ -1268,13 +1319,9 @@ features:
 /// store told not to keep it decides the same from the profiles.
 #[tokio::test]
 async fn kept_customer_inputs_follow_every_change_to_the_profile() {
-    use cx_core::arbitration::{Arbitrator, BetaBernoulli, CompiledCatalog, PropensityModel};
-    use cx_core::model::{Catalog, Channel, Consent, DecisionId, DecisionRequest, Purpose};
     use cx_core::store::DecisionStateQuery;
-    let catalog = Arc::new(
-        CompiledCatalog::compile(
-            Catalog::from_yaml(
-                r#"
+    let (catalog, arbitrator) = arbitrator_for(
+        r#"
 schema:
   customer: { plan: string }
 offers:
@@ -1282,22 +1329,10 @@ offers:
   - { id: larger, name: Larger, category: b, channels: [app], consent_purpose: service, value: 1, eligibility: 'customer.plan in ["M", "L"]' }
 arbitration: { k: 2, scoring: { propensity: false } }
 "#,
-            )
-            .unwrap(),
-            1,
-        )
-        .unwrap(),
     );
-    let model = Arc::new(BetaBernoulli::new());
-    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
-    let arbitrator = Arbitrator::new(Arc::clone(&catalog), model);
     let now = ts(3_600);
     let customer = |name: &str, plan: Option<&str>| {
-        let c = Customer::new(name).with_consent(Consent::granted(
-            Channel::App,
-            Purpose::new("service"),
-            ts(0),
-        ));
+        let c = consenting(name, Channel::App);
         match plan {
             Some(plan) => c.with_attribute("plan", plan),
             None => c,
@@ -1308,23 +1343,11 @@ arbitration: { k: 2, scoring: { propensity: false } }
         .features(Arc::clone(&catalog), now);
     // The offers each customer gets, and whether the inputs were handed over.
     let decide = async |store: &MemoryStore, customers: &[&str]| {
-        let ids: Vec<CustomerId> = customers.iter().map(|c| id(c)).collect();
-        let mut chosen = Vec::new();
-        store
-            .visit_decision_states(&query, &ids, &mut |i, state| {
-                let state = state.unwrap();
-                let request = DecisionRequest::new(ids[i].clone(), Channel::App);
-                let decision = arbitrator.decide(&state.input(now), &request, DecisionId::new("d"));
-                let offers: Vec<String> = decision
-                    .offers
-                    .iter()
-                    .map(|o| o.offer.to_string())
-                    .collect();
-                chosen.push((offers, state.customer_inputs.is_some()));
-            })
-            .await
-            .unwrap();
+        let chosen = batch_decide(store, &query, &arbitrator, (Channel::App, now), customers);
+        let chosen = chosen.await.into_iter().map(Option::unwrap);
         chosen
+            .map(|(offers, handed, _)| (offers, handed))
+            .collect::<Vec<_>>()
     };
     let offers = |chosen: Vec<(Vec<String>, bool)>| -> Vec<Vec<String>> {
         chosen.into_iter().map(|(offers, _)| offers).collect()
@@ -1392,13 +1415,9 @@ arbitration: { k: 2, scoring: { propensity: false } }
 /// decisions follow the history; a store told not to keep it decides the same from the events.
 #[tokio::test]
 async fn kept_contact_inputs_follow_every_change_to_the_history() {
-    use cx_core::arbitration::{Arbitrator, BetaBernoulli, CompiledCatalog, PropensityModel};
-    use cx_core::model::{Catalog, Consent, DecisionRequest, Purpose};
     use cx_core::store::DecisionStateQuery;
-    let catalog = Arc::new(
-        CompiledCatalog::compile(
-            Catalog::from_yaml(
-                r#"
+    let (catalog, arbitrator) = arbitrator_for(
+        r#"
 offers:
   - { id: first, name: First, category: upsell, channels: [sms], consent_purpose: service, value: 2 }
   - { id: second, name: Second, category: upsell, channels: [sms], consent_purpose: service, value: 1 }
@@ -1406,47 +1425,24 @@ contact_policy:
   - { rule: cap, scope: offer, outcome: shown, max: 1, window: 1d }
 arbitration: { k: 1, scoring: { propensity: false } }
 "#,
-            )
-            .unwrap(),
-            1,
-        )
-        .unwrap(),
     );
-    let model = Arc::new(BetaBernoulli::new());
-    model.bind(&catalog.offer_ids(), 0, catalog.config().prior);
-    let arbitrator = Arbitrator::new(Arc::clone(&catalog), model);
     let now = ts(3_600);
-    let customer = |name: &str| {
-        Customer::new(name).with_consent(Consent::granted(
-            Channel::Sms,
-            Purpose::new("service"),
-            ts(0),
-        ))
-    };
+    let customer = |name: &str| consenting(name, Channel::Sms);
     let query = DecisionStateQuery::new("_")
         .features(Arc::clone(&catalog), now)
         .contacts(Some(TimeRange::new(ts(3_600 - 86_400), ts(3_601))));
     // The offer each customer gets (`-` for none), and whether contact inputs were handed over.
     let decide = async |store: &MemoryStore, customers: &[&str]| {
-        let ids: Vec<CustomerId> = customers.iter().map(|c| id(c)).collect();
-        let mut chosen = Vec::new();
-        store
-            .visit_decision_states(&query, &ids, &mut |i, state| {
-                let Some(state) = state else {
-                    chosen.push(("-".to_owned(), false));
-                    return;
-                };
-                let request = DecisionRequest::new(ids[i].clone(), Channel::Sms);
-                let decision = arbitrator.decide(&state.input(now), &request, DecisionId::new("d"));
-                let offer = decision
-                    .offers
-                    .first()
-                    .map_or("-".to_owned(), |o| o.offer.to_string());
-                chosen.push((offer, state.contact_inputs.is_some()));
-            })
-            .await
-            .unwrap();
+        let chosen = batch_decide(store, &query, &arbitrator, (Channel::Sms, now), customers);
+        let chosen = chosen.await.into_iter();
         chosen
+            .map(|d| match d {
+                Some((offers, _, handed)) => {
+                    (offers.first().cloned().unwrap_or("-".into()), handed)
+                }
+                None => ("-".to_owned(), false),
+            })
+            .collect::<Vec<_>>()
     };
     let offers = |chosen: Vec<(String, bool)>| -> Vec<String> {
         chosen.into_iter().map(|(offer, _)| offer).collect()
