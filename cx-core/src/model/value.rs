@@ -265,7 +265,7 @@ impl Attributes {
     }
 
     /// The entries, sorted by name.
-    fn entries(&self) -> &[(Name, Value)] {
+    pub(crate) fn entries(&self) -> &[(Name, Value)] {
         self.0.as_deref().unwrap_or_default()
     }
 

@@ -72,6 +72,9 @@ impl Cell {
     }
 }
 
+/// How many touchpoints ahead [`FeatureInputs::read`] asks for the attributes of.
+const ATTRIBUTES_AHEAD: usize = 6;
+
 impl FeatureInputs {
     /// The inputs of `set`'s features in `touchpoints` (oldest first: every touchpoint of the
     /// customer that occurred at or after `from`, in microseconds), built in `scratch`; `None`
@@ -108,7 +111,12 @@ impl FeatureInputs {
         }
         // A touchpoint at a time, offered to the features that count its kind only.
         let any_kind = set.counting.len().saturating_sub(1);
-        for (t, &kind) in touchpoints.iter().zip(kinds.iter()) {
+        for (i, (t, &kind)) in touchpoints.iter().zip(kinds.iter()).enumerate() {
+            // A touchpoint's attributes are kept apart from it, and read here first: asked for
+            // a few touchpoints ahead, their cache misses overlap.
+            if let Some(ahead) = touchpoints.get(i + ATTRIBUTES_AHEAD) {
+                prefetch_lines(ahead.attributes().entries());
+            }
             let counting = set
                 .counting
                 .get(kind as usize)
