@@ -794,22 +794,29 @@ impl DecisionRows {
     fn sized_like(d: &Decision, expected: usize) -> Rows {
         let n = d.offers.len().max(1);
         let rows = expected * n;
-        let text = |bytes: usize| expected * bytes * 9 / 8;
+        let room = |bytes: usize| expected * bytes * 9 / 8;
         let (offers, categories) = d.offers.iter().fold((0, 0), |(o, c), s| {
             (o + s.offer.as_str().len(), c + s.category.as_str().len())
         });
+        let text = [
+            n * d.customer.as_str().len(),
+            n * d.id.as_str().len(),
+            offers,
+            categories,
+        ];
+        Self::columns(rows, text.map(room))
+    }
+
+    /// The table's columns, with room for `rows` rows and, in its text columns (customer,
+    /// decision, offer, category), `bytes` bytes.
+    fn columns(rows: usize, bytes: [usize; 4]) -> Rows {
+        let [customers, ids, offers, categories] = bytes;
         Rows::new(vec![
-            (
-                "customer_id",
-                Builder::str_with(rows, text(n * d.customer.as_str().len())),
-            ),
-            (
-                "decision_id",
-                Builder::str_with(rows, text(n * d.id.as_str().len())),
-            ),
+            ("customer_id", Builder::str_with(rows, customers)),
+            ("decision_id", Builder::str_with(rows, ids)),
             ("rank", Builder::int_with(rows)),
-            ("offer_id", Builder::str_with(rows, text(offers))),
-            ("category", Builder::str_with(rows, text(categories))),
+            ("offer_id", Builder::str_with(rows, offers)),
+            ("category", Builder::str_with(rows, categories)),
             ("score", Builder::num_with(rows)),
             ("probability", Builder::num_with(rows)),
         ])
@@ -843,19 +850,9 @@ impl DecisionRows {
     }
 
     fn finish(self) -> PyResult<arrow_array::RecordBatch> {
-        match self.rows {
-            Some(rows) => rows.finish(),
-            None => Rows::new(vec![
-                ("customer_id", Builder::str()),
-                ("decision_id", Builder::str()),
-                ("rank", Builder::int()),
-                ("offer_id", Builder::str()),
-                ("category", Builder::str()),
-                ("score", Builder::num()),
-                ("probability", Builder::num()),
-            ])
-            .finish(),
-        }
+        self.rows
+            .unwrap_or_else(|| Self::columns(0, [0; 4]))
+            .finish()
     }
 }
 

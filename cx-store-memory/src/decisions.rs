@@ -174,8 +174,9 @@ impl DecisionLog {
         Ok(())
     }
 
-    /// Records `outcome` and adds it to the customer's contact history, once per key.
-    fn record_outcome(&mut self, outcome: &Outcome) -> Result<OutcomeRecorded> {
+    /// Records `outcome` and adds it to the customer's contact history, once per key: the
+    /// customer whose history it joined, `None` if it was recorded before.
+    fn record_outcome(&mut self, outcome: &Outcome) -> Result<Option<&CustomerId>> {
         let Some(logged) = self.decisions.get_mut(&outcome.decision) else {
             return Err(Error::not_found("decision", outcome.decision.as_str()));
         };
@@ -195,7 +196,7 @@ impl DecisionLog {
             .iter()
             .any(|(offer, kind)| offer == &outcome.offer && *kind == outcome.kind)
         {
-            return Ok(OutcomeRecorded::Duplicate);
+            return Ok(None);
         }
         let event = ContactEvent {
             customer: decision.customer.clone(),
@@ -214,7 +215,7 @@ impl DecisionLog {
             .contacts;
         let at = contacts.partition_point(|e| e.at <= event.at);
         contacts.insert(at, event);
-        Ok(OutcomeRecorded::New)
+        Ok(Some(&logged.decision.customer))
     }
 
     /// Moves the decisions and contact history of `absorbed` to `survivor`. Returns how many
@@ -274,14 +275,13 @@ impl DecisionStore for MemoryStore {
         // hold once the event is in, and which no decision reads until the log is released.
         let directory = self.directory.read();
         let mut log = self.decisions.write();
-        let recorded = log.record_outcome(outcome)?;
-        if recorded == OutcomeRecorded::New
-            && let Some(logged) = log.decisions.get(&outcome.decision)
-            && let Some(profile) = directory.profile_entry(&logged.decision.customer)
-        {
+        let Some(customer) = log.record_outcome(outcome)? else {
+            return Ok(OutcomeRecorded::Duplicate);
+        };
+        if let Some(profile) = directory.profile_entry(customer) {
             profile.forget_contact_inputs();
         }
-        Ok(recorded)
+        Ok(OutcomeRecorded::New)
     }
 
     async fn contact_history(

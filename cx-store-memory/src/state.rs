@@ -164,11 +164,10 @@ impl MemoryStore {
                                     )
                                 });
                                 if held.is_none() {
-                                    features_in(
+                                    touchpoint_features(
                                         found.timeline,
                                         &range,
                                         request,
-                                        Inputs::Use,
                                         &mut views,
                                         &mut buffers,
                                         &mut features,
@@ -240,20 +239,35 @@ fn features_in<'s>(
     buffers: &mut FeatureBuffers,
     out: &mut Vec<Option<Value>>,
 ) {
-    let (catalog, now) = (&request.catalog, request.now);
-    let Some((timeline, codes)) = timeline else {
-        views.clear();
-        catalog.compute_features_with(views, now, buffers, out);
-        return;
-    };
-    if let Some(held) = feature_inputs_in(timeline, codes, range, request, inputs, views, buffers)
-        && catalog.compute_features_from(&held, now, buffers, out)
-    {
-        return;
+    let held = timeline.and_then(|(timeline, codes)| {
+        feature_inputs_in(timeline, codes, range, request, inputs, views, buffers)
+    });
+    match held {
+        Some(held) => {
+            // They serve the request's instant, so they compute.
+            request
+                .catalog
+                .compute_features_from(&held, request.now, buffers, out);
+        }
+        None => touchpoint_features(timeline, range, request, views, buffers, out),
     }
+}
+
+/// The features `request` asks for over a customer's touchpoints in `range`, computed from the
+/// touchpoints where their `timeline` keeps them (with its shard's codes), into `out`.
+fn touchpoint_features<'s>(
+    timeline: Option<(&'s Timeline, &'s Codes)>,
+    range: &TimeRange,
+    request: &FeatureRequest,
+    views: &mut Vec<StoredView<'s>>,
+    buffers: &mut FeatureBuffers,
+    out: &mut Vec<Option<Value>>,
+) {
     views.clear();
-    timeline.extend_in_range(range, |t| StoredView::new(t, codes), views);
-    catalog.compute_features_with(views, now, buffers, out);
+    if let Some((timeline, codes)) = timeline {
+        timeline.extend_in_range(range, |t| StoredView::new(t, codes), views);
+    }
+    (request.catalog).compute_features_with(views, request.now, buffers, out);
 }
 
 /// What `request`'s catalogue's features read of the touchpoints of `timeline` (with its

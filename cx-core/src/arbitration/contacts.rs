@@ -2,6 +2,7 @@
 //! once: [`ContactInputs`], which a store keeps with the customer until the history changes.
 
 use super::compiled::CompiledCatalog;
+use super::features::partition_point_ends;
 use crate::model::{Channel, ContactEvent, OutcomeKind, TimeRange, Timestamp};
 
 /// A customer's contact history from an instant on, as one compiled catalogue's contact
@@ -163,9 +164,5 @@ impl CompiledCatalog {
 /// The position of the first of `events` (oldest first) at or after `at`: the ends are looked
 /// at first, as a decision's window usually holds every event.
 fn first_at(events: &[KeptEvent], at: Timestamp) -> usize {
-    match (events.first(), events.last()) {
-        (Some(first), _) if first.at >= at => 0,
-        (_, Some(last)) if last.at < at => events.len(),
-        _ => events.partition_point(|e| e.at < at),
-    }
+    partition_point_ends(events, |e| e.at < at)
 }

@@ -123,18 +123,18 @@ impl Arbitrator {
         let held = input
             .feature_inputs
             .filter(|held| held.serve(catalog, input.now));
-        match input.features {
-            _ if let Some(held) = held => {
+        match (held, input.features) {
+            (Some(held), _) => {
                 let mut lent = scratch.features.lend();
                 held.compute(&catalog.features, now, &mut lent, &mut feature_slots);
                 scratch.features.give_back(lent);
             }
-            Some(given) => {
+            (None, Some(given)) => {
                 feature_slots.extend(Scalar::each(given));
                 // A shorter list (from another catalogue version) leaves the rest missing.
                 feature_slots.resize(catalog.features.len(), None);
             }
-            None => features::compute(
+            (None, None) => features::compute(
                 &catalog.features,
                 &catalog.vocabulary,
                 input.touchpoints,
